@@ -1,0 +1,3 @@
+"""db package (public API below)."""
+
+__all__: list[str] = []

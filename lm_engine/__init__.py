@@ -1,0 +1,3 @@
+"""lm_engine package (public API below)."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Thin Streamlit pages: widgets and layout only; logic lives in workbook/."""

@@ -1,0 +1,3 @@
+"""workbook package (public API below)."""
+
+__all__: list[str] = []
