@@ -1,0 +1,106 @@
+"""The app's settings: one frozen dataclass, read from environment variables once.
+
+Every variable is documented in README.md ("Configuration"). The engine reads its own
+``LM_ENGINE_*`` variables (see ``lm_engine.config``); everything else lives here and is
+passed down explicitly, never read from the environment deep inside the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the app cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app can be configured with.
+
+    Attributes:
+        db_path: SQLite database file (``WORKBOOK_DB``).
+        model_name: the course's model, an lm_engine name, Hugging Face id or local folder
+            (``WORKBOOK_MODEL``).
+        work_dir: parent of each student's private kernel working directory
+            (``WORKBOOK_WORK_DIR``).
+        catalog_path: the PyTorch tutorial catalog CSV; ``None`` uses the bundled one
+            (``WORKBOOK_CATALOG``).
+        cell_timeout_s: a cell running longer is interrupted (``WORKBOOK_CELL_TIMEOUT``).
+        kernel_idle_s: an idle kernel is shut down after this long (``WORKBOOK_KERNEL_IDLE``).
+        kernel_memory_mb: address-space limit of one kernel (``WORKBOOK_KERNEL_MEMORY_MB``).
+        max_kernels: at most this many student kernels at once (``WORKBOOK_MAX_KERNELS``).
+        sandbox: run kernels inside bubblewrap, required on a shared server
+            (``WORKBOOK_SANDBOX``).
+        kernel_max_processes: process/thread cap inside a sandboxed kernel
+            (``WORKBOOK_KERNEL_MAX_PROCS``).
+        kernel_max_file_mb: largest file a sandboxed kernel may write
+            (``WORKBOOK_KERNEL_MAX_FILE_MB``).
+        session_idle_min: a signed-in session expires after this many idle minutes
+            (``WORKBOOK_SESSION_IDLE_MIN``).
+    """
+
+    db_path: Path = Path("data/workbook.db")
+    model_name: str = "smollm2-135m"
+    work_dir: Path = Path("data/kernels")
+    catalog_path: Path | None = None
+    cell_timeout_s: int = 30
+    kernel_idle_s: int = 1800
+    kernel_memory_mb: int = 4096
+    max_kernels: int = 20
+    sandbox: bool = False
+    kernel_max_processes: int = 256
+    kernel_max_file_mb: int = 100
+    session_idle_min: int = 120
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default: ``os.environ``).
+
+        Raises:
+            SettingsError: a variable is set to a value that cannot be used.
+        """
+        env = os.environ if env is None else env
+        catalog = env.get("WORKBOOK_CATALOG", "").strip()
+        return cls(
+            db_path=Path(env.get("WORKBOOK_DB", "").strip() or cls.db_path),
+            model_name=env.get("WORKBOOK_MODEL", "").strip() or cls.model_name,
+            work_dir=Path(env.get("WORKBOOK_WORK_DIR", "").strip() or cls.work_dir),
+            catalog_path=Path(catalog) if catalog else None,
+            cell_timeout_s=_int(env, "WORKBOOK_CELL_TIMEOUT", cls.cell_timeout_s),
+            kernel_idle_s=_int(env, "WORKBOOK_KERNEL_IDLE", cls.kernel_idle_s),
+            kernel_memory_mb=_int(env, "WORKBOOK_KERNEL_MEMORY_MB", cls.kernel_memory_mb, 256),
+            max_kernels=_int(env, "WORKBOOK_MAX_KERNELS", cls.max_kernels),
+            sandbox=_bool(env, "WORKBOOK_SANDBOX", cls.sandbox),
+            kernel_max_processes=_int(env, "WORKBOOK_KERNEL_MAX_PROCS", cls.kernel_max_processes),
+            kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
+            session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
+        )
