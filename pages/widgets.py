@@ -1,0 +1,95 @@
+"""Small reusable widgets for the pages: autosaving text areas and output rendering."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import streamlit as st
+
+# Streamlit sends a text area's value when it loses focus (or on Ctrl+Enter). This script,
+# mounted once per page, makes that happen while a student works: after a short pause in
+# typing, and when the tab is hidden or closed, it briefly blurs the focused field so the
+# value is committed and saved, then puts the cursor back where it was.
+_FLUSH_JS = """
+export default function(component) {
+  if (window.__workbookFlushInstalled) { return; }
+  window.__workbookFlushInstalled = true;
+  let timer = null;
+  const flush = (refocus) => {
+    const el = document.activeElement;
+    if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT")) { return; }
+    const start = el.selectionStart, end = el.selectionEnd;
+    el.blur();
+    if (refocus) {
+      setTimeout(() => {
+        el.focus();
+        try { el.setSelectionRange(start, end); } catch (e) { /* not a text field */ }
+      }, 0);
+    }
+  };
+  document.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => flush(true), 2500);
+  }, true);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") { flush(false); }
+  });
+  window.addEventListener("pagehide", () => flush(false));
+}
+"""
+
+_flusher = st.components.v2.component("workbook_autosave_flush", js=_FLUSH_JS)
+
+
+def install_autosave() -> None:
+    """Mount the flush script once on the current page (invisible)."""
+    _flusher(key="workbook:autosave-flush", height=0)
+
+
+def autosave_text_area(
+    label: str,
+    *,
+    key: str,
+    saved_value: str,
+    save: Callable[[str], object],
+    height: int = 200,
+    help: str | None = None,
+    placeholder: str | None = None,
+) -> str:
+    """A text area whose every committed change is saved through ``save``.
+
+    The widget starts from ``saved_value`` (what the database holds) the first time it is
+    drawn in a session. ``save`` is called from the widget's change callback, so a failure
+    is shown next to the field and the typed text stays in the widget for another try.
+
+    Returns:
+        The text currently in the widget.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = saved_value
+    status_key = f"{key}:status"
+
+    def _on_change() -> None:
+        text = st.session_state[key]
+        try:
+            save(text)
+        except Exception as exc:  # noqa: BLE001 - shown to the user; the text stays in the widget
+            st.session_state[status_key] = ("error", f"Not saved: {exc}")
+        else:
+            st.session_state[status_key] = ("ok", f"Saved at {time.strftime('%H:%M:%S')}")
+
+    value = st.text_area(
+        label,
+        key=key,
+        height=height,
+        on_change=_on_change,
+        help=help,
+        placeholder=placeholder,
+    )
+    kind, message = st.session_state.get(status_key, ("", ""))
+    if kind == "error":
+        st.error(message)
+    elif kind == "ok":
+        st.caption(f"✓ {message}")
+    return value
