@@ -93,3 +93,50 @@ def autosave_text_area(
     elif kind == "ok":
         st.caption(f"✓ {message}")
     return value
+
+
+def render_outputs(outputs: list[dict]) -> None:
+    """Draw nbformat outputs the way Jupyter would (text, HTML tables, images, errors)."""
+    from workbook.outputs import joined_text, traceback_text
+
+    for output in outputs:
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = joined_text(output.get("text", ""))
+            if output.get("name") == "stderr":
+                st.code(text, language=None, wrap_lines=True)
+            else:
+                st.code(text, language=None)
+        elif kind in {"execute_result", "display_data"}:
+            data = output.get("data", {})
+            if "text/html" in data:
+                # st.html sanitises the markup (no scripts); pandas tables keep their styling.
+                st.html(joined_text(data["text/html"]))
+            elif "image/png" in data:
+                import base64
+
+                st.image(base64.b64decode(joined_text(data["image/png"])))
+            elif "text/plain" in data:
+                st.code(joined_text(data["text/plain"]), language=None)
+        elif kind == "error":
+            st.code(traceback_text(output), language=None)
+
+
+def render_check(passed: bool, message: str) -> None:
+    """Show a step check's verdict."""
+    if passed:
+        st.success(message or "Check passed.")
+    else:
+        st.warning(message or "Check did not pass.")
+
+
+def render_run(run) -> None:
+    """Show one run: a note when it timed out or the kernel died, outputs, then the check."""
+    result = run.result
+    if result.message:
+        (st.info if result.status == "ok" else st.error)(result.message)
+    render_outputs(result.outputs)
+    if run.check is not None:
+        render_check(run.check.passed, run.check.message)
+        for detail in getattr(run.check, "details", ()) or ():
+            st.caption(detail)

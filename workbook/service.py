@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from db import AuthenticationError, DbError, NotFoundError, Store, User
 from workbook.config import Settings
@@ -96,3 +97,133 @@ class Workbook:
             raise WorkbookError("Wrong email or password.") from exc
         self.store.touch_user(user.id)
         return user
+
+    # --- progress and feedback ---------------------------------------------------------
+    def progress(self, user_id: int) -> Progress:
+        """How far a student is: steps passing, reflections written, answers given."""
+        from workbook import exercises
+
+        cells = self.store.cells_for(user_id)
+        graded_steps = [step.id for step in exercises.steps() if not step.given]
+        log = self.store.tutorial_log(user_id)
+        answers = self.store.answers_for(user_id)
+        return Progress(
+            steps_passed=sum(1 for sid in graded_steps if cells.get(sid) and cells[sid].passed),
+            steps_total=len(graded_steps),
+            reflections=_reflections_written(log),
+            answers=sum(1 for rev in answers.values() if rev.text.strip()),
+            answers_total=len(exercises.question_ids()),
+        )
+
+    def released_feedback(self, user_id: int):
+        """The feedback a TA released to this student, or None."""
+        try:
+            return self.store.released_feedback_for(user_id)
+        except NotFoundError:
+            return None
+
+    # --- the notebook ------------------------------------------------------------------
+    def cells(self, user_id: int) -> dict:
+        """The latest saved revision of each of the student's cells, by step id."""
+        return self.store.cells_for(user_id)
+
+    def save_code(self, user_id: int, step_id: str, code: str) -> None:
+        """Autosave a cell's code without running it (appends a revision)."""
+        try:
+            self.store.save_cell(user_id, step_id, code=code)
+        except DbError as exc:
+            raise WorkbookError(str(exc)) from exc
+
+    def run_step(self, user_id: int, step_id: str, code: str | None = None) -> CellRun:
+        """Run a step's code in the student's kernel, check it, and save code + outputs.
+
+        Args:
+            user_id: the student.
+            step_id: which step (see ``workbook.exercises``).
+            code: the code to run; ``None`` runs the saved code (or the given code of a
+                given cell such as setup).
+        """
+        from workbook import checks, exercises
+        from workbook.kernel import KernelError
+
+        step = exercises.step(step_id)
+        if step.given:
+            code = step.starter_code
+        elif code is None:
+            saved = self.store.cells_for(user_id).get(step_id)
+            code = saved.code if saved is not None else step.starter_code
+        # Save first: the code is kept even if the kernel fails below.
+        self.save_code(user_id, step_id, code)
+        try:
+            kernel = self.kernels.kernel_for(user_id)
+            result = kernel.execute(code, timeout=self.settings.cell_timeout_s)
+            check = None
+            if result.status == "ok" and step.check is not None:
+                check = checks.run_check(step, kernel, self.engine())
+        except KernelError as exc:
+            raise WorkbookError(str(exc)) from exc
+        self.store.save_cell(
+            user_id,
+            step_id,
+            code=code,
+            outputs=result.outputs,
+            execution_count=result.execution_count,
+            passed=None if check is None else check.passed,
+            message=None if check is None else check.message,
+        )
+        return CellRun(step_id=step_id, result=result, check=check)
+
+    def run_all_above(self, user_id: int, step_id: str) -> list[CellRun]:
+        """Run every cell before ``step_id`` in order (rebuilds state after a restart).
+
+        Stops at the first cell that fails, as Jupyter's "run all" does.
+        """
+        from workbook import exercises
+
+        runs: list[CellRun] = []
+        for step in exercises.steps():
+            if step.id == step_id:
+                break
+            run = self.run_step(user_id, step.id)
+            runs.append(run)
+            if run.result.status != "ok":
+                break
+        return runs
+
+    def restart_kernel(self, user_id: int) -> None:
+        """Restart the student's kernel (all variables are lost; saved code is kept)."""
+        from workbook.kernel import KernelError
+
+        try:
+            self.kernels.kernel_for(user_id).restart()
+        except KernelError as exc:
+            raise WorkbookError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A student's progress at a glance."""
+
+    steps_passed: int
+    steps_total: int
+    reflections: int
+    answers: int
+    answers_total: int
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """One run of a notebook cell: what the kernel produced and what the check said."""
+
+    step_id: str
+    result: Any  # workbook.kernel.ExecutionResult
+    check: Any | None  # workbook.checks.CheckResult
+
+
+def _reflections_written(log) -> int:
+    """Count reflections that have text (the project path counts as two when reflected)."""
+    if getattr(log, "path", "tutorials") == "project":
+        project = getattr(log, "project", None)
+        return 2 if project is not None and project.reflection.strip() else 0
+    entries = getattr(log, "entries", {}) or {}
+    return sum(1 for entry in entries.values() if entry.reflection.strip())
