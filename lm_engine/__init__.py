@@ -1,3 +1,37 @@
-"""lm_engine package (public API below)."""
+"""lm_engine: the course's causal language model and the exercise's operations on it.
 
-__all__: list[str] = []
+Public API:
+    load_model(name="smollm2-135m", device=None, *, config=None) -> LanguageModel
+        One shared instance per process per (name, device); thread-safe.
+    resolve(name="smollm2-135m", *, config=None) -> ModelSource
+        Where a model's files are, for plain ``from_pretrained`` (the notebook's setup cell).
+    LanguageModel(name, model, tokenizer, *, source=None)
+        encode, logits, next_token_probabilities, top_k, predict_next_tokens, top_k_batch.
+    EngineConfig: ``LM_ENGINE_CACHE``, ``LM_ENGINE_DEVICE``, ``LM_ENGINE_HALF``.
+    Errors: LMEngineError > ModelNotAvailable, InvalidInput, DeviceNotAvailable.
+
+Importing the package loads nothing; models load on the first ``load_model`` call.
+"""
+
+from __future__ import annotations
+
+from lm_engine.config import EngineConfig
+from lm_engine.errors import DeviceNotAvailable, InvalidInput, LMEngineError, ModelNotAvailable
+from lm_engine.loaders import BUNDLED_MODEL, ModelSource, resolve
+from lm_engine.model import ContextTruncatedWarning, Encoding, LanguageModel
+from lm_engine.registry import load_model
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "ContextTruncatedWarning",
+    "DeviceNotAvailable",
+    "Encoding",
+    "EngineConfig",
+    "InvalidInput",
+    "LMEngineError",
+    "LanguageModel",
+    "ModelNotAvailable",
+    "ModelSource",
+    "load_model",
+    "resolve",
+]
