@@ -1,3 +1,63 @@
-"""db package (public API below)."""
+"""db: the SQLite store for everything students and TAs write, with full history.
 
-__all__: list[str] = []
+Open one ``Store(path)`` per process (it gives each thread its own connection)::
+
+    from db import Store
+    store = Store("data/workbook.db")
+    user = store.create_user("ada@example.org", "Ada", "correct horse battery")
+    store.save_answer(user.id, "Q1", "Tokens, not words ...")
+
+Command line: ``python -m db init | add-user | list-users | backup PATH | export-csv DIR``
+(database from ``WORKBOOK_DB``, default ``data/workbook.db``).
+"""
+
+from db.errors import (
+    AuthenticationError,
+    ConflictError,
+    DbError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from db.models import (
+    ROLES,
+    TUTORIAL_PATHS,
+    AnswerRevision,
+    CellRevision,
+    ExportRecord,
+    Feedback,
+    ProjectEntry,
+    Revision,
+    RosterRow,
+    Snippet,
+    TutorialEntry,
+    TutorialLog,
+    User,
+)
+from db.store import DEFAULT_QUESTION_IDS, DEFAULT_SLOTS, DEFAULT_STEP_IDS, Store
+
+__all__ = [
+    "DEFAULT_QUESTION_IDS",
+    "DEFAULT_SLOTS",
+    "DEFAULT_STEP_IDS",
+    "ROLES",
+    "TUTORIAL_PATHS",
+    "AnswerRevision",
+    "AuthenticationError",
+    "CellRevision",
+    "ConflictError",
+    "DbError",
+    "ExportRecord",
+    "Feedback",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProjectEntry",
+    "Revision",
+    "RosterRow",
+    "Snippet",
+    "Store",
+    "TutorialEntry",
+    "TutorialLog",
+    "User",
+    "ValidationError",
+]

@@ -1,0 +1,182 @@
+"""Every schema change, as numbered ``sqlite_utils.Migrations`` applied when a store opens.
+
+Never edit a migration that has shipped: add a new one. Student-work tables are
+append-only (one row per revision); the current value is the row with the largest id.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATION_SET = "workbook"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    """Users and every kind of student work, each as an append-only revision table."""
+    db.execute(
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('student', 'ta', 'instructor')),
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT,
+            archived INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE answer_revisions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            question_id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE tutorial_path_revisions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            path TEXT NOT NULL CHECK (path IN ('tutorials', 'project')),
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE tutorial_revisions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            slot TEXT NOT NULL,
+            category TEXT NOT NULL,
+            title TEXT NOT NULL,
+            url TEXT NOT NULL,
+            from_catalog INTEGER NOT NULL,
+            dates TEXT NOT NULL,          -- JSON list of ISO dates
+            minutes INTEGER,
+            notes TEXT NOT NULL,
+            reflection TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE cell_revisions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            step_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            outputs TEXT NOT NULL,        -- JSON list of nbformat output dicts
+            execution_count INTEGER,
+            passed INTEGER,               -- NULL: not checked (code-only autosave)
+            message TEXT,
+            ran_at TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            student_id INTEGER NOT NULL REFERENCES users(id),
+            grader_id INTEGER NOT NULL REFERENCES users(id),
+            grade REAL,
+            comment TEXT NOT NULL,
+            item_comments TEXT NOT NULL,  -- JSON object item -> comment
+            released INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE exports (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            file_name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,          -- JSON
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    for table, columns in (
+        ("answer_revisions", "user_id, question_id, id"),
+        ("tutorial_path_revisions", "user_id, id"),
+        ("tutorial_revisions", "user_id, slot, id"),
+        ("cell_revisions", "user_id, step_id, id"),
+        ("feedback", "student_id, id"),
+        ("exports", "user_id, id"),
+    ):
+        # Fixed identifiers from this file, never user input.
+        db.execute(f"CREATE INDEX idx_{table}_latest ON {table} ({columns})")
+
+
+@migrations(name="m002_project_logins_snippets")
+def m002_project_logins_snippets(db: Database) -> None:
+    """The mini-project path (with deduplicated uploads), login attempts, comment snippets."""
+    db.execute(
+        """
+        CREATE TABLE uploads (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            content BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE project_revisions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            description TEXT NOT NULL,
+            link TEXT NOT NULL,
+            notebook_name TEXT,
+            upload_id INTEGER REFERENCES uploads(id),
+            reflection TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_project_revisions_latest ON project_revisions (user_id, id)")
+    db.execute(
+        """
+        CREATE TABLE login_attempts (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL COLLATE NOCASE,
+            succeeded INTEGER NOT NULL,
+            at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_login_attempts_email_at ON login_attempts (email, at)")
+    db.execute(
+        """
+        CREATE TABLE snippets (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL,
+            author_id INTEGER NOT NULL REFERENCES users(id),
+            created_at TEXT NOT NULL
+        )
+        """
+    )
