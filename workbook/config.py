@@ -64,6 +64,8 @@ class Settings:
             (``WORKBOOK_KERNEL_MAX_PROCS``).
         kernel_max_file_mb: largest file a sandboxed kernel may write
             (``WORKBOOK_KERNEL_MAX_FILE_MB``).
+        kernel_cell_cpu_s: CPU seconds one cell may use, a backstop behind the wall-clock
+            ``cell_timeout_s`` (``WORKBOOK_KERNEL_CELL_CPU_S``).
         session_idle_min: a signed-in session expires after this many idle minutes
             (``WORKBOOK_SESSION_IDLE_MIN``).
     """
@@ -79,6 +81,7 @@ class Settings:
     sandbox: bool = False
     kernel_max_processes: int = 256
     kernel_max_file_mb: int = 100
+    kernel_cell_cpu_s: int = 120
     session_idle_min: int = 120
 
     @classmethod
@@ -102,5 +105,6 @@ class Settings:
             sandbox=_bool(env, "WORKBOOK_SANDBOX", cls.sandbox),
             kernel_max_processes=_int(env, "WORKBOOK_KERNEL_MAX_PROCS", cls.kernel_max_processes),
             kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
+            kernel_cell_cpu_s=_int(env, "WORKBOOK_KERNEL_CELL_CPU_S", cls.kernel_cell_cpu_s),
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
         )

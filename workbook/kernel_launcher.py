@@ -1,0 +1,110 @@
+"""Start one student's IPython kernel with resource limits applied to its own process.
+
+Run as a script (``python kernel_launcher.py -f CONNECTION_FILE [limits]``), never imported by
+the app: it must work inside the sandbox where only the standard library, the virtual
+environment and ``lm_engine`` are visible, so it imports nothing from ``workbook``.
+
+Limits are set here, before ipykernel is imported, so that they bind the kernel and
+everything it starts:
+
+- ``--memory-mb``: RLIMIT_AS. A too-large allocation raises ``MemoryError`` (or torch's
+  ``RuntimeError``) inside the kernel instead of exhausting the server.
+- ``--cell-cpu-s``: CPU seconds one cell may use. Before each cell the soft RLIMIT_CPU is
+  moved to "used so far + limit"; when it is crossed, SIGXCPU raises ``CellCPUTimeExceeded``.
+- ``--max-procs``: RLIMIT_NPROC (a fork bomb fails with ``BlockingIOError``). Inside a user
+  namespace the count is per sandbox, so one student's processes do not count against another's.
+- ``--max-file-mb``: RLIMIT_FSIZE; SIGXFSZ is ignored so a too-large write raises ``OSError``.
+- ``--lifeline-fd``: the read end of a pipe whose write end only the app holds. When the app
+  dies the pipe reports end-of-file and the kernel exits, so no kernel outlives its app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import sys
+import threading
+
+
+class CellCPUTimeExceeded(BaseException):
+    """A cell used more CPU time than the workbook allows.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that a student's ``except Exception``
+    does not swallow it.
+    """
+
+
+def _set_limit(which: int, value: int) -> None:
+    resource.setrlimit(which, (value, value))
+
+
+def _watch_lifeline(fd: int) -> None:
+    # Blocks until the app closes its end (it exits or is killed), then ends the kernel.
+    try:
+        while os.read(fd, 1):
+            pass
+    finally:
+        os._exit(3)
+
+
+def _install_cpu_limit(shell: object, cell_cpu_s: int) -> None:
+    def used_cpu_s() -> int:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return int(usage.ru_utime + usage.ru_stime)
+
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+
+    def arm(*_args: object) -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (used_cpu_s() + cell_cpu_s, hard))
+
+    def disarm(*_args: object) -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+
+    def on_xcpu(_signum: int, _frame: object) -> None:
+        disarm()  # the kernel sends SIGXCPU every further second otherwise
+        raise CellCPUTimeExceeded(f"this cell used more than {cell_cpu_s} s of CPU time")
+
+    signal.signal(signal.SIGXCPU, on_xcpu)
+    shell.events.register("pre_run_cell", arm)  # type: ignore[attr-defined]
+    shell.events.register("post_run_cell", disarm)  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Apply the limits, then run the kernel until it is shut down."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-f", dest="connection_file", required=True)
+    parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--cell-cpu-s", type=int, default=0)
+    parser.add_argument("--max-procs", type=int, default=0)
+    parser.add_argument("--max-file-mb", type=int, default=0)
+    parser.add_argument("--lifeline-fd", type=int, default=-1)
+    args = parser.parse_args(argv)
+
+    # Own process group: ipykernel's interrupt signals its group only when it leads it.
+    if os.getpgrp() != os.getpid():
+        os.setpgid(0, 0)
+    if args.lifeline_fd >= 0:
+        threading.Thread(
+            target=_watch_lifeline, args=(args.lifeline_fd,), name="lifeline", daemon=True
+        ).start()
+    if args.memory_mb:
+        _set_limit(resource.RLIMIT_AS, args.memory_mb * 1024 * 1024)
+    if args.max_procs:
+        _set_limit(resource.RLIMIT_NPROC, args.max_procs)
+    if args.max_file_mb:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        _set_limit(resource.RLIMIT_FSIZE, args.max_file_mb * 1024 * 1024)
+
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(["-f", args.connection_file])
+    if args.cell_cpu_s:
+        _install_cpu_limit(app.shell, args.cell_cpu_s)
+    app.start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
