@@ -9,6 +9,7 @@ import warnings
 
 import pytest
 import torch
+from tiny import make_tiny_pair
 
 import lm_engine
 from lm_engine import (
@@ -24,7 +25,6 @@ from lm_engine import (
     resolve,
 )
 from lm_engine.device import resolve_device, weights_dtype
-from tests.tiny import make_tiny_pair
 
 PHRASE = "This weekend I plan to"
 PHRASES = ["this weekend i plan to", "to be or not to", "hello", "the cat sat on the mat ,"]
