@@ -150,7 +150,8 @@ def bwrap_argv(
             args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(home), str(SANDBOX_HOME)]
     args += ["--bind", str(ipc_dir), str(ipc_dir)]
-    args += ["--chdir", str(SANDBOX_HOME), "--"]
+    # The sandbox's own root is a tmpfs holding the mount points: make it read-only too.
+    args += ["--remount-ro", "/", "--chdir", str(SANDBOX_HOME), "--"]
     return args + list(kernel_argv)
 
 
