@@ -1,0 +1,1229 @@
+"""Automatic step checks: the student's objects, in their own kernel, against the engine.
+
+A check has two halves:
+
+1. **Kernel side.** :func:`inspection_snippet` builds Python source that runs silently in the
+   student's kernel and binds a JSON digest of the student's objects to
+   ``__workbook_result__``: type names, shapes, dtypes and values (tensors as base64
+   little-endian float32 / int64), tables, and for step 6 the results of calling
+   ``predict_next_tokens`` on phrases the student has not seen, with what it printed, the
+   globals it reads and its comments. The snippet leaves no names behind, runs its own code
+   with the real builtins (a student may have a variable called ``sum`` or ``list``) and
+   reports, never raises, whatever the student's objects are.
+2. **Server side.** :func:`reference_for` asks the ``LanguageModel`` for the same model and
+   the student's own ``phrase``; :func:`compare` is a pure function of the digest and the
+   reference and returns a :class:`CheckResult` whose message says in plain words what
+   differs (shape, dtype, which entry) without revealing solution code.
+
+:func:`run_check` ties both together for anything with an ``inspect(code)`` method.
+
+The kernel-side functions below (``_k_*``) are real, linted code; the snippet ships their
+source, so they must be self-contained: imports inside, no module globals.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import math
+import re
+import textwrap
+import tokenize
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import StringIO
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+from lm_engine import LMEngineError
+from workbook import exercises
+from workbook.errors import WorkbookError
+
+if TYPE_CHECKING:
+    from lm_engine import LanguageModel
+
+__all__ = [
+    "CHECKS",
+    "CheckError",
+    "CheckResult",
+    "Inspector",
+    "MIN_COMMENTS",
+    "UNSEEN_CALLS",
+    "compare",
+    "inspection_snippet",
+    "printed_text",
+    "reference_for",
+    "run_check",
+]
+
+# predict_next_tokens needs "a comment on what each step does"; a cleaned-up solution has
+# at least this many steps worth a comment (tokenize, run, softmax, top-k, table).
+MIN_COMMENTS = 3
+
+# Step 6 is tested on phrases and k values the student has not seen (they see k=5 and 10).
+_LONG_PHRASE = (
+    "On a quiet morning in the remote valley, the scientists walked to the river with "
+    "their friends and family, read the notes they had written the night before, and "
+    "talked about the strange animals they had seen near the old farm, because nobody in "
+    "the town would believe them unless they could show"
+)
+UNSEEN_CALLS: tuple[tuple[str, int], ...] = (
+    ("The cat sat on the", 1),
+    ("Hello, my name is", 3),
+    (_LONG_PHRASE, 7),
+)
+
+# Tolerances for float32 results of the same weights computed in two processes (possibly
+# on different devices and with different attention kernels).
+_LOGITS_ATOL, _LOGITS_RTOL = 2e-3, 1e-3
+_PROB_ATOL, _PROB_RTOL = 1e-5, 1e-3
+# Tensors above this many elements travel as an evenly strided sample (a 20-token phrase of
+# a 49k-vocabulary model is ~1M logits, 4 MB).
+_MAX_VALUES = 1_200_000
+
+
+class CheckError(WorkbookError):
+    """A check cannot run: unknown step, or the kernel answered with something unusable."""
+
+
+class Inspector(Protocol):
+    """What a check needs from a kernel: run code silently, return ``__workbook_result__``."""
+
+    def inspect(self, code: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of a step's check.
+
+    Attributes:
+        passed: every part of the step matches the reference.
+        message: what to tell the student, in plain words.
+        details: every problem found, one sentence each (empty when passed).
+    """
+
+    passed: bool
+    message: str
+    details: tuple[str, ...] = field(default_factory=tuple)
+
+
+# =========================================================================================
+# Kernel side: shipped as source into the student's kernel (self-contained functions).
+# =========================================================================================
+
+
+def _k_main(user_ns, request):
+    """Entry point in the kernel: the digest for ``request`` from the namespace ``user_ns``."""
+    digest = {"step": request["step"], "values": {}, "function": None}
+    for label, path in request["values"]:
+        digest["values"][label] = _k_resolve_and_describe(user_ns, path, request["max_values"])
+    if request.get("function"):
+        digest["function"] = _k_function_report(user_ns, request["function"], request)
+    return digest
+
+
+def _k_error(exc):
+    text = str(exc)
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _k_resolve_and_describe(user_ns, path, max_values):
+    """Follow ``path`` (name, then .attr / [key] steps) and describe what is there."""
+    name = path[0][1]
+    if name not in user_ns:
+        return {"kind": "missing", "where": name}
+    value = user_ns[name]
+    shown = name
+    for step_kind, key in path[1:]:
+        try:
+            if step_kind == "attr":
+                if not hasattr(value, key):
+                    return {"kind": "missing", "where": f"{shown}.{key}", "parent": shown}
+                value = getattr(value, key)
+                shown = f"{shown}.{key}"
+            else:
+                try:
+                    value = value[key]
+                except (KeyError, IndexError, TypeError):
+                    return {"kind": "missing", "where": f"{shown}[{key!r}]", "parent": shown}
+                shown = f"{shown}[{key!r}]"
+        except Exception as exc:  # noqa: BLE001 - student objects may raise anything
+            return {"kind": "error", "where": shown, "error": _k_error(exc)}
+    try:
+        return _k_describe(value, max_values)
+    except Exception as exc:  # noqa: BLE001 - report, never crash the check
+        return {"kind": "error", "where": shown, "error": _k_error(exc)}
+
+
+def _k_type_name(value):
+    cls = type(value)
+    module = getattr(cls, "__module__", "") or ""
+    if module in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def _k_describe(value, max_values):
+    """A JSON-able description of ``value``: kind, type and (for data) its contents."""
+    import base64
+    import math
+
+    import numpy as np
+
+    out = {"type": _k_type_name(value)}
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the course's kernels always have torch
+        torch = None
+    if torch is not None and isinstance(value, torch.Tensor):
+        t = value.detach()
+        out.update(
+            kind="tensor",
+            shape=list(t.shape),
+            dtype=str(t.dtype),
+            device=str(t.device),
+            requires_grad=bool(value.requires_grad),
+            floating=bool(t.is_floating_point()),
+        )
+        if t.is_complex():
+            return out
+        t = t.to("cpu")
+        flat = t.reshape(-1)
+        stride = max(1, math.ceil(flat.numel() / max_values))
+        flat = flat[::stride]
+        if t.is_floating_point():
+            array = flat.to(torch.float32).numpy().astype("<f4")
+            out["encoding"] = "float32"
+        else:
+            array = flat.to(torch.int64).numpy().astype("<i8")
+            out["encoding"] = "int64"
+        out["stride"] = stride
+        out["data"] = base64.b64encode(array.tobytes()).decode("ascii")
+        return out
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        pd = None
+    if pd is not None:
+        styled = False
+        try:
+            from pandas.io.formats.style import Styler
+        except ImportError:  # pragma: no cover - Styler needs jinja2
+            Styler = ()
+        if Styler and isinstance(value, Styler):
+            value, styled = value.data, True
+        if isinstance(value, pd.DataFrame):
+            columns = {}
+            for col in list(value.columns)[:20]:
+                cells = []
+                for cell in list(value[col])[:200]:
+                    cells.append(_k_cell(cell))
+                columns[str(col)] = cells
+            out.update(
+                kind="dataframe",
+                styled=styled,
+                columns=[str(c) for c in value.columns][:50],
+                n_rows=len(value),
+                data=columns,
+            )
+            return out
+    if isinstance(value, bool):
+        out.update(kind="scalar", value=value)
+    elif isinstance(value, int):
+        out.update(kind="scalar", value=value if abs(value) < 2**62 else float(value))
+    elif isinstance(value, float | np.floating):
+        value = float(value)
+        out.update(kind="scalar", value=value if math.isfinite(value) else str(value))
+    elif isinstance(value, np.integer):
+        out.update(kind="scalar", value=int(value))
+    elif isinstance(value, str):
+        out.update(kind="scalar", value=value[:20000], truncated=len(value) > 20000)
+    elif hasattr(value, "keys") and callable(value.keys):
+        out.update(kind="mapping", keys=[str(k) for k in list(value.keys())[:50]])
+    elif isinstance(value, list | tuple):
+        out.update(kind="sequence", length=len(value))
+    else:
+        out.update(kind="other", repr=_k_repr(value))
+    return out
+
+
+def _k_repr(value):
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ is the student's business
+        return f"<repr failed: {type(exc).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _k_cell(cell):
+    """One table cell as JSON: strings stay strings, numbers (even 0-d tensors) become floats."""
+    import math
+
+    if isinstance(cell, str):
+        return cell[:1000]
+    if isinstance(cell, bool):
+        return {"other": repr(cell)}
+    if isinstance(cell, int | float):
+        value = float(cell)
+    else:
+        try:
+            size = cell.numel() if hasattr(cell, "numel") else getattr(cell, "size", None)
+            if size != 1:
+                return {"other": _k_repr(cell)}
+            value = float(cell.item() if hasattr(cell, "item") else cell)
+        except Exception:  # noqa: BLE001 - any odd cell is reported as "other"
+            return {"other": _k_repr(cell)}
+    return value if math.isfinite(value) else {"other": str(value)}
+
+
+def _k_function_report(user_ns, spec, request):
+    """Step 6: call the student's function on unseen inputs; read its globals and comments."""
+    import inspect
+
+    name = spec["name"]
+    if name not in user_ns:
+        return {"kind": "missing"}
+    func = user_ns[name]
+    if not inspect.isfunction(func):
+        return {"kind": "not_function", "type": _k_type_name(func)}
+    report = {"kind": "function", "calls": []}
+    try:
+        report["parameters"] = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        report["parameters"] = None
+    report["globals_used"] = _k_globals_used(func, spec["allowed_globals"])
+    report["comments"] = _k_comments(func)
+    for phrase, k in spec["calls"]:
+        report["calls"].append(_k_call(func, phrase, k, request["max_values"]))
+    return report
+
+
+def _k_globals_used(func, allowed):
+    """Globals ``func`` reads beyond ``allowed``: as the course's check_global_vars does.
+
+    inspect.getclosurevars only looks at the function's own code; comprehensions and
+    lambdas have code objects of their own (Python 3.11), so those are walked too.
+    """
+    import contextlib
+    import dis
+    import inspect
+    import types
+
+    names = set()
+    with contextlib.suppress(TypeError, ValueError):
+        names.update(inspect.getclosurevars(func).globals)
+    stack = [c for c in func.__code__.co_consts if isinstance(c, types.CodeType)]
+    while stack:
+        code = stack.pop()
+        for instruction in dis.get_instructions(code):
+            name = instruction.argval
+            loads = instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+            if loads and isinstance(name, str) and name in func.__globals__:
+                names.add(name)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return sorted(n for n in names if n not in allowed)
+
+
+def _k_comments(func):
+    """The ``#`` comments in the function's source, or None if the source is unavailable."""
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return None
+    comments = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments.append(token.string[:300])
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return comments[:100]
+
+
+def _k_call(func, phrase, k, max_values):
+    """Call ``func(phrase, k)`` capturing stdout, stderr and rich displays."""
+    import contextlib
+    import io
+
+    call = {"phrase": phrase, "k": k}
+    stdout, stderr = io.StringIO(), io.StringIO()
+    displays = []
+    publisher, had_own = None, False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        publisher = getattr(shell, "display_pub", None)
+    except ImportError:
+        publisher = None
+    if publisher is not None:
+        had_own = "publish" in vars(publisher)
+        original = publisher.publish
+
+        def record(data=None, *args, **kwargs):
+            displays.append(sorted(data or {}))
+
+        publisher.publish = record
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            result = func(phrase, k)
+        call["result"] = _k_describe(result, max_values)
+    except Exception as exc:  # noqa: BLE001 - the student's function may raise anything
+        call["error"] = _k_error(exc)
+    finally:
+        if publisher is not None:
+            if had_own:
+                publisher.publish = original
+            else:
+                del publisher.publish
+    call["stdout"] = stdout.getvalue()[:2000]
+    call["displays"] = len(displays)
+    return call
+
+
+_KERNEL_FUNCTIONS = (
+    _k_main,
+    _k_error,
+    _k_resolve_and_describe,
+    _k_type_name,
+    _k_describe,
+    _k_repr,
+    _k_cell,
+    _k_function_report,
+    _k_globals_used,
+    _k_comments,
+    _k_call,
+)
+
+# The snippet: one throw-away function (deleted afterwards) execs the checker's code in a
+# private scope with the real builtins and hands it the student's namespace.
+_SNIPPET = """\
+def __workbook_inspect__():
+    import builtins
+    scope = {{"__builtins__": builtins, "__name__": "__workbook_check__"}}
+    builtins.exec({body}, scope)
+    return scope["_k_main"](builtins.globals(), scope["json"].loads({request}))
+try:
+    __workbook_result__ = __workbook_inspect__()
+finally:
+    del __workbook_inspect__
+"""
+
+
+def _kernel_body() -> str:
+    parts = ["import json"]
+    parts += [textwrap.dedent(inspect.getsource(f)) for f in _KERNEL_FUNCTIONS]
+    return "\n\n".join(parts)
+
+
+# =========================================================================================
+# What each step collects, its reference and its comparison.
+# =========================================================================================
+
+
+def _name(name: str, *rest: tuple[str, str]) -> list[list[str]]:
+    return [["name", name], *[list(r) for r in rest]]
+
+
+_REQUESTS: dict[str, dict] = {
+    "step1": {
+        "values": [
+            ["phrase", _name("phrase")],
+            ["batch", _name("batch")],
+            ["batch['input_ids']", _name("batch", ("item", "input_ids"))],
+            ["input_ids", _name("input_ids")],
+        ]
+    },
+    "step2": {
+        "values": [
+            ["phrase", _name("phrase")],
+            ["model_output", _name("model_output")],
+            ["model_output.logits", _name("model_output", ("attr", "logits"))],
+        ]
+    },
+    "step3": {
+        "values": [
+            ["phrase", _name("phrase")],
+            ["last_token_logits", _name("last_token_logits")],
+        ]
+    },
+    "step4": {
+        "values": [
+            ["phrase", _name("phrase")],
+            ["last_token_probabilities", _name("last_token_probabilities")],
+            ["most_likely_token_id", _name("most_likely_token_id")],
+            ["most_likely_token", _name("most_likely_token")],
+            ["most_likely_token_probability", _name("most_likely_token_probability")],
+        ]
+    },
+    "step5": {
+        "values": [
+            ["phrase", _name("phrase")],
+            ["most_likely_tokens", _name("most_likely_tokens")],
+            ["most_likely_tokens.indices", _name("most_likely_tokens", ("attr", "indices"))],
+            ["most_likely_tokens.values", _name("most_likely_tokens", ("attr", "values"))],
+            ["most_likely_tokens_df", _name("most_likely_tokens_df")],
+        ]
+    },
+    "step6": {
+        "values": [],
+        "function": {
+            "name": "predict_next_tokens",
+            "allowed_globals": list(exercises.ALLOWED_GLOBALS),
+            "calls": [list(c) for c in UNSEEN_CALLS],
+        },
+    },
+}
+
+
+def _step_id(step: exercises.Step | str) -> str:
+    step_id = step if isinstance(step, str) else step.id
+    if step_id not in _REQUESTS:
+        raise CheckError(f"Step {step_id!r} has no automatic check.")
+    return step_id
+
+
+def inspection_snippet(step: exercises.Step | str) -> str:
+    """Python source that binds the step's digest to ``__workbook_result__`` in a kernel.
+
+    Raises:
+        CheckError: the step has no check.
+    """
+    step_id = _step_id(step)
+    request = dict(_REQUESTS[step_id], step=step_id, max_values=_MAX_VALUES)
+    return _SNIPPET.format(body=repr(_kernel_body()), request=repr(json.dumps(request)))
+
+
+# --- decoding the digest ---------------------------------------------------------------
+
+
+def _tensor(desc: Mapping) -> torch.Tensor:
+    """The (possibly strided) flat values of a tensor description."""
+    raw = base64.b64decode(desc["data"])
+    dtype = "<f4" if desc["encoding"] == "float32" else "<i8"
+    return torch.from_numpy(np.frombuffer(raw, dtype=dtype).copy())
+
+
+def _kind(desc: Mapping | None) -> str:
+    return (desc or {}).get("kind", "missing")
+
+
+def _short_type(desc: Mapping) -> str:
+    return str(desc.get("type", "?")).rsplit(".", 1)[-1]
+
+
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _index(flat_index: int, shape: Sequence[int]) -> str:
+    idx = np.unravel_index(flat_index, tuple(shape)) if shape else ()
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+
+
+def _absence(label: str, desc: Mapping | None, defined_in: str) -> str | None:
+    """A problem sentence if ``label`` is missing or could not be read, else None."""
+    kind = _kind(desc)
+    if kind == "missing":
+        where = (desc or {}).get("where", label)
+        if "parent" in (desc or {}):
+            return f"`{desc['parent']}` has no `{where[len(desc['parent']) :].lstrip('.')}`."
+        return f"`{where}` is not defined yet: {defined_in}, then run the cell."
+    if kind == "error":
+        return f"Reading `{desc.get('where', label)}` failed with {desc.get('error')}."
+    return None
+
+
+def _tensor_problems(
+    label: str,
+    desc: Mapping,
+    expected: torch.Tensor,
+    *,
+    integer: bool = False,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    shape_hint: str = "",
+) -> list[str]:
+    """Compare a described tensor with ``expected``: type, dtype, shape, then values."""
+    if _kind(desc) != "tensor":
+        return [f"`{label}` is a {_short_type(desc)}, not a PyTorch tensor."]
+    shape = list(desc["shape"])
+    if integer and desc.get("floating"):
+        return [f"`{label}` has dtype {desc['dtype']}; token ids are integers (torch.int64)."]
+    if not integer and not desc.get("floating"):
+        return [
+            f"`{label}` has dtype {desc['dtype']}; expected floating-point numbers (torch.float32)."
+        ]
+    if shape != list(expected.shape):
+        return [
+            f"`{label}` has shape {_fmt_shape(shape)}; expected "
+            f"{_fmt_shape(expected.shape)}{shape_hint}."
+        ]
+    if "data" not in desc:
+        return [f"`{label}` could not be read ({desc['dtype']})."]
+    got = _tensor(desc)
+    stride = int(desc.get("stride", 1))
+    want = expected.reshape(-1)[::stride]
+    if integer:
+        want = want.to(torch.int64)
+        bad = (got != want).nonzero().reshape(-1)
+    else:
+        want = want.to(torch.float32)
+        close = torch.isclose(got, want, rtol=rtol, atol=atol, equal_nan=False)
+        bad = (~close).nonzero().reshape(-1)
+    if bad.numel() == 0:
+        return []
+    first = int(bad[0])
+    where = _index(first * stride, shape)
+    got_v, want_v = got[first].item(), want[first].item()
+    if integer:
+        values = f"{int(got_v)} instead of {int(want_v)}"
+    else:
+        values = f"{_fmt(got_v)} instead of {_fmt(want_v)}"
+    dtype_note = ""
+    if not integer and desc["dtype"] != "torch.float32":
+        dtype_note = f" (its dtype is {desc['dtype']}; the reference is torch.float32)"
+    return [
+        f"`{label}` differs from the expected values in {bad.numel():,} of {got.numel():,} "
+        f"entries{' checked' if stride > 1 else ''}; the first is at {where}: "
+        f"{values}{dtype_note}."
+    ]
+
+
+def _phrase_problem(digest: Mapping) -> str | None:
+    desc = digest["values"].get("phrase")
+    absent = _absence("phrase", desc, "set it to a string in step 1")
+    if absent:
+        return absent
+    if desc.get("kind") != "scalar" or not isinstance(desc.get("value"), str):
+        return f"`phrase` is a {_short_type(desc)}; it should be a string (step 1)."
+    if not desc["value"].strip():
+        return "`phrase` is empty; type a phrase in step 1."
+    if desc.get("truncated"):
+        return "`phrase` is too long to check; use a phrase of a few sentences at most."
+    return None
+
+
+def _student_phrase(digest: Mapping) -> str | None:
+    if _phrase_problem(digest) is not None:
+        return None
+    return digest["values"]["phrase"]["value"]
+
+
+def _table_problems(
+    label: str, desc: Mapping | None, expected: Any, *, what: str = "table"
+) -> list[str]:
+    """Compare a described DataFrame with the engine's top-k table (tokens, probabilities)."""
+    if _kind(desc) != "dataframe":
+        if _kind(desc) in ("missing", "error"):
+            return [f"The {what} is missing."]
+        return [f"The {what} is a {_short_type(desc)}, not a pandas DataFrame."]
+    columns = desc["columns"]
+    missing = [c for c in ("tokens", "probabilities") if c not in columns]
+    if missing:
+        return [
+            f"The {what} has columns {columns}; it needs the columns 'tokens' and "
+            f"'probabilities' (missing: {', '.join(missing)})."
+        ]
+    k = len(expected)
+    if desc["n_rows"] != k:
+        return [f"The {what} has {desc['n_rows']} rows; expected {k} (one per requested token)."]
+    problems: list[str] = []
+    tokens = desc["data"]["tokens"]
+    want_tokens = list(expected["tokens"])
+    for row, (got, want) in enumerate(zip(tokens, want_tokens, strict=False)):
+        if not isinstance(got, str):
+            problems.append(
+                f"In the {what}, 'tokens' holds {_cell_text(got)} in row {row}; expected the "
+                "decoded string of each token id."
+            )
+            break
+        if got != want:
+            problems.append(
+                f"In the {what}, row {row} of 'tokens' is {got!r}; expected {want!r} "
+                "(the tokens must be the most likely ones, decoded, most likely first)."
+            )
+            break
+    probs = desc["data"]["probabilities"]
+    want_probs = [float(p) for p in expected["probabilities"]]
+    for row, (got, want) in enumerate(zip(probs, want_probs, strict=False)):
+        if not isinstance(got, float):
+            problems.append(
+                f"In the {what}, 'probabilities' holds {_cell_text(got)} in row {row}; "
+                "expected a number between 0 and 1."
+            )
+            break
+        if not math.isclose(got, want, rel_tol=_PROB_RTOL, abs_tol=1e-4):
+            hint = " (probabilities are between 0 and 1)" if got > 1 or got < 0 else ""
+            problems.append(
+                f"In the {what}, row {row} of 'probabilities' is {_fmt(got)}; expected "
+                f"{_fmt(want)}{hint}."
+            )
+            break
+    return problems
+
+
+def _cell_text(cell: Any) -> str:
+    if isinstance(cell, dict):
+        return str(cell.get("other", cell))
+    return repr(cell)
+
+
+def _scalar_id(desc: Mapping | None) -> tuple[int | None, str | None]:
+    """Read a token id given as an int or a one-element integer tensor."""
+    kind = _kind(desc)
+    if (
+        kind == "scalar"
+        and isinstance(desc.get("value"), int)
+        and not isinstance(desc.get("value"), bool)
+    ):
+        return desc["value"], None
+    if kind == "tensor":
+        if desc.get("floating"):
+            return None, f"has dtype {desc['dtype']}; a token id is an integer"
+        if math.prod(desc["shape"]) != 1:
+            return None, f"has shape {_fmt_shape(desc['shape'])}; expected a single token id"
+        return int(_tensor(desc)[0]), None
+    return None, f"is a {_short_type(desc or {})}; expected a token id (an integer)"
+
+
+def _scalar_float(desc: Mapping | None) -> float | None:
+    kind = _kind(desc)
+    if kind == "scalar" and isinstance(desc.get("value"), int | float):
+        return float(desc["value"])
+    if kind == "tensor" and desc.get("floating") and math.prod(desc["shape"]) == 1:
+        return float(_tensor(desc)[0])
+    return None
+
+
+# --- per-step references -----------------------------------------------------------------
+
+
+def _ref_step1(lm: LanguageModel, phrase: str) -> dict:
+    return {"input_ids": lm.encode(phrase)}  # (1, n)
+
+
+def _ref_step2(lm: LanguageModel, phrase: str) -> dict:
+    return {"logits": lm.logits(phrase)}  # (1, n, V)
+
+
+def _ref_step3(lm: LanguageModel, phrase: str) -> dict:
+    return {"logits": lm.logits(phrase)}  # (1, n, V); the check reads [0, -1] and the rest
+
+
+def _ref_step4(lm: LanguageModel, phrase: str) -> dict:
+    logits = lm.logits(phrase)[0]  # (n, V)
+    probabilities = torch.softmax(logits[-1], dim=-1)  # (V,)
+    top = lm.top_k(phrase, k=1)
+    return {
+        "logits": logits,
+        "probabilities": probabilities,
+        "argmax": int(top["token_ids"][0]),
+        "token": str(top["tokens"][0]),
+        "probability": float(top["probabilities"][0]),
+    }
+
+
+def _ref_step5(lm: LanguageModel, phrase: str) -> dict:
+    table = lm.top_k(phrase, k=10)
+    return {
+        "probabilities": lm.next_token_probabilities(phrase),  # (V,)
+        "table": table,
+        "indices": torch.tensor(list(table["token_ids"]), dtype=torch.int64),  # (10,)
+        "values": torch.tensor(list(table["probabilities"]), dtype=torch.float32),  # (10,)
+    }
+
+
+def _ref_step6(lm: LanguageModel, phrase: str | None) -> dict:
+    return {"tables": [lm.top_k(p, k=k) for p, k in UNSEEN_CALLS]}
+
+
+_REFERENCES: dict[str, Callable[[LanguageModel, Any], dict]] = {
+    "step1": _ref_step1,
+    "step2": _ref_step2,
+    "step3": _ref_step3,
+    "step4": _ref_step4,
+    "step5": _ref_step5,
+    "step6": _ref_step6,
+}
+
+
+def reference_for(step: exercises.Step | str, lm: LanguageModel, digest: Mapping) -> dict:
+    """The engine's reference for the step, for the student's own ``phrase``.
+
+    Returns an empty dict when the digest has no usable phrase (``compare`` then says so).
+
+    Raises:
+        CheckError: the step has no check.
+        lm_engine.LMEngineError: the engine rejects the phrase (the caller may show it).
+    """
+    step_id = _step_id(step)
+    phrase = _student_phrase(digest)
+    if step_id == "step6":
+        return {"step": step_id, **_ref_step6(lm, phrase)}
+    if phrase is None:
+        return {"step": step_id}
+    return {"step": step_id, "phrase": phrase, **_REFERENCES[step_id](lm, phrase)}
+
+
+# --- per-step comparisons ----------------------------------------------------------------
+
+
+def _cmp_step1(values: Mapping, ref: Mapping, printed: str | None) -> list[str]:
+    expected = ref["input_ids"]  # (1, n)
+    n = expected.shape[-1]
+    problems: list[str] = []
+    absent = _absence("batch", values.get("batch"), "call the tokenizer on `phrase`")
+    if absent:
+        problems.append(absent)
+    elif _kind(values.get("batch['input_ids']")) == "missing":
+        problems.append(
+            "`batch` has no 'input_ids' entry: it should be what the tokenizer returns "
+            "for `phrase`."
+        )
+    absent = _absence("input_ids", values.get("input_ids"), "take it out of `batch`")
+    if absent:
+        problems.append(absent)
+        return problems
+    desc = values["input_ids"]
+    if _kind(desc) == "sequence" or _kind(desc) == "other":
+        problems.append(
+            f"`input_ids` is a {_short_type(desc)}, not a PyTorch tensor: ask the tokenizer "
+            "for PyTorch tensors."
+        )
+        return problems
+    problems += _tensor_problems(
+        "input_ids",
+        desc,
+        expected,
+        integer=True,
+        shape_hint=f" (a batch of one phrase of {n} tokens)",
+    )
+    batch_ids = values.get("batch['input_ids']")
+    if (
+        not problems
+        and _kind(batch_ids) == "tensor"
+        and _tensor_problems("batch['input_ids']", batch_ids, expected, integer=True)
+    ):
+        problems.append("`batch` does not hold the token ids of the current `phrase`.")
+    return problems
+
+
+def _cmp_step2(values: Mapping, ref: Mapping, printed: str | None) -> list[str]:
+    expected = ref["logits"]  # (1, n, V)
+    n = expected.shape[1]
+    absent = _absence("model_output", values.get("model_output"), "run the model on `input_ids`")
+    if absent:
+        return [absent]
+    desc = values.get("model_output.logits")
+    if _kind(desc) == "missing":
+        return [
+            f"`model_output` is a {_short_type(values['model_output'])} without `.logits`: "
+            "it should be what the model returns."
+        ]
+    absent = _absence("model_output.logits", desc, "")
+    if absent:
+        return [absent]
+    problems = _tensor_problems(
+        "model_output.logits",
+        desc,
+        expected,
+        atol=_LOGITS_ATOL,
+        rtol=_LOGITS_RTOL,
+        shape_hint=f" (1 phrase, {n} tokens of `phrase`, vocabulary size)",
+    )
+    if problems and desc.get("shape") == list(expected.shape):
+        problems[0] += " Run the model on the `input_ids` of the current phrase."
+    if not problems and printed is not None and _fmt_shape(expected.shape) not in printed:
+        problems.append(
+            f"The cell's output does not show the shape of `model_output.logits` as a list, "
+            f"{_fmt_shape(expected.shape)}."
+        )
+    return problems
+
+
+def _cmp_step3(values: Mapping, ref: Mapping, printed: str | None) -> list[str]:
+    logits = ref["logits"][0]  # (n, V)
+    n, v = logits.shape
+    desc = values.get("last_token_logits")
+    absent = _absence("last_token_logits", desc, "index `model_output.logits`")
+    if absent:
+        return [absent]
+    return _position_problems("last_token_logits", desc, logits, v, n)
+
+
+def _position_problems(
+    label: str, desc: Mapping, logits: torch.Tensor, v: int, n: int
+) -> list[str]:
+    """Compare with the last position's logits; name the position if another was taken."""
+    problems = _tensor_problems(
+        label,
+        desc,
+        logits[-1],
+        atol=_LOGITS_ATOL,
+        rtol=_LOGITS_RTOL,
+        shape_hint=f" (one score per vocabulary entry, {v:,})",
+    )
+    if not problems:
+        return []
+    if _kind(desc) == "tensor" and desc.get("floating") and desc["shape"] == [v]:
+        got = _tensor(desc)
+        for position in range(n - 1):
+            if torch.allclose(got, logits[position], atol=_LOGITS_ATOL, rtol=_LOGITS_RTOL):
+                return [
+                    f"`{label}` holds the scores at token position {position} of {n} "
+                    f"(counting from 0); we want the scores after the last token, "
+                    f"position {n - 1}."
+                ]
+    if _kind(desc) == "tensor" and desc["shape"] == [1, v]:
+        problems[0] += " It still has the batch dimension."
+    return problems
+
+
+def _cmp_step4(values: Mapping, ref: Mapping, printed: str | None) -> list[str]:
+    problems: list[str] = []
+    probs = ref["probabilities"]  # (V,)
+    v = probs.shape[0]
+    desc = values.get("last_token_probabilities")
+    absent = _absence("last_token_probabilities", desc, "apply softmax to `last_token_logits`")
+    if absent:
+        problems.append(absent)
+    else:
+        found = _tensor_problems(
+            "last_token_probabilities",
+            desc,
+            probs,
+            atol=_PROB_ATOL,
+            rtol=_PROB_RTOL,
+            shape_hint=f" (one probability per vocabulary entry, {v:,})",
+        )
+        if found and desc.get("kind") == "tensor" and "data" in desc and desc.get("floating"):
+            total = float(_tensor(desc).double().sum()) * int(desc.get("stride", 1))
+            if desc["shape"] == [v] and torch.allclose(
+                _tensor(desc), ref["logits"][-1], atol=_LOGITS_ATOL, rtol=_LOGITS_RTOL
+            ):
+                found = [
+                    "`last_token_probabilities` still holds the logits: turn them into "
+                    "probabilities with softmax."
+                ]
+            elif not math.isclose(total, 1.0, abs_tol=1e-3):
+                found.append(
+                    f"`last_token_probabilities` sums to {_fmt(total)}; a probability "
+                    "distribution over the vocabulary sums to 1 (softmax over the last "
+                    "dimension)."
+                )
+        problems += found
+    want_id = ref["argmax"]
+    desc = values.get("most_likely_token_id")
+    absent = _absence("most_likely_token_id", desc, "take the argmax of the probabilities")
+    if absent:
+        problems.append(absent)
+    else:
+        got_id, why = _scalar_id(desc)
+        if why:
+            problems.append(f"`most_likely_token_id` {why}.")
+        elif got_id != want_id:
+            out_of_range = not 0 <= got_id < v
+            problems.append(
+                f"`most_likely_token_id` is {got_id}"
+                + (
+                    f", which is not a token id (the vocabulary has {v:,} entries): take the "
+                    "argmax over the vocabulary only"
+                    if out_of_range
+                    else f", but the most likely next token is another one (id {want_id})"
+                )
+                + "."
+            )
+    desc = values.get("most_likely_token")
+    if _kind(desc) == "scalar" and isinstance(desc.get("value"), str):
+        if desc["value"] != ref["token"]:
+            problems.append(
+                f"`most_likely_token` is {desc['value']!r}; expected {ref['token']!r}, the "
+                "most likely token id decoded with the tokenizer."
+            )
+    elif _kind(desc) not in ("missing",):
+        problems.append(
+            f"`most_likely_token` is a {_short_type(desc or {})}; expected the decoded string."
+        )
+    else:
+        problems.append(_absence("most_likely_token", desc, "decode the token id"))
+    prob = _scalar_float(values.get("most_likely_token_probability"))
+    if _kind(values.get("most_likely_token_probability")) == "missing":
+        problems.append(
+            _absence(
+                "most_likely_token_probability",
+                values.get("most_likely_token_probability"),
+                "look up the probability of the most likely token",
+            )
+        )
+    elif prob is None:
+        problems.append("`most_likely_token_probability` should be a single number.")
+    elif not math.isclose(prob, ref["probability"], rel_tol=_PROB_RTOL, abs_tol=1e-5):
+        problems.append(
+            f"`most_likely_token_probability` is {_fmt(prob)}; expected {_fmt(ref['probability'])}."
+        )
+    if printed is not None:
+        problems += _printed_problems(printed, ref)
+    return problems
+
+
+_PERCENT = re.compile(r"(-?\d+(?:\.\d+)?)\s*%")
+
+
+def _printed_problems(printed: str, ref: Mapping) -> list[str]:
+    """Step 4's output shows the phrase, the id, the token's repr and a 2-decimal percentage."""
+    problems = []
+    if ref["phrase"] not in printed:
+        problems.append("The output does not show the phrase.")
+    if not re.search(rf"(?<!\d){ref['argmax']}(?!\d)", printed):
+        problems.append(f"The output does not show the token id ({ref['argmax']}).")
+    if repr(ref["token"]) not in printed:
+        problems.append("The output does not show the token's string in repr form (use !r).")
+    want = round(ref["probability"] * 100, 2)
+    shown = [float(m) for m in _PERCENT.findall(printed)]
+    if not shown:
+        problems.append(
+            "The output does not show the probability as a percentage with two decimals "
+            f"(like {want:.2f}%)."
+        )
+    elif not any(abs(s - want) <= 0.011 for s in shown):
+        problems.append(
+            f"The printed probability ({shown[0]:.2f}%) differs from the expected {want:.2f}%."
+        )
+    return problems
+
+
+def _cmp_step5(values: Mapping, ref: Mapping, printed: str | None) -> list[str]:
+    problems: list[str] = []
+    desc = values.get("most_likely_tokens")
+    absent = _absence("most_likely_tokens", desc, "use topk on the probabilities")
+    if absent:
+        return [absent]
+    indices = values.get("most_likely_tokens.indices")
+    if _kind(indices) == "missing":
+        return [
+            f"`most_likely_tokens` is a {_short_type(desc)} without `.indices` and `.values`: "
+            "it should be what topk returns."
+        ]
+    k = len(ref["indices"])
+    found = _tensor_problems(
+        "most_likely_tokens.indices",
+        indices,
+        ref["indices"],
+        integer=True,
+        shape_hint=f" (the top {k})",
+    )
+    if found and _kind(indices) == "tensor" and indices["shape"] == [k] and "data" in indices:
+        # Tied probabilities may be ordered either way: accept ids whose probability matches.
+        got_ids = _tensor(indices)
+        if bool(((got_ids >= 0) & (got_ids < ref["probabilities"].shape[0])).all()):
+            got_probs = ref["probabilities"][got_ids]
+            if torch.allclose(got_probs, ref["values"], atol=1e-7, rtol=0):
+                found = []
+    problems += found
+    values_desc = values.get("most_likely_tokens.values")
+    wrong_values = _kind(values_desc) == "tensor" and _tensor_problems(
+        "most_likely_tokens.values", values_desc, ref["values"], atol=_PROB_ATOL, rtol=_PROB_RTOL
+    )
+    if not found and wrong_values:
+        problems.append(
+            "`most_likely_tokens.values` are not the probabilities of those tokens: "
+            "use topk on the probabilities, not on the logits."
+        )
+    table = values.get("most_likely_tokens_df")
+    absent = _absence("most_likely_tokens_df", table, "build the table with pandas")
+    if absent:
+        problems.append(absent)
+    else:
+        problems += _table_problems(
+            "most_likely_tokens_df", table, ref["table"], what="table `most_likely_tokens_df`"
+        )
+    return problems
+
+
+def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str]) -> list[str]:
+    kind = _kind(function)
+    if kind == "missing":
+        return [
+            "`predict_next_tokens` is not defined yet: define it with `def`, then run the cell."
+        ]
+    if kind == "not_function":
+        return [
+            f"`predict_next_tokens` is a {_short_type(function)}; define it as a function "
+            "with `def predict_next_tokens(phrase, k):`."
+        ]
+    problems: list[str] = []
+    for call, expected in zip(function["calls"], ref["tables"], strict=True):
+        shown = f"predict_next_tokens({_clip(call['phrase'])!r}, {call['k']})"
+        if "error" in call:
+            problems.append(f"`{shown}` raised {call['error']}.")
+            continue
+        found = _table_problems("result", call.get("result"), expected, what=f"result of `{shown}`")
+        problems += found
+        if call.get("stdout", "").strip():
+            problems.append(
+                f"`{shown}` printed {_clip(call['stdout'].strip(), 60)!r}: the function "
+                "should only return the table and print nothing."
+            )
+        if call.get("displays"):
+            problems.append(
+                f"`{shown}` displayed output itself: the function should only return the table."
+            )
+    used = function.get("globals_used") or []
+    if used:
+        problems.append(
+            "`predict_next_tokens` reads global variables it should not: "
+            f"{', '.join(used)}. Inside the function, use its arguments and values it computes "
+            f"itself (allowed: {', '.join(exercises.ALLOWED_GLOBALS)})."
+        )
+    comments = function.get("comments")
+    if comments is None:
+        problems.append(
+            "The source of `predict_next_tokens` could not be read to look for comments; "
+            "define the function in this cell and run it again."
+        )
+    else:
+        own = [c for c in comments if c.strip() not in starter_comments and _is_real_comment(c)]
+        if len(own) < MIN_COMMENTS:
+            problems.append(
+                f"`predict_next_tokens` has {len(own)} comment{'s' if len(own) != 1 else ''}; "
+                f"add a short # comment on what each step does (at least {MIN_COMMENTS})."
+            )
+    # Printing the same problem once per unseen phrase says nothing new.
+    return list(dict.fromkeys(problems))
+
+
+def _is_real_comment(comment: str) -> bool:
+    return sum(ch.isalpha() for ch in comment) >= 3
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _starter_comments(step_id: str) -> set[str]:
+    code = exercises.step(step_id).starter_code
+    comments = set()
+    try:
+        for token in tokenize.generate_tokens(StringIO(code).readline):
+            if token.type == tokenize.COMMENT:
+                comments.add(token.string.strip())
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return comments
+
+
+_COMPARE: dict[str, Callable[[Mapping, Mapping, str | None], list[str]]] = {
+    "step1": _cmp_step1,
+    "step2": _cmp_step2,
+    "step3": _cmp_step3,
+    "step4": _cmp_step4,
+    "step5": _cmp_step5,
+}
+
+# Every check id the exercise may name (a test asserts each step's check is here).
+CHECKS: frozenset[str] = frozenset(_REQUESTS)
+
+_PASS_MESSAGES = {
+    "step1": "Your token ids match the model's tokenizer for this phrase.",
+    "step2": "Your logits match the model's for every position of the phrase.",
+    "step3": "You picked the scores for the token after the last one.",
+    "step4": "Your probabilities, most likely token and printed line are right.",
+    "step5": "Your top-10 tokens and table match the model's.",
+    "step6": "predict_next_tokens works on new phrases and values of k, and is clean.",
+}
+
+
+def compare(digest: Mapping, reference: Mapping, *, printed: str | None = None) -> CheckResult:
+    """Compare the kernel's digest with the engine's reference (pure; no kernel, no model).
+
+    Args:
+        digest: what the inspection snippet returned.
+        reference: what :func:`reference_for` returned for the same step.
+        printed: the text the student's cell printed (stdout), for the steps whose output is
+            checked (2 and 4); ``None`` skips those parts.
+
+    Returns:
+        ``CheckResult``; when it fails, ``message`` lists the first problems in plain words.
+    """
+    if not isinstance(digest, Mapping) or "step" not in digest or "values" not in digest:
+        return _result(["The check could not read your kernel's variables; run the cell again."])
+    step_id = digest["step"]
+    if reference.get("step") != step_id:
+        raise CheckError(f"reference is for {reference.get('step')!r}, digest for {step_id!r}")
+    if step_id == "step6":
+        problems = _cmp_step6(digest.get("function"), reference, _starter_comments("step6"))
+        return _result(problems, _PASS_MESSAGES[step_id])
+    phrase_problem = _phrase_problem(digest)
+    if phrase_problem or "phrase" not in reference:
+        return _result([phrase_problem or "`phrase` could not be read."])
+    problems = _COMPARE[step_id](digest["values"], reference, printed)
+    return _result([p for p in problems if p], _PASS_MESSAGES[step_id])
+
+
+def _result(problems: list[str], passed_message: str = "") -> CheckResult:
+    if not problems:
+        return CheckResult(passed=True, message=f"Check passed. {passed_message}".strip())
+    shown = problems[:3]
+    more = len(problems) - len(shown)
+    message = "Not yet:\n" + "\n".join(f"- {p}" for p in shown)
+    if more:
+        message += f"\n- ... and {more} more."
+    return CheckResult(passed=False, message=message, details=tuple(problems))
+
+
+def printed_text(outputs: Sequence[Mapping] | str | None) -> str | None:
+    """The stdout text of a cell's nbformat outputs (``None`` stays ``None``)."""
+    if outputs is None or isinstance(outputs, str):
+        return outputs
+    parts = []
+    for output in outputs:
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            text = output.get("text", "")
+            parts.append(text if isinstance(text, str) else "".join(text))
+    return "".join(parts)
+
+
+def run_check(
+    step: exercises.Step | str,
+    kernel: Inspector,
+    lm: LanguageModel,
+    *,
+    outputs: Sequence[Mapping] | str | None = None,
+) -> CheckResult:
+    """Run a step's check: inspect the student's kernel, then compare with the engine.
+
+    Args:
+        step: the step (or its id) whose check to run.
+        kernel: anything with ``inspect(code) -> value of __workbook_result__``.
+        lm: the engine's model, the same one the setup cell loaded.
+        outputs: the cell's nbformat outputs (or its stdout text) so that the printed
+            shape (step 2) and printed probability (step 4) are checked too.
+
+    Raises:
+        CheckError: the step has no check.
+        Errors of ``kernel.inspect`` (e.g. the kernel died) propagate unchanged.
+    """
+    step_id = _step_id(step)
+    digest = kernel.inspect(inspection_snippet(step_id))
+    if not isinstance(digest, Mapping) or digest.get("step") != step_id:
+        return _result(["The check could not read your kernel's variables; run the cell again."])
+    try:
+        reference = reference_for(step_id, lm, digest)
+    except LMEngineError as exc:
+        return _result([f"The model cannot score your phrase: {exc}."])
+    return compare(digest, reference, printed=printed_text(outputs))
