@@ -213,3 +213,42 @@ def test_sandbox_command_hides_the_repository_and_the_network(tmp_path):
     assert str(ROOT) not in bound
     writable = {argv[i + 1] for i, a in enumerate(argv) if a == "--bind"}
     assert writable == {str(tmp_path / "h"), str(tmp_path / "ipc")}
+
+
+@needs_sandbox
+def test_the_exercise_loads_the_real_model_inside_the_sandbox(hosted, alice):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lm_engine import resolve
+
+    source = resolve()  # the app builds the cache before kernels read it
+    tokenizer = AutoTokenizer.from_pretrained(source.path, **source.tokenizer_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source.path)
+    with torch.no_grad():
+        ids = tokenizer("This weekend I plan to", return_tensors="pt").input_ids
+        expected = int(model(ids).logits[0, -1].argmax())  # (V,) -> token id
+
+    setup = textwrap.dedent(
+        """
+        import torch
+        from lm_engine import resolve
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        source = resolve()
+        tokenizer = AutoTokenizer.from_pretrained(source.path, **source.tokenizer_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source.path)
+        input_ids = tokenizer("This weekend I plan to", return_tensors="pt").input_ids
+        with torch.no_grad():
+            model_output = model(input_ids)
+        """
+    )
+    result = alice.execute(setup, timeout=120)
+    assert result.status == "ok", result.outputs
+    value = alice.inspect(
+        "import resource\n__workbook_result__ = {"
+        "'top': int(model_output.logits[0, -1].argmax()),"
+        "'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}"
+    )
+    assert value["top"] == expected
+    assert value["peak_mb"] < hosted[1].kernel_memory_mb
+    print(f"peak RSS of a sandboxed kernel after loading the model: {value['peak_mb']} MB")
