@@ -142,14 +142,18 @@ class Store:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:
+            self.close()
+            raise DbError(f"{path} is not a usable SQLite database: {error}") from error
+
+    def _open(self) -> None:
+        """Switch to WAL and apply pending migrations."""
         db = self._db()
-        self._keeper = db
         if self._memory_name is None:
-            try:
-                with db.ensure_autocommit_on():
-                    mode = db.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            except sqlite3.DatabaseError as error:
-                raise DbError(f"{self.path} is not a usable SQLite database: {error}") from error
+            with db.ensure_autocommit_on():
+                mode = db.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise DbError(f"could not switch {self.path} to WAL journal (got {mode})")
         with self._write() as db:
