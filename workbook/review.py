@@ -33,6 +33,7 @@ __all__ = [
     "ReviewError",
     "StudentReview",
     "WorksheetResult",
+    "add_snippet",
     "feedback_comment_html",
     "feedback_items",
     "fill_worksheet",
@@ -239,7 +240,8 @@ class StudentReview:
         answers: latest answer revision per question id.
         answer_history: every revision per question id, oldest first.
         tutorial_log: the tutorial log (``db.TutorialLog``).
-        checklist: the Submit page's checklist items for this student.
+        checklist: the Submit page's ``workbook.checklist.Checklist`` for this student, or
+            the ``WorkbookError`` that kept it from being built.
         feedback: the latest saved feedback (draft or released), or ``None``.
         exports: the student's exports, oldest first.
     """
@@ -249,7 +251,7 @@ class StudentReview:
     answers: Mapping[str, Any]
     answer_history: Mapping[str, list[Any]]
     tutorial_log: Any
-    checklist: list[Any]
+    checklist: Any
     feedback: Any | None
     exports: list[Any] = field(default_factory=list)
 
@@ -261,17 +263,26 @@ class StudentReview:
         return "released" if self.feedback.released else "draft"
 
 
-def student_review(store: Any, student_id: int) -> StudentReview:
+def student_review(
+    store: Any,
+    student_id: int,
+    *,
+    model_name: str,
+    categories: Iterable[str] | None = None,
+) -> StudentReview:
     """Gather one student's work and the latest feedback for the review page.
 
     Args:
         store: the ``db.Store``.
         student_id: the student's user id.
+        model_name: the course's model (the checklist rebuilds the student's notebook).
+        categories: the tutorial sections a student may pick, as the Submit page uses.
 
     Raises:
         ReviewError: no such student.
     """
     from db import NotFoundError
+    from workbook import checklist
 
     try:
         student = store.user(student_id)
@@ -279,34 +290,31 @@ def student_review(store: Any, student_id: int) -> StudentReview:
         raise ReviewError("That student does not exist (any more).") from None
     if student.role != "student":
         raise ReviewError(f"{student.name} is not a student; only students' work is reviewed.")
-    answers = store.answers_for(student_id)
     history = {
         question_id: store.answer_history(student_id, question_id)
         for question_id in store.question_ids
     }
-    log = store.tutorial_log(student_id)
-    cells = store.cells_for(student_id)
     try:
         feedback = store.feedback_for(student_id)
     except NotFoundError:
         feedback = None
+    try:
+        flags = checklist.checklist_for(
+            store, student_id, model_name=model_name, categories=categories
+        )
+    except WorkbookError as exc:
+        # The rest of the review is still worth showing; say why the flags are missing.
+        flags = exc
     return StudentReview(
         student=student,
-        cells=cells,
-        answers=answers,
+        cells=store.cells_for(student_id),
+        answers=store.answers_for(student_id),
         answer_history=history,
-        tutorial_log=log,
-        checklist=_checklist(store, student_id, cells=cells, answers=answers, log=log),
+        tutorial_log=store.tutorial_log(student_id),
+        checklist=flags,
         feedback=feedback,
         exports=store.exports_for(student_id),
     )
-
-
-def _checklist(store: Any, student_id: int, **work: Any) -> list[Any]:
-    """The Submit page's checklist for this student (the same items the student sees)."""
-    from workbook import checklist
-
-    return list(checklist.checklist_for(store, student_id))
 
 
 def save_feedback_draft(
@@ -378,6 +386,22 @@ def _save(
         )
     except DbError as exc:
         raise ReviewError(f"The feedback was not saved: {exc}.") from exc
+
+
+def add_snippet(store: Any, text: str, author_id: int) -> Any:
+    """Save a reusable feedback comment that every TA can insert.
+
+    Raises:
+        ReviewError: the text is empty or too long.
+    """
+    from db import DbError
+
+    if not text.strip():
+        raise ReviewError("Write the snippet first.")
+    try:
+        return store.add_snippet(text, author_id)
+    except DbError as exc:
+        raise ReviewError(f"The snippet was not saved: {exc}.") from exc
 
 
 def worksheet_grades(store: Any) -> dict[str, GradeEntry]:

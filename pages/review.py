@@ -1,0 +1,122 @@
+"""TA review: roster, one student's work with feedback and grade, Moodle CSV exports.
+
+Staff only: the role is checked on the server on every run before anything else is drawn,
+so a student who opens this page's URL gets a refusal and no TA data.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages import common, review_export, review_student, widgets
+from workbook import review
+
+user = common.require_user("ta", "instructor")
+wb = common.get_workbook()
+widgets.install_autosave()
+
+VIEW_KEY = "review:view"
+STUDENT_KEY = "review:student_id"
+VIEWS = ("Roster", "Review one student", "Export for Moodle")
+
+st.title("TA review")
+
+
+def _open_student(student_id: int) -> None:
+    st.session_state[STUDENT_KEY] = student_id
+    st.session_state[VIEW_KEY] = VIEWS[1]
+
+
+def _on_roster_select() -> None:
+    selection = st.session_state["review:roster:table"].selection
+    rows = selection.get("rows", []) if selection else []
+    shown = st.session_state.get("review:roster:shown", [])
+    if rows and rows[0] < len(shown):
+        _open_student(shown[rows[0]])
+
+
+def _on_open_button() -> None:
+    chosen = st.session_state.get("review:roster:open")
+    if chosen is not None:
+        _open_student(chosen)
+
+
+def roster_view(records: list[dict]) -> None:
+    """The roster table with filters and sorting; a selected row opens the student."""
+    search, status, exported, sort, order = st.columns([3, 3, 2, 2, 1])
+    text = search.text_input("Search name or email", key="review:filter:text")
+    statuses = status.multiselect(
+        "Feedback", review.FEEDBACK_STATUSES, key="review:filter:feedback"
+    )
+    export_choice = exported.selectbox(
+        "Exported", ("All", "Exported", "Not exported"), key="review:filter:exported"
+    )
+    sort_labels = {
+        "Name": "name",
+        "Steps passed": "steps_passed",
+        "Reflections": "reflections",
+        "Answers": "answers",
+        "Exported at": "exported_at",
+        "Last activity": "last_activity",
+        "Feedback": "feedback",
+    }
+    sort_by = sort.selectbox("Sort by", list(sort_labels), key="review:filter:sort")
+    descending = order.checkbox("Desc.", key="review:filter:desc")
+    shown = review.filter_roster(
+        records,
+        text=text,
+        feedback=statuses,
+        exported={"All": None, "Exported": True, "Not exported": False}[export_choice],
+        sort_by=sort_labels[sort_by],
+        descending=descending,
+    )
+    st.caption(f"{len(shown)} of {len(records)} students. Select a row to review the student.")
+    if not shown:
+        st.info("No student matches these filters." if records else "No students yet.")
+        return
+    st.session_state["review:roster:shown"] = [r["user_id"] for r in shown]
+    table = pd.DataFrame(
+        {
+            "Name": [r["name"] for r in shown],
+            "Email": [r["email"] for r in shown],
+            "Steps (of 6)": [r["steps"] for r in shown],
+            "Reflections (of 2)": [r["reflections"] for r in shown],
+            "Answers (of 3)": [r["answers"] for r in shown],
+            "Exported": [r["exported_at"] for r in shown],
+            "Last activity": [r["last_activity"] for r in shown],
+            "Feedback": [r["feedback"] for r in shown],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="review:roster:table",
+        on_select=_on_roster_select,
+        selection_mode="single-row",
+        column_config={
+            "Exported": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Last activity": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
+    names = {r["user_id"]: f"{r['name']} ({r['email']})" for r in shown}
+    pick, go = st.columns([4, 1], vertical_alignment="bottom")
+    pick.selectbox("Open a student", list(names), format_func=names.get, key="review:roster:open")
+    go.button("Open", key="review:roster:open_button", on_click=_on_open_button)
+
+
+records = review.roster_records(wb.store.roster())
+view = st.radio("View", VIEWS, horizontal=True, key=VIEW_KEY, label_visibility="collapsed")
+
+if view == VIEWS[0]:
+    roster_view(records)
+elif view == VIEWS[1]:
+    student_id = st.session_state.get(STUDENT_KEY)
+    if student_id is None:
+        st.info("Pick a student in the roster first.")
+    else:
+        with common.friendly_errors():
+            review_student.show(wb, user, student_id)
+else:
+    with common.friendly_errors():
+        review_export.show(wb, records)

@@ -1,0 +1,84 @@
+"""The "Export for Moodle" view of the TA review page: grading worksheet and responses CSV."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import streamlit as st
+
+from workbook import review
+
+
+def show(wb: Any, records: list[dict]) -> None:
+    """Draw the two exports.
+
+    Args:
+        wb: the app's ``Workbook``.
+        records: the roster records (``review.roster_records``), for the fresh worksheet.
+
+    Raises:
+        review.ReviewError: an uploaded worksheet cannot be read.
+    """
+    grades = review.worksheet_grades(wb.store)
+    drafts = sum(1 for r in records if r["feedback"] == "draft")
+    st.markdown("#### Moodle offline grading worksheet")
+    st.caption(
+        f"{len(grades)} students have released feedback; only released feedback is exported"
+        + (f" ({drafts} students have unreleased drafts)." if drafts else ".")
+    )
+    st.markdown(
+        "In the Moodle assignment choose *Download grading worksheet*, upload that file here, "
+        "and upload the file you get back to Moodle (*Upload grading worksheet*). Rows are "
+        "matched by email; only **Grade**, **Feedback comments** and **Last modified "
+        "(grade)** change."
+    )
+    uploaded = st.file_uploader(
+        "Worksheet downloaded from Moodle (CSV)", type=["csv"], key="review:export:upload"
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    if uploaded is not None:
+        result = review.fill_worksheet(uploaded.getvalue(), grades)
+        st.success(f"Filled {len(result.filled)} rows.")
+        if result.locked:
+            st.warning(
+                "Moodle says these grades cannot be changed (locked or overridden in the "
+                "gradebook); their rows were left as they were:"
+            )
+            st.text("\n".join(result.locked))
+        if result.not_in_worksheet:
+            st.warning("Released feedback with no row in the worksheet (check the emails):")
+            st.text("\n".join(result.not_in_worksheet))
+        if result.unmatched_rows:
+            with st.expander(f"{len(result.unmatched_rows)} rows without released feedback"):
+                st.text("\n".join(result.unmatched_rows))
+        st.download_button(
+            "Download the filled worksheet",
+            data=result.data,
+            file_name=uploaded.name,
+            mime="text/csv",
+            key="review:export:filled",
+            type="primary",
+        )
+    else:
+        st.caption(
+            "No worksheet uploaded: the file below has Moodle's columns but no participant "
+            "identifiers, so use it for reading; Moodle needs its own worksheet back."
+        )
+        st.download_button(
+            "Download a new worksheet",
+            data=review.fresh_worksheet([(r["name"], r["email"]) for r in records], grades),
+            file_name=f"grading-worksheet-{stamp}.csv",
+            mime="text/csv",
+            key="review:export:fresh",
+        )
+
+    st.markdown("#### All responses")
+    st.caption("One row per student, one column per reflection and answer (UTF-8 CSV).")
+    st.download_button(
+        "Download responses CSV",
+        data=review.responses_csv(wb.store),
+        file_name=f"responses-{stamp}.csv",
+        mime="text/csv",
+        key="review:export:responses",
+    )
