@@ -194,3 +194,15 @@ def test_edit_from_another_tab_is_announced_not_dropped(db_path, student_id):
     with Store(db_path, question_ids=exercises.question_ids()) as store:
         history = [e.reflection for e in store.tutorial_history(student_id, "1")]
     assert history[-2:] == ["tab A", "tab B"]
+
+
+def test_card_of_unknown_section_needs_the_student_to_name_the_section(db_path, student_id):
+    at = choose_path(open_page(student_id), "tutorials")
+    at.text_input(key="tut1:search").input("Classifying Names").run()
+    assert at.selectbox(key="tut1:result").value.category == "Other"
+    assert at.button(key="tut1:choose").disabled
+    at.selectbox(key="tut1:other_section").set_value("Text").run()
+    at.button(key="tut1:choose").click().run()
+    entry = saved_log(db_path, student_id).entries["1"]
+    assert entry.category == "Text"
+    assert any("Hugging Face" in i.value for i in at.info)  # the course's caution for Text

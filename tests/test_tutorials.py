@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from db import Store
 from tests.test_quality import SPECIFIC
 from workbook.catalog import INTRO_CATEGORY, load_catalog
 from workbook.tutorials import (
@@ -44,12 +43,6 @@ def log(*entries, path="tutorials", project=None):
 
 def codes(issues, level=None):
     return {i.code for i in issues if level is None or i.level == level}
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "wb.db") as s:
-        yield s
 
 
 @pytest.fixture
