@@ -220,3 +220,18 @@ def test_execution_result_is_a_frozen_value():
     result = ExecutionResult(outputs=[], execution_count=None, status="ok", message="")
     with pytest.raises(AttributeError):
         result.status = "error"  # type: ignore[misc]
+
+
+def test_a_cell_over_its_cpu_budget_is_stopped_and_the_next_cell_runs(tmp_path):
+    pool = KernelPool(Settings(work_dir=tmp_path, kernel_cell_cpu_s=1, cell_timeout_s=30))
+    try:
+        kernel = pool.kernel_for("erin")
+        kernel.execute("kept = 1")
+        result = kernel.execute("while True:\n    pass")
+        assert result.status == "error"
+        assert result.outputs[-1]["ename"] == "CellCPUTimeExceeded"
+        assert "CPU time" in result.message
+        # The budget is per cell: a cheap cell afterwards runs, variables intact.
+        assert kernel.execute("kept + 1").outputs[-1]["data"]["text/plain"] == "2"
+    finally:
+        pool.shutdown_all()
