@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
+from workbook import review
 
 wb = common.get_workbook()
 user = common.current_user()
@@ -55,12 +56,12 @@ if user.role == "student":
     if feedback is not None:
         st.divider()
         st.subheader("Feedback from your TA")
-        st.markdown(f"**Grade:** {feedback.grade}")
+        st.markdown(f"**Grade:** {review.grade_label(feedback.grade) or 'not graded'}")
         # Student-facing text from a TA is shown as plain text, never as markup.
         st.text(feedback.comment)
         for item, comment in (feedback.item_comments or {}).items():
             if comment:
-                st.markdown(f"**{item}**")
+                st.markdown(f"**{review.item_label(item)}**")
                 st.text(comment)
 else:
     st.markdown("You are signed in as course staff.")

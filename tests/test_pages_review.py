@@ -165,6 +165,9 @@ def test_feedback_autosaves_as_a_draft_then_release_shows_it_to_the_student(db_p
         assert store.released_feedback_for(ada.id).comment == "Clear answers; say tokens."
     home = signed_in(ada.id)
     assert "Clear answers; say tokens." in [t.value for t in home.text]
+    shown = [m.value for m in home.markdown]
+    assert "**Grade:** Meets expectations" in shown
+    assert f"**{exercises.question('q1').title}**" in shown
 
 
 def test_release_without_grade_shows_an_error_and_releases_nothing(db_path, people):

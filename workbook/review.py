@@ -41,6 +41,7 @@ __all__ = [
     "fresh_worksheet",
     "grade_label",
     "grade_points",
+    "item_label",
     "moodle_date",
     "release_feedback",
     "responses_csv",
@@ -145,6 +146,15 @@ def feedback_items(tutorial_path: str | None = None) -> list[FeedbackItem]:
     for question in exercises.questions():
         items.append(FeedbackItem(question.id, question.title))
     return items
+
+
+def item_label(item_id: str) -> str:
+    """How an item of ``Feedback.item_comments`` is named to people (its id if unknown)."""
+    for path in ("tutorials", "project"):
+        for item in feedback_items(path):
+            if item.id == item_id:
+                return item.label
+    return item_id
 
 
 def _step_label(step: Any) -> str:
