@@ -139,9 +139,12 @@ class Store:
             self.path = Path(path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # (thread, connection) for every open per-thread connection, so connections of
+        # finished threads can be closed: Streamlit starts a new thread for each rerun.
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._keeper = self._connect() if self._memory_name is not None else None
         try:
             self._open()
         except sqlite3.DatabaseError as error:
@@ -194,8 +197,18 @@ class Store:
             self._local.db = db
             self._local.pid = os.getpid()
             with self._lock:
-                self._connections.append(conn)
+                finished = [(t, c) for t, c in self._connections if not t.is_alive()]
+                self._connections = [(t, c) for t, c in self._connections if t.is_alive()]
+                self._connections.append((threading.current_thread(), conn))
+            for _, old in finished:
+                # Its thread has ended, so nothing can be using it any more.
+                old.close()
         return db
+
+    def open_connections(self) -> int:
+        """How many per-thread connections are open (for monitoring and tests)."""
+        with self._lock:
+            return len(self._connections)
 
     @contextmanager
     def _write(self) -> Iterator[Database]:
@@ -207,14 +220,19 @@ class Store:
         db = self._db()
         if db.conn.in_transaction:
             raise DbError("nested write transaction")
-        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise DbError(f"the database is busy or unavailable, try again ({error})") from error
         try:
             yield db
-        except BaseException:
+            db.conn.execute("COMMIT")
+        except BaseException as error:
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError):
+                raise DbError(f"could not save, nothing was changed ({error})") from error
             raise
-        db.conn.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[Database]:
@@ -235,8 +253,11 @@ class Store:
         with self._lock:
             connections, self._connections = self._connections, []
             self._closed = True
-        for conn in connections:
+        for _, conn in connections:
             conn.close()
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
         self._local = threading.local()
 
     def __enter__(self) -> Store:

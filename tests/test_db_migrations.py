@@ -76,18 +76,20 @@ def test_foreign_keys_are_enforced(store):
 
 
 def test_each_thread_gets_its_own_connection(store):
-    seen: list[int] = []
+    seen: list[sqlite3.Connection] = []
+    all_connected = threading.Barrier(4)
 
     def grab() -> None:
-        seen.append(id(store._db().conn))
+        seen.append(store._db().conn)
+        all_connected.wait(10)  # keep every thread alive until all have connected
 
     threads = [threading.Thread(target=grab) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(seen)) == 4
-    assert id(store._db().conn) not in seen
+    assert len({id(c) for c in seen}) == 4
+    assert store._db().conn not in seen
     assert store._db() is store._db()
 
 
@@ -120,3 +122,29 @@ def test_closed_store_refuses_use(tmp_path):
     store.close()
     with pytest.raises(DbError, match="closed"):
         store.list_users()
+
+
+def test_connections_of_finished_threads_are_closed(store):
+    # Streamlit runs every rerun on a new thread; connections must not pile up.
+    for _ in range(30):
+        thread = threading.Thread(target=store.list_users)
+        thread.start()
+        thread.join()
+    store.list_users()
+    assert store.open_connections() <= 2
+
+
+def test_in_memory_store_outlives_the_thread_that_opened_it():
+    opened: list[Store] = []
+
+    def open_and_write() -> None:
+        s = Store(":memory:")
+        s.create_user("t@example.org", "T", PASSWORD)
+        opened.append(s)
+
+    thread = threading.Thread(target=open_and_write)
+    thread.start()
+    thread.join()
+    store = opened[0]
+    assert [u.email for u in store.list_users()] == ["t@example.org"]
+    store.close()
