@@ -33,7 +33,9 @@ __all__ = [
     "Generation",
     "apply_temperature",
     "generate",
+    "next_token_logits",
     "sample_next",
+    "token_text",
     "top_k_filter",
     "top_p_filter",
 ]
@@ -518,6 +520,40 @@ def _token(
         chosen_probability=chosen_probability,
         is_eos=token_id in eos,
     )
+
+
+@torch.no_grad()
+def next_token_logits(lm: Any, phrase: str, appended: Sequence[int] = ()) -> torch.Tensor:
+    """The model's scores for the token after ``phrase`` plus already chosen tokens.
+
+    Building a sentence token by token keeps the chosen ids rather than re-tokenizing the
+    growing text, because tokenizing "plan" + " to" need not give the same ids as the
+    choices that were made.
+
+    Args:
+        lm: a ``LanguageModel`` or a ``(model, tokenizer)`` pair.
+        phrase: the prompt.
+        appended: token ids chosen after the prompt, in order.
+
+    Returns:
+        Logits of shape ``(V,)``, float32, on CPU.
+
+    Raises:
+        InvalidInput: empty phrase, or the text no longer fits the model's context.
+    """
+    model, text = _parts(lm)
+    ids = text.encode(phrase, _device(model))  # (1, n)
+    if appended:
+        extra = torch.tensor([list(appended)], dtype=torch.long, device=ids.device)  # (1, m)
+        ids = torch.cat([ids, extra], dim=-1)  # (1, n + m)
+    _context_room(model, ids.shape[-1], 1)
+    return model(input_ids=ids, use_cache=False).logits[0, -1].float().cpu()  # (V,)
+
+
+def token_text(lm: Any, before: Sequence[int], token_id: int) -> str:
+    """How ``token_id`` reads when it follows the ids ``before`` (keeps its leading space)."""
+    _, text = _parts(lm)
+    return text.piece(list(before), token_id)
 
 
 def _beam_search(
