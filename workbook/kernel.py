@@ -565,6 +565,8 @@ class KernelPool:
         self._lock = threading.Lock()
         if settings.sandbox:
             sandbox.check_available()
+            if sandbox.needs_process_cap():
+                sandbox.remove_stale_caps()
         atexit.register(self.shutdown_all)
 
     def kernel_for(self, user_id: str) -> StudentKernel:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import signal
 import sys
 import threading
@@ -40,12 +41,14 @@ def _set_limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-def _watch_lifeline(fd: int) -> None:
+def _watch_lifeline(fd: int, ipc_dir: str) -> None:
     # Blocks until the app closes its end (it exits or is killed), then ends the kernel.
+    # A killed app cannot tidy up, so the kernel removes its own socket folder first.
     try:
         while os.read(fd, 1):
             pass
     finally:
+        shutil.rmtree(ipc_dir, ignore_errors=True)
         os._exit(3)
 
 
@@ -87,7 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         os.setpgid(0, 0)
     if args.lifeline_fd >= 0:
         threading.Thread(
-            target=_watch_lifeline, args=(args.lifeline_fd,), name="lifeline", daemon=True
+            target=_watch_lifeline,
+            args=(args.lifeline_fd, os.path.dirname(os.path.abspath(args.connection_file))),
+            name="lifeline",
+            daemon=True,
         ).start()
     if args.memory_mb:
         _set_limit(resource.RLIMIT_AS, args.memory_mb * 1024 * 1024)

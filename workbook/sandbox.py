@@ -101,6 +101,17 @@ class ProcessCap:
                 time.sleep(0.1)  # the killed processes are still being reaped
 
 
+def remove_stale_caps() -> None:
+    """Delete empty cgroups left behind by an app that was killed (non-empty ones stay)."""
+    root = _pids_root()
+    if root is None or not (root / "workbook").is_dir():
+        return
+    for child in (root / "workbook").iterdir():
+        if child.is_dir():
+            with contextlib.suppress(OSError):
+                child.rmdir()
+
+
 def needs_process_cap() -> bool:
     """Whether the app must add a :class:`ProcessCap` (it runs as root)."""
     return os.geteuid() == 0
