@@ -1,0 +1,461 @@
+"""Step checks with a tiny random model, run in an in-process fake kernel.
+
+Each test runs the reference solutions up to a step, then either the correct cell or a
+typical wrong one, and asserts the check's verdict and that its message names what differs.
+Expected values always come from the engine (``LanguageModel``) on the same tiny weights.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from checks_helpers import FakeKernel, run_solutions, save_tiny, solution
+from tiny import make_tiny_pair
+
+import lm_engine
+from lm_engine import LanguageModel
+from workbook import checks, exercises
+from workbook.checks import CheckError, CheckResult, printed_text, run_check
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = make_tiny_pair(seed=3)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def lm(tiny):
+    model, tokenizer = tiny
+    return LanguageModel("tiny", model, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def tiny_source(tiny, tmp_path_factory):
+    model, tokenizer = tiny
+    return save_tiny(tmp_path_factory.mktemp("tiny-model"), model, tokenizer)
+
+
+@pytest.fixture
+def kernel(tiny_source, monkeypatch):
+    """A fresh fake kernel after the real setup cell (loading the tiny model from disk)."""
+    monkeypatch.setattr(lm_engine, "resolve", lambda name, **kw: tiny_source)
+    k = FakeKernel()
+    k.execute(exercises.setup_code("tiny"))
+    return k
+
+
+def check(kernel: FakeKernel, lm, step: int, code: str | None = None) -> CheckResult:
+    """Run steps 1..step-1 from the solutions, then ``code`` (default: the solution)."""
+    run_solutions(kernel, step - 1)
+    outputs = kernel.execute(code if code is not None else solution(f"step{step}"))
+    return run_check(f"step{step}", kernel, lm, outputs=outputs)
+
+
+def failed_with(result: CheckResult, *fragments: str) -> None:
+    assert not result.passed, result.message
+    text = " ".join(result.details)
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in: {text}"
+    assert result.message.startswith("Not yet:")
+
+
+# --- the correct solution --------------------------------------------------------------
+
+
+def test_setup_cell_prints_vocabulary_and_parameters_with_thousands_separators(
+    tiny_source, lm, monkeypatch
+):
+    monkeypatch.setattr(lm_engine, "resolve", lambda name, **kw: tiny_source)
+    text = printed_text(FakeKernel().execute(exercises.setup_code("tiny")))
+    assert f"{len(lm.tokenizer):,} strings" in text
+    assert f"{lm.num_parameters:,} parameters" in text and "," in f"{lm.num_parameters:,}"
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5, 6])
+def test_reference_solution_passes_its_check(kernel, lm, step):
+    result = check(kernel, lm, step)
+    assert result.passed, result.message
+    assert result.details == ()
+    assert result.message.startswith("Check passed.")
+
+
+def test_checks_use_the_students_own_phrase(kernel, lm):
+    code = solution("step1").replace(exercises.START_PHRASE, "the cat sat on the mat")
+    assert check(kernel, lm, 1, code).passed
+    for step in (2, 3, 4, 5):
+        outputs = kernel.execute(solution(f"step{step}"))
+        result = run_check(f"step{step}", kernel, lm, outputs=outputs)
+        assert result.passed, (step, result.message)
+
+
+def test_inspection_leaves_no_names_behind(kernel, lm):
+    run_solutions(kernel, 6)
+    before = dict(kernel.ns)
+    for step in range(1, 7):
+        run_check(f"step{step}", kernel, lm)
+    assert kernel.ns.keys() == before.keys()
+    assert all(kernel.ns[name] is before[name] for name in before)
+
+
+def test_checks_survive_students_shadowing_builtins(kernel, lm):
+    run_solutions(kernel, 6)
+    kernel.execute("sum = 0\nlist = 'oops'\nlen = None\ntype = 3\nisinstance = print\nstr = 1")
+    for step in range(1, 7):
+        result = run_check(f"step{step}", kernel, lm)
+        assert result.passed, (step, result.message)
+
+
+# --- step 1 ----------------------------------------------------------------------------
+
+
+def test_step1_input_ids_as_a_list_is_not_a_tensor(kernel, lm):
+    code = 'phrase = "this weekend i plan to"\nbatch = tokenizer(phrase)\ninput_ids = batch["input_ids"]'
+    failed_with(check(kernel, lm, 1, code), "`input_ids` is a list, not a PyTorch tensor")
+
+
+def test_step1_missing_dimension_reports_the_shape(kernel, lm):
+    code = solution("step1") + "input_ids = input_ids[0]\n"
+    n = lm.encode(exercises.START_PHRASE).shape[1]
+    failed_with(check(kernel, lm, 1, code), f"has shape [{n}]; expected [1, {n}]")
+
+
+def test_step1_float_ids_report_the_dtype(kernel, lm):
+    code = solution("step1") + "input_ids = input_ids.float()\n"
+    failed_with(check(kernel, lm, 1, code), "dtype torch.float32", "integers")
+
+
+def test_step1_ids_of_another_phrase_name_the_position(kernel, lm):
+    code = (
+        solution("step1")
+        + 'input_ids = tokenizer("this weekend i go to", return_tensors="pt")["input_ids"]\n'
+    )
+    want = lm.encode(exercises.START_PHRASE)[0].tolist()
+    got = lm.encode("this weekend i go to")[0].tolist()
+    position = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+    failed_with(
+        check(kernel, lm, 1, code),
+        f"at [0, {position}]: {got[position]} instead of {want[position]}",
+    )
+
+
+def test_step1_undefined_names_are_reported_not_raised(kernel, lm):
+    failed_with(check(kernel, lm, 1, 'phrase = "hello"'), "`batch` is not defined yet")
+
+
+def test_step1_phrase_of_the_wrong_type(kernel, lm):
+    result = check(kernel, lm, 1, solution("step1") + "phrase = 42\n")
+    failed_with(result, "`phrase` is a int; it should be a string")
+
+
+# --- step 2 ----------------------------------------------------------------------------
+
+
+def test_step2_model_run_on_another_phrase_reports_the_shape(kernel, lm):
+    code = (
+        "with torch.no_grad():\n"
+        '    model_output = model(tokenizer("hello world", return_tensors="pt")["input_ids"])\n'
+        "print(list(model_output.logits.shape))\n"
+    )
+    n, v = lm.logits(exercises.START_PHRASE).shape[1:]
+    failed_with(check(kernel, lm, 2, code), f"has shape [1, 2, {v}]; expected [1, {n}, {v}]")
+
+
+def test_step2_changed_logits_name_the_first_differing_entry(kernel, lm):
+    code = solution("step2") + "model_output.logits[0, 2, 7] += 1.0\n"
+    failed_with(check(kernel, lm, 2, code), "in 1 of", "the first is at [0, 2, 7]")
+
+
+def test_step2_output_must_show_the_shape_as_a_list(kernel, lm):
+    code = "with torch.no_grad():\n    model_output = model(input_ids)\nprint('done')\n"
+    failed_with(check(kernel, lm, 2, code), "does not show the shape")
+
+
+def test_step2_model_output_without_logits(kernel, lm):
+    failed_with(check(kernel, lm, 2, "model_output = 5"), "`model_output` is a int without")
+
+
+def test_step2_large_tensors_are_compared_on_a_strided_sample(kernel, lm, monkeypatch):
+    monkeypatch.setattr(checks, "_MAX_VALUES", 37)
+    assert check(kernel, lm, 2).passed
+    kernel.execute("model_output.logits.add_(0.5)")
+    result = run_check("step2", kernel, lm)
+    failed_with(result, "entries checked")
+
+
+# --- step 3 ----------------------------------------------------------------------------
+
+
+def test_step3_index_minus_two_names_the_position_taken(kernel, lm):
+    n = lm.encode(exercises.START_PHRASE).shape[1]
+    code = "last_token_logits = model_output.logits[0, -2]\n"
+    failed_with(check(kernel, lm, 3, code), f"token position {n - 2} of {n}", f"position {n - 1}")
+
+
+def test_step3_keeping_the_batch_dimension_is_a_shape_problem(kernel, lm):
+    code = "last_token_logits = model_output.logits[:, -1]\n"
+    failed_with(check(kernel, lm, 3, code), f"has shape [1, {lm.vocab_size}]", "batch dimension")
+
+
+def test_step3_whole_sequence_is_a_shape_problem(kernel, lm):
+    n = lm.encode(exercises.START_PHRASE).shape[1]
+    code = "last_token_logits = model_output.logits[0]\n"
+    failed_with(check(kernel, lm, 3, code), f"[{n}, {lm.vocab_size}]; expected [{lm.vocab_size}]")
+
+
+# --- step 4 ----------------------------------------------------------------------------
+
+
+def test_step4_without_softmax_says_it_still_holds_logits(kernel, lm):
+    code = solution("step4").replace("last_token_logits.softmax(dim=-1)", "last_token_logits")
+    failed_with(check(kernel, lm, 4, code), "still holds the logits", "softmax")
+
+
+def test_step4_softmax_over_the_wrong_dimension_does_not_sum_to_one(kernel, lm):
+    code = solution("step4").replace(
+        "last_token_logits.softmax(dim=-1)", "model_output.logits.softmax(dim=1)[0, -1]"
+    )
+    failed_with(check(kernel, lm, 4, code), "sums to", "softmax over the last")
+
+
+def test_step4_argmax_over_the_wrong_dimension_is_not_a_single_id(kernel, lm):
+    code = solution("step4").replace(
+        "last_token_probabilities.argmax()", "model_output.logits[0].argmax(dim=0)"
+    )
+    code = code.replace("most_likely_token_id.item()", "0")
+    result = check(kernel, lm, 4, code.split("most_likely_token = ")[0])
+    failed_with(result, "`most_likely_token_id` has shape [", "expected a single token id")
+
+
+def test_step4_flat_argmax_of_all_logits_is_not_a_token_id(kernel, lm):
+    code = solution("step4").replace(
+        "last_token_probabilities.argmax()", "model_output.logits.argmax()"
+    )
+    flat = int(lm.logits(exercises.START_PHRASE).argmax())
+    if flat < lm.vocab_size:  # the max happens to be in the first row: not this mistake
+        pytest.skip("the global argmax of the tiny model lies at position 0")
+    result = check(kernel, lm, 4, code.split("most_likely_token = ")[0])
+    failed_with(result, f"is {flat}, which is not a token id")
+
+
+def test_step4_wrong_printed_probability_is_reported(kernel, lm):
+    code = solution("step4").replace(
+        "most_likely_token_probability.item():.2%", "most_likely_token_probability.item() / 2:.2%"
+    )
+    want = round(float(lm.top_k(exercises.START_PHRASE, 1)["probabilities"][0]) * 100, 2)
+    failed_with(check(kernel, lm, 4, code), f"expected {want:.2f}%")
+
+
+def test_step4_printing_a_fraction_instead_of_a_percentage_is_reported(kernel, lm):
+    code = solution("step4").replace(":.2%", ":.4f")
+    failed_with(check(kernel, lm, 4, code), "as a percentage with two decimals")
+
+
+def test_step4_without_printed_output_checks_the_variables_only(kernel, lm):
+    run_solutions(kernel, 3)
+    kernel.execute(solution("step4"))
+    assert run_check("step4", kernel, lm, outputs=None).passed
+
+
+def test_step4_token_not_decoded(kernel, lm):
+    code = solution("step4").replace(
+        "tokenizer.decode(most_likely_token_id)", "str(most_likely_token_id)"
+    )
+    failed_with(check(kernel, lm, 4, code), "`most_likely_token` is", "decoded with the tokenizer")
+
+
+# --- step 5 ----------------------------------------------------------------------------
+
+
+def test_step5_wrong_k_reports_the_number_of_entries(kernel, lm):
+    code = solution("step5").replace("topk(10)", "topk(5)")
+    failed_with(check(kernel, lm, 5, code), "has shape [5]; expected [10]")
+
+
+def test_step5_topk_of_the_logits_has_the_wrong_values(kernel, lm):
+    code = solution("step5").replace(
+        "last_token_probabilities.topk(10)", "last_token_logits.topk(10)"
+    )
+    failed_with(check(kernel, lm, 5, code), "not the probabilities of those tokens")
+
+
+def test_step5_table_with_percentages_names_the_row(kernel, lm):
+    code = solution("step5").replace(
+        '"probabilities": probabilities_of_most_likely_tokens',
+        '"probabilities": probabilities_of_most_likely_tokens * 100',
+    )
+    failed_with(check(kernel, lm, 5, code), "row 0 of 'probabilities'", "between 0 and 1")
+
+
+def test_step5_table_with_token_ids_instead_of_strings(kernel, lm):
+    code = solution("step5").replace(
+        "[tokenizer.decode(token_id) for token_id in most_likely_tokens.indices]",
+        "[int(token_id) for token_id in most_likely_tokens.indices]",
+    )
+    failed_with(check(kernel, lm, 5, code), "'tokens' holds", "decoded string")
+
+
+def test_step5_table_with_wrong_column_names(kernel, lm):
+    code = solution("step5").replace('{"tokens":', '{"token":')
+    failed_with(check(kernel, lm, 5, code), "needs the columns 'tokens' and 'probabilities'")
+
+
+# --- step 6 ----------------------------------------------------------------------------
+
+_GOOD_FUNCTION = solution("step6").split("\n\ncheck_global_vars")[0]
+
+
+def check6(kernel, lm, function_code: str) -> CheckResult:
+    run_solutions(kernel, 5)
+    kernel.execute(function_code)
+    return run_check("step6", kernel, lm)
+
+
+def test_step6_function_reading_a_global_is_caught(kernel, lm):
+    code = _GOOD_FUNCTION.replace(
+        'input_ids = tokenizer(phrase, return_tensors="pt")["input_ids"]', "pass"
+    )
+    result = check6(kernel, lm, code)
+    failed_with(result, "reads global variables it should not: input_ids")
+    # It also returns the start phrase's table for every unseen phrase.
+    assert any("predict_next_tokens('The cat sat on the', 1)" in d for d in result.details)
+
+
+def test_step6_global_read_inside_a_comprehension_is_caught(kernel, lm):
+    code = _GOOD_FUNCTION.replace(
+        "[tokenizer.decode(token_id) for token_id in top.indices]",
+        "[tokenizer.decode(token_id) for token_id in top.indices if most_likely_token_id is not None]",
+    )
+    failed_with(check6(kernel, lm, code), "global variables it should not: most_likely_token_id")
+
+
+def test_step6_function_without_comments_is_caught(kernel, lm):
+    code = "\n".join(
+        line for line in _GOOD_FUNCTION.splitlines() if not line.strip().startswith("#")
+    )
+    failed_with(check6(kernel, lm, code), "has 0 comments", f"at least {checks.MIN_COMMENTS}")
+
+
+def test_step6_function_that_prints_is_caught(kernel, lm):
+    code = _GOOD_FUNCTION.replace(
+        "    return pd.DataFrame", "    print(tokens)\n    return pd.DataFrame"
+    )
+    failed_with(check6(kernel, lm, code), "printed", "print nothing")
+
+
+def test_step6_function_that_ignores_k_is_caught(kernel, lm):
+    code = _GOOD_FUNCTION.replace("probabilities.topk(k)", "probabilities.topk(10)")
+    failed_with(
+        check6(kernel, lm, code),
+        "predict_next_tokens('The cat sat on the', 1)",
+        "has 10 rows; expected 1",
+    )
+
+
+def test_step6_function_using_index_minus_two_fails_on_unseen_phrases(kernel, lm):
+    code = _GOOD_FUNCTION.replace("logits[0, -1]", "logits[0, -2]")
+    failed_with(check6(kernel, lm, code), "of 'tokens' is")
+
+
+def test_step6_function_that_raises_reports_the_error(kernel, lm):
+    code = (
+        "def predict_next_tokens(phrase, k):\n    # one\n    # two\n    # three\n    return 1 / 0\n"
+    )
+    failed_with(check6(kernel, lm, code), "raised ZeroDivisionError")
+
+
+def test_step6_starter_code_fails(kernel, lm):
+    run_solutions(kernel, 5)
+    kernel.execute(exercises.step("step6").starter_code.split("\n\ncheck_global_vars")[0])
+    failed_with(run_check("step6", kernel, lm), "is a NoneType, not a pandas DataFrame")
+
+
+def test_step6_missing_or_not_a_function(kernel, lm):
+    run_solutions(kernel, 5)
+    failed_with(run_check("step6", kernel, lm), "`predict_next_tokens` is not defined yet")
+    kernel.execute("predict_next_tokens = 3")
+    failed_with(run_check("step6", kernel, lm), "define it as a function")
+
+
+def test_step6_tests_unseen_phrases_with_k_1_and_a_long_phrase():
+    phrases = [p for p, _ in checks.UNSEEN_CALLS]
+    ks = [k for _, k in checks.UNSEEN_CALLS]
+    assert 1 in ks
+    assert not set(ks) & {5, 10}
+    assert not set(phrases) & {*exercises.STEP6_EXAMPLES, exercises.START_PHRASE}
+    assert max(len(p.split()) for p in phrases) >= 40
+
+
+# --- robustness and plumbing ------------------------------------------------------------
+
+
+def test_objects_that_raise_on_access_are_reported(kernel, lm):
+    code = (
+        "class Weird:\n"
+        "    @property\n"
+        "    def logits(self):\n"
+        "        raise RuntimeError('boom')\n"
+        "model_output = Weird()\n"
+    )
+    failed_with(check(kernel, lm, 2, code), "Reading `model_output` failed with RuntimeError: boom")
+
+
+def test_unknown_step_raises_check_error(kernel, lm):
+    with pytest.raises(CheckError):
+        run_check("setup", kernel, lm)
+    with pytest.raises(CheckError):
+        checks.inspection_snippet("step9")
+
+
+def test_unusable_digest_fails_with_a_message(lm):
+    class Broken:
+        def inspect(self, code):
+            return None
+
+    result = run_check("step1", Broken(), lm)
+    assert not result.passed and "run the cell again" in result.message
+
+
+def test_compare_is_pure_and_matches_run_check(kernel, lm):
+    run_solutions(kernel, 3)
+    digest = kernel.inspect(checks.inspection_snippet("step3"))
+    reference = checks.reference_for("step3", lm, digest)
+    assert checks.compare(digest, reference).passed
+    digest["values"]["last_token_logits"]["shape"] = [3]
+    assert not checks.compare(digest, reference).passed
+
+
+def test_message_lists_at_most_three_problems(kernel, lm):
+    run_solutions(kernel, 3)
+    result = run_check("step4", kernel, lm)
+    assert len(result.details) == 4
+    assert result.message.count("\n- ") == 4  # three problems and the "... more" line
+    assert "1 more" in result.message
+
+
+def test_printed_text_joins_stdout_streams_only():
+    outputs = [
+        {"output_type": "stream", "name": "stdout", "text": "a\n"},
+        {"output_type": "stream", "name": "stderr", "text": "warning\n"},
+        {"output_type": "stream", "name": "stdout", "text": ["b", "\n"]},
+        {"output_type": "execute_result", "data": {"text/plain": "x"}},
+    ]
+    assert printed_text(outputs) == "a\nb\n"
+    assert printed_text(None) is None
+
+
+def test_tensors_travel_as_little_endian_float32(kernel, lm):
+    run_solutions(kernel, 3)
+    digest = kernel.inspect(checks.inspection_snippet("step3"))
+    desc = digest["values"]["last_token_logits"]
+    assert desc["encoding"] == "float32" and desc["stride"] == 1
+    values = checks._tensor(desc)
+    assert torch.equal(values, kernel.ns["last_token_logits"].float())
+
+
+def test_snippet_is_valid_python_for_every_step():
+    for step_id in checks.CHECKS:
+        compile(checks.inspection_snippet(step_id), step_id, "exec")
+    assert textwrap.dedent(checks.inspection_snippet("step1")).startswith("def __workbook")
