@@ -24,8 +24,9 @@ def show(wb: Any, records: list[dict]) -> None:
     drafts = sum(1 for r in records if r["feedback"] == "draft")
     st.markdown("#### Moodle offline grading worksheet")
     st.caption(
-        f"{len(grades)} students have released feedback; only released feedback is exported"
-        + (f" ({drafts} students have unreleased drafts)." if drafts else ".")
+        f"{_count(len(grades), 'student')} with released feedback; only released feedback "
+        "is exported"
+        + (f" ({_count(drafts, 'student')} with unreleased drafts)." if drafts else ".")
     )
     st.markdown(
         "In the Moodle assignment choose *Download grading worksheet*, upload that file here, "
@@ -37,9 +38,14 @@ def show(wb: Any, records: list[dict]) -> None:
         "Worksheet downloaded from Moodle (CSV)", type=["csv"], key="review:export:upload"
     )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    result = None
     if uploaded is not None:
-        result = review.fill_worksheet(uploaded.getvalue(), grades)
-        st.success(f"Filled {len(result.filled)} rows.")
+        try:
+            result = review.fill_worksheet(uploaded.getvalue(), grades)
+        except review.ReviewError as exc:
+            st.error(str(exc))
+    if uploaded is not None and result is not None:
+        st.success(f"Filled {_count(len(result.filled), 'row')} with grade and feedback.")
         if result.locked:
             st.warning(
                 "Moodle says these grades cannot be changed (locked or overridden in the "
@@ -50,7 +56,9 @@ def show(wb: Any, records: list[dict]) -> None:
             st.warning("Released feedback with no row in the worksheet (check the emails):")
             st.text("\n".join(result.not_in_worksheet))
         if result.unmatched_rows:
-            with st.expander(f"{len(result.unmatched_rows)} rows without released feedback"):
+            with st.expander(
+                f"{_count(len(result.unmatched_rows), 'row')} without released feedback"
+            ):
                 st.text("\n".join(result.unmatched_rows))
         st.download_button(
             "Download the filled worksheet",
@@ -60,7 +68,7 @@ def show(wb: Any, records: list[dict]) -> None:
             key="review:export:filled",
             type="primary",
         )
-    else:
+    elif uploaded is None:
         st.caption(
             "No worksheet uploaded: the file below has Moodle's columns but no participant "
             "identifiers, so use it for reading; Moodle needs its own worksheet back."
@@ -82,3 +90,7 @@ def show(wb: Any, records: list[dict]) -> None:
         mime="text/csv",
         key="review:export:responses",
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

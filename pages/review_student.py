@@ -112,7 +112,8 @@ def _cells(cells: Any) -> None:
         if step.given:
             continue
         cell = cells.get(step.id)
-        with st.expander(step.title, expanded=False):
+        mark = "" if cell is None or cell.passed is None else ("✓ " if cell.passed else "✗ ")
+        with st.expander(mark + step.title, expanded=False):
             if cell is None:
                 st.caption("Not started.")
                 continue

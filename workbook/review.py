@@ -599,7 +599,7 @@ def feedback_comment_html(
     for item_id in ordered:
         text = item_comments.get(item_id, "")
         if text.strip():
-            label = html.escape(labels.get(item_id, item_id))
+            label = html.escape(labels.get(item_id, item_id), quote=False)
             parts.append(f"<p><strong>{label}:</strong></p>{_paragraphs(text)}")
     return "".join(parts)
 
@@ -607,7 +607,7 @@ def feedback_comment_html(
 def _paragraphs(text: str) -> str:
     blocks = [block.strip("\n") for block in text.replace("\r\n", "\n").split("\n\n")]
     return "".join(
-        "<p>" + "<br>".join(html.escape(line) for line in block.split("\n")) + "</p>"
+        "<p>" + "<br>".join(html.escape(line, quote=False) for line in block.split("\n")) + "</p>"
         for block in blocks
         if block.strip()
     )
