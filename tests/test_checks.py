@@ -3,21 +3,78 @@
 Each test runs the reference solutions up to a step, then either the correct cell or a
 typical wrong one, and asserts the check's verdict and that its message names what differs.
 Expected values always come from the engine (``LanguageModel``) on the same tiny weights.
+
+The fake kernel execs cells in a plain dict, compiled under file names registered in
+``linecache`` as IPython does (so ``inspect.getsource`` works), and round-trips inspection
+results through JSON as the real kernel's transport does.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import io
+import json
+import linecache
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from checks_helpers import FakeKernel, run_solutions, save_tiny, solution
 from tiny import make_tiny_pair
 
 import lm_engine
-from lm_engine import LanguageModel
+from lm_engine import LanguageModel, ModelSource
 from workbook import checks, exercises
 from workbook.checks import CheckError, CheckResult, printed_text, run_check
+
+# --- a fake student kernel -------------------------------------------------------------
+
+
+class FakeKernel:
+    """Runs cells and inspection snippets in one namespace, in this process."""
+
+    def __init__(self) -> None:
+        self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.ns["display"] = lambda *objs, **kw: None  # IPython's display builtin
+        self.cells = 0
+        self.inspections = 0
+
+    def execute(self, code: str) -> list[dict]:
+        """Run a cell; return its stdout as nbformat stream outputs."""
+        self.cells += 1
+        filename = f"<fake-cell-{self.cells}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, filename, "exec"), self.ns)
+        text = out.getvalue()
+        return [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
+
+    def inspect(self, code: str) -> Any:
+        self.inspections += 1
+        exec(compile(code, "<inspection>", "exec"), self.ns)
+        return json.loads(json.dumps(self.ns.pop("__workbook_result__")))
+
+
+def save_tiny(folder: Path, model, tokenizer) -> ModelSource:
+    """Write the tiny model where the setup cell's ``from_pretrained`` can read it."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return ModelSource(name="tiny", path=str(folder), tokenizer_kwargs={})
+
+
+def solution(step_id: str) -> str:
+    return exercises.step(step_id).solution
+
+
+def run_solutions(kernel: FakeKernel, upto: int) -> list[dict]:
+    """Run the reference solutions of steps 1..upto; return the last cell's outputs."""
+    outputs: list[dict] = []
+    for number in range(1, upto + 1):
+        outputs = kernel.execute(solution(f"step{number}"))
+    return outputs
 
 
 @pytest.fixture(scope="module")
