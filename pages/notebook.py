@@ -20,7 +20,7 @@ runs: dict = st.session_state.setdefault(RUNS_KEY, {})
 
 
 def _run(step_id: str) -> None:
-    code = st.session_state.get(f"{step_id}:code", exercises.step(step_id).starter_code)
+    code = st.session_state.get(f"{step_id}:code")
     with common.friendly_errors():
         runs[step_id] = wb.run_step(user.id, step_id, code)
 
@@ -40,7 +40,8 @@ def _restart() -> None:
         )
 
 
-for step in exercises.steps():
+steps = wb.steps()
+for step in steps:
     st.divider()
     st.subheader(step.title)
     st.markdown(step.instructions)
@@ -57,7 +58,7 @@ for step in exercises.steps():
         )
     buttons = st.columns([1, 1.4, 1.4, 5])
     buttons[0].button("Run", key=f"{step.id}:run", on_click=_run, args=(step.id,), type="primary")
-    if step.id != exercises.steps()[0].id:
+    if step is not steps[0]:
         buttons[1].button(
             "Run all above", key=f"{step.id}:run_above", on_click=_run_all_above, args=(step.id,)
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from db import AuthenticationError, DbError, NotFoundError, Store, User
+from db import AuthenticationError, DbError, NotFoundError, Store, TutorialLog, User
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
 
@@ -60,9 +60,26 @@ class Workbook:
     @cached_property
     def kernels(self) -> KernelPool:
         """One Jupyter kernel per signed-in student, started on demand."""
+        from lm_engine import EngineConfig, resolve
         from workbook.kernel import KernelPool
 
-        return KernelPool(self.settings)
+        # Build the model cache before any kernel starts: sandboxed kernels can only read it,
+        # and every student's setup cell loads the same cached weights.
+        engine_config = EngineConfig.from_env()
+        resolve(self.settings.model_name, config=engine_config)
+        pool = KernelPool(
+            self.settings, extra_env={"LM_ENGINE_CACHE": str(engine_config.cache_dir)}
+        )
+        threading.Thread(
+            target=_cull_forever, args=(pool,), name="kernel-culler", daemon=True
+        ).start()
+        return pool
+
+    def steps(self) -> list:
+        """The notebook's cells for the configured model (setup first)."""
+        from workbook import exercises
+
+        return exercises.steps(self.settings.model_name)
 
     # --- accounts --------------------------------------------------------------------
     def user(self, user_id: int) -> User:
@@ -104,7 +121,7 @@ class Workbook:
         from workbook import exercises
 
         cells = self.store.cells_for(user_id)
-        graded_steps = [step.id for step in exercises.steps() if not step.given]
+        graded_steps = [step.id for step in self.steps() if not step.given]
         log = self.store.tutorial_log(user_id)
         answers = self.store.answers_for(user_id)
         return Progress(
@@ -146,7 +163,7 @@ class Workbook:
         from workbook import checks, exercises
         from workbook.kernel import KernelError
 
-        step = exercises.step(step_id)
+        step = exercises.step(step_id, self.settings.model_name)
         if step.given:
             code = step.starter_code
         elif code is None:
@@ -155,11 +172,11 @@ class Workbook:
         # Save first: the code is kept even if the kernel fails below.
         self.save_code(user_id, step_id, code)
         try:
-            kernel = self.kernels.kernel_for(user_id)
+            kernel = self.kernels.kernel_for(str(user_id))
             result = kernel.execute(code, timeout=self.settings.cell_timeout_s)
             check = None
             if result.status == "ok" and step.check is not None:
-                check = checks.run_check(step, kernel, self.engine())
+                check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
         self.store.save_cell(
@@ -178,10 +195,8 @@ class Workbook:
 
         Stops at the first cell that fails, as Jupyter's "run all" does.
         """
-        from workbook import exercises
-
         runs: list[CellRun] = []
-        for step in exercises.steps():
+        for step in self.steps():
             if step.id == step_id:
                 break
             run = self.run_step(user_id, step.id)
@@ -195,7 +210,7 @@ class Workbook:
         from workbook.kernel import KernelError
 
         try:
-            self.kernels.kernel_for(user_id).restart()
+            self.kernels.kernel_for(str(user_id)).restart()
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
 
@@ -220,10 +235,15 @@ class CellRun:
     check: Any | None  # workbook.checks.CheckResult
 
 
-def _reflections_written(log) -> int:
+def _reflections_written(log: TutorialLog) -> int:
     """Count reflections that have text (the project path counts as two when reflected)."""
-    if getattr(log, "path", "tutorials") == "project":
-        project = getattr(log, "project", None)
-        return 2 if project is not None and project.reflection.strip() else 0
-    entries = getattr(log, "entries", {}) or {}
-    return sum(1 for entry in entries.values() if entry.reflection.strip())
+    if log.path == "project":
+        return 2 if log.project is not None and log.project.reflection.strip() else 0
+    return sum(1 for entry in log.entries.values() if entry.reflection.strip())
+
+
+def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:
+    """Shut down idle kernels now and then (a daemon thread; ends with the app)."""
+    while True:
+        time.sleep(every_s)
+        pool.cull_idle()
