@@ -119,3 +119,16 @@ def test_staff_are_not_offered_the_submit_page(db_path):
     at.run()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(PAGE)
+
+
+def test_downloading_records_the_export_with_its_sha256(db_path, student_id):
+    with new_store(db_path) as store:
+        fill_store(store, student_id)
+    at = open_page(student_id)
+    at.download_button(key="submit:download").click().run()
+    assert not at.exception
+    with new_store(db_path) as store:
+        [record] = store.exports_for(student_id)
+    assert record.file_name == "u9n1-lm-logits-Ana-Núñez.zip"
+    assert len(record.sha256) == 64 and int(record.sha256, 16) >= 0
+    assert any(record.sha256 in s.value for s in at.success)
