@@ -408,3 +408,20 @@ def test_cli_reports_an_unknown_email_and_a_missing_database(filled, tmp_path, c
     assert "no account" in capsys.readouterr().err
     assert cli_main(["--db", str(tmp_path / "missing.db"), *argv]) == 1
     assert "no database" in capsys.readouterr().err
+
+
+def test_notebook_metadata_says_when_the_work_was_last_saved(filled):
+    store, user = filled
+    submission = gather_submission(store, user.id, model_name="smollm2-135m")
+    nb = build_notebook(submission, built_at=BUILT_AT)
+    saved = nb.metadata["workbook"]["work_saved_at"]
+    assert saved == submission.work_updated_at.isoformat(timespec="seconds")
+
+
+def test_cli_checklist_prints_each_item_and_exits_zero_when_only_warnings(filled, capsys):
+    store, user = filled
+    store.save_answer(user.id, "q1", "")
+    assert cli_main(["--db", str(store.path), "checklist", "--email", user.email]) == 0
+    out = capsys.readouterr().out
+    assert "[warning] Q1 is not answered yet." in out
+    assert "pages/analysis.py" in out

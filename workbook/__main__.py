@@ -24,7 +24,10 @@ from workbook.errors import WorkbookError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m workbook", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m workbook",
+        description="Build a student's Moodle bundle or checklist from the workbook database.",
+    )
     parser.add_argument("--db", type=Path, help="database file (default: $WORKBOOK_DB)")
     parser.add_argument("--model", help="the course's model (default: $WORKBOOK_MODEL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

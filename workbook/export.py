@@ -448,6 +448,11 @@ def build_notebook(submission: Submission, *, built_at: datetime | None = None):
         "model": submission.model_name,
         "built_at": built_at.astimezone(UTC).isoformat(timespec="seconds"),
     }
+    if submission.work_updated_at is not None:
+        # Not volatile: it changes only when the work does.
+        nb.metadata["workbook"]["work_saved_at"] = submission.work_updated_at.astimezone(
+            UTC
+        ).isoformat(timespec="seconds")
     return nb
 
 
