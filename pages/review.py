@@ -23,13 +23,19 @@ VIEWS = ("Roster", "Review one student", "Export for Moodle")
 st.title("TA review")
 
 
+TABLE_GENERATION_KEY = "review:roster:generation"
+
+
 def _open_student(student_id: int) -> None:
     st.session_state[STUDENT_KEY] = student_id
     st.session_state[VIEW_KEY] = VIEWS[1]
+    # A new table key next time: the old row selection would otherwise stay selected, and
+    # clicking that row again would not count as a change.
+    st.session_state[TABLE_GENERATION_KEY] = st.session_state.get(TABLE_GENERATION_KEY, 0) + 1
 
 
-def _on_roster_select() -> None:
-    selection = st.session_state["review:roster:table"].selection
+def _on_roster_select(table_key: str) -> None:
+    selection = st.session_state[table_key].selection
     rows = selection.get("rows", []) if selection else []
     shown = st.session_state.get("review:roster:shown", [])
     if rows and rows[0] < len(shown):
@@ -88,11 +94,12 @@ def roster_view(records: list[dict]) -> None:
             "Feedback": [r["feedback"] for r in shown],
         }
     )
+    table_key = f"review:roster:table:{st.session_state.get(TABLE_GENERATION_KEY, 0)}"
     st.dataframe(
         table,
         hide_index=True,
-        key="review:roster:table",
-        on_select=_on_roster_select,
+        key=table_key,
+        on_select=lambda: _on_roster_select(table_key),
         selection_mode="single-row",
         column_config={
             "Exported": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
