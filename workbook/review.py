@@ -687,8 +687,6 @@ def fill_worksheet(
 def fresh_worksheet(
     students: Iterable[tuple[str, str]],
     grades: Mapping[str, GradeEntry],
-    *,
-    now: datetime | None = None,
 ) -> bytes:
     """A worksheet with Moodle's columns for these students, when none was uploaded.
 
@@ -698,9 +696,7 @@ def fresh_worksheet(
     Args:
         students: (full name, email) pairs, in the order wanted.
         grades: email (lower-case) -> what to fill in; students without one get empty cells.
-        now: unused for cells; kept so callers can stamp files consistently.
     """
-    del now
     buffer = io.StringIO()
     buffer.write(_format_record(list(WORKSHEET_HEADERS), ",", "\n"))
     for name, email in students:
