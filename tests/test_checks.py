@@ -399,7 +399,10 @@ def test_step6_function_that_prints_is_caught(kernel, lm):
     code = _GOOD_FUNCTION.replace(
         "    return pd.DataFrame", "    print(tokens)\n    return pd.DataFrame"
     )
-    failed_with(check6(kernel, lm, code), "printed", "print nothing")
+    result = check6(kernel, lm, code)
+    failed_with(result, "printed", "print nothing")
+    # Said once, not once per unseen phrase; the tables themselves are right.
+    assert len(result.details) == 1
 
 
 def test_step6_function_that_ignores_k_is_caught(kernel, lm):
@@ -473,6 +476,21 @@ def test_unusable_digest_fails_with_a_message(lm):
 
     result = run_check("step1", Broken(), lm)
     assert not result.passed and "run the cell again" in result.message
+
+
+def test_malformed_digest_fails_with_a_message_instead_of_raising(lm):
+    class Tampered:
+        def inspect(self, code):
+            return {
+                "step": "step1",
+                "values": {
+                    "phrase": {"kind": "scalar", "value": "hello"},
+                    "input_ids": {"kind": "tensor"},
+                },
+            }
+
+    result = run_check("step1", Tampered(), lm)
+    assert not result.passed and "restart the kernel" in result.message
 
 
 def test_compare_is_pure_and_matches_run_check(kernel, lm):

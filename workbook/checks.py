@@ -1067,22 +1067,7 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
             "with `def predict_next_tokens(phrase, k):`."
         ]
     problems: list[str] = []
-    for call, expected in zip(function["calls"], ref["tables"], strict=True):
-        shown = f"predict_next_tokens({_clip(call['phrase'])!r}, {call['k']})"
-        if "error" in call:
-            problems.append(f"`{shown}` raised {call['error']}.")
-            continue
-        found = _table_problems("result", call.get("result"), expected, what=f"result of `{shown}`")
-        problems += found
-        if call.get("stdout", "").strip():
-            problems.append(
-                f"`{shown}` printed {_clip(call['stdout'].strip(), 60)!r}: the function "
-                "should only return the table and print nothing."
-            )
-        if call.get("displays"):
-            problems.append(
-                f"`{shown}` displayed output itself: the function should only return the table."
-            )
+    # A function that reads globals also gets the unseen phrases wrong; the cause comes first.
     used = function.get("globals_used") or []
     if used:
         problems.append(
@@ -1090,6 +1075,25 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
             f"{', '.join(used)}. Inside the function, use its arguments and values it computes "
             f"itself (allowed: {', '.join(exercises.ALLOWED_GLOBALS)})."
         )
+    printed = displayed = None  # reported once, for the first call that did it
+    for call, expected in zip(function["calls"], ref["tables"], strict=True):
+        shown = f"predict_next_tokens({_clip(call['phrase'])!r}, {call['k']})"
+        if "error" in call:
+            problems.append(f"`{shown}` raised {call['error']}.")
+            continue
+        problems += _table_problems(
+            "result", call.get("result"), expected, what=f"result of `{shown}`"
+        )
+        if printed is None and call.get("stdout", "").strip():
+            printed = (
+                f"`{shown}` printed {_clip(call['stdout'].strip(), 60)!r}: the function "
+                "should only return the table and print nothing."
+            )
+        if displayed is None and call.get("displays"):
+            displayed = (
+                f"`{shown}` displayed output itself: the function should only return the table."
+            )
+    problems += [p for p in (printed, displayed) if p]
     comments = function.get("comments")
     if comments is None:
         problems.append(
@@ -1103,8 +1107,7 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
                 f"`predict_next_tokens` has {len(own)} comment{'s' if len(own) != 1 else ''}; "
                 f"add a short # comment on what each step does (at least {MIN_COMMENTS})."
             )
-    # Printing the same problem once per unseen phrase says nothing new.
-    return list(dict.fromkeys(problems))
+    return problems
 
 
 def _is_real_comment(comment: str) -> bool:
@@ -1226,4 +1229,14 @@ def run_check(
         reference = reference_for(step_id, lm, digest)
     except LMEngineError as exc:
         return _result([f"The model cannot score your phrase: {exc}."])
-    return compare(digest, reference, printed=printed_text(outputs))
+    try:
+        return compare(digest, reference, printed=printed_text(outputs))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        # Only a digest that is not what the snippet builds gets here (e.g. a student who
+        # replaced json or exec in their kernel): say so rather than break the page.
+        return _result(
+            [
+                f"The check could not read your kernel's variables ({type(exc).__name__}); "
+                "restart the kernel and run the cells again."
+            ]
+        )
