@@ -5,7 +5,7 @@ Open one ``Store(path)`` per process (it gives each thread its own connection)::
     from db import Store
     store = Store("data/workbook.db")
     user = store.create_user("ada@example.org", "Ada", "correct horse battery")
-    store.save_answer(user.id, "Q1", "Tokens, not words ...")
+    store.save_answer(user.id, "q1", "Tokens, not words ...")
 
 Command line: ``python -m db init | add-user | list-users | backup PATH | export-csv DIR``
 (database from ``WORKBOOK_DB``, default ``data/workbook.db``).

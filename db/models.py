@@ -45,7 +45,7 @@ class Revision:
 
 @dataclass(frozen=True)
 class AnswerRevision(Revision):
-    """A free-text answer to one question (``Q1`` ...), exactly as typed."""
+    """A free-text answer to one question (``q1`` ...), exactly as typed."""
 
     question_id: str
     text: str

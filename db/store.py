@@ -59,7 +59,7 @@ from db.models import (
     User,
 )
 
-DEFAULT_QUESTION_IDS: tuple[str, ...] = ("Q1", "Q2", "Q3")
+DEFAULT_QUESTION_IDS: tuple[str, ...] = ("q1", "q2", "q3")
 DEFAULT_STEP_IDS: tuple[str, ...] = (
     "setup",
     "step1",

@@ -14,7 +14,7 @@ from db import DbError, Store
 
 def test_backup_is_a_readable_copy_while_writes_continue(store, tmp_path):
     student = make_student(store)
-    store.save_answer(student.id, "Q1", "before the backup")
+    store.save_answer(student.id, "q1", "before the backup")
     stop = threading.Event()
     written: list[int] = []
     failures: list[BaseException] = []
@@ -23,7 +23,7 @@ def test_backup_is_a_readable_copy_while_writes_continue(store, tmp_path):
         try:
             n = 0
             while not stop.is_set():
-                store.save_answer(student.id, "Q2", f"during backup {n}")
+                store.save_answer(student.id, "q2", f"during backup {n}")
                 n += 1
                 written.append(n)
         except (DbError, sqlite3.Error) as error:  # asserted below
@@ -47,16 +47,16 @@ def test_backup_is_a_readable_copy_while_writes_continue(store, tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         counts.append(
             conn.execute(
-                "SELECT count(*) FROM answer_revisions WHERE question_id = 'Q2'"
+                "SELECT count(*) FROM answer_revisions WHERE question_id = 'q2'"
             ).fetchone()[0]
         )
         conn.close()
         restored = Store(copy)
-        assert restored.answer(student.id, "Q1").text == "before the backup"
+        assert restored.answer(student.id, "q1").text == "before the backup"
         assert restored.authenticate(student.email, PASSWORD).id == student.id
         restored.close()
     assert counts == sorted(counts) and counts[0] >= 20
-    assert len(store.answer_history(student.id, "Q2")) == len(written)
+    assert len(store.answer_history(student.id, "q2")) == len(written)
     assert not list((tmp_path / "backups").glob("*.partial")), "no half-written files left"
 
 
@@ -67,7 +67,7 @@ def test_backup_onto_the_database_itself_is_refused(store):
 
 def test_export_csv_writes_every_table_without_password_hashes(store, tmp_path):
     student, ta = make_student(store), make_ta(store)
-    store.save_answer(student.id, "Q1", 'comma, "quote", newline\nand emoji 😀')
+    store.save_answer(student.id, "q1", 'comma, "quote", newline\nand emoji 😀')
     store.log_project(student.id, notebook_name="nb.ipynb", notebook_bytes=b"\x00\x01binary")
     store.save_feedback(student.id, ta.id, grade=4)
     files = store.export_csv(tmp_path / "csv")
@@ -87,7 +87,7 @@ def test_export_csv_writes_every_table_without_password_hashes(store, tmp_path):
 
 def test_in_memory_store_can_be_backed_up(fresh_db, tmp_path):
     student = make_student(fresh_db)
-    fresh_db.save_answer(student.id, "Q3", "from memory")
+    fresh_db.save_answer(student.id, "q3", "from memory")
     copy = Store(fresh_db.backup(tmp_path / "mem.db"))
-    assert copy.answer(student.id, "Q3").text == "from memory"
+    assert copy.answer(student.id, "q3").text == "from memory"
     copy.close()

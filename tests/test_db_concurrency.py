@@ -24,7 +24,7 @@ def _save_many(path: str, user_id: int, worker: int, start, errors) -> None:
         store = Store(path)
         start.wait(30)
         for n in range(SAVES):
-            store.save_answer(user_id, "Q1", f"worker {worker} save {n}")
+            store.save_answer(user_id, "q1", f"worker {worker} save {n}")
         store.close()
     except (DbError, sqlite3.Error) as error:  # reported to the parent, which asserts
         errors.put(f"worker {worker}: {type(error).__name__}: {error}")
@@ -53,7 +53,7 @@ def test_four_processes_saving_at_once_lose_nothing(tmp_path):
         problems.append(errors.get())
     assert problems == [], problems
     assert [p.exitcode for p in workers] == [0] * PROCESSES
-    texts = [rev.text for rev in store.answer_history(student.id, "Q1")]
+    texts = [rev.text for rev in store.answer_history(student.id, "q1")]
     expected = {f"worker {w} save {n}" for w in range(PROCESSES) for n in range(SAVES)}
     assert len(texts) == PROCESSES * SAVES
     assert set(texts) == expected
@@ -72,7 +72,7 @@ def test_threads_sharing_one_store_lose_nothing(store):
     def work(t: int) -> None:
         try:
             for n in range(50):
-                store.save_answer(student.id, "Q2", f"thread {t} save {n}")
+                store.save_answer(student.id, "q2", f"thread {t} save {n}")
         except (DbError, sqlite3.Error) as error:  # collected and asserted below
             failures.append(error)
 
@@ -82,7 +82,7 @@ def test_threads_sharing_one_store_lose_nothing(store):
     for t in threads:
         t.join()
     assert failures == []
-    assert len(store.answer_history(student.id, "Q2")) == 8 * 50
+    assert len(store.answer_history(student.id, "q2")) == 8 * 50
 
 
 def _die_mid_transaction(path: str, user_id: int, ready) -> None:
@@ -91,7 +91,7 @@ def _die_mid_transaction(path: str, user_id: int, ready) -> None:
     with store._write() as db:
         db.execute(
             "INSERT INTO answer_revisions (user_id, question_id, text, created_at)"
-            " VALUES (?, 'Q1', 'never committed', '2026-01-01T00:00:00.000000+00:00')",
+            " VALUES (?, 'q1', 'never committed', '2026-01-01T00:00:00.000000+00:00')",
             [user_id],
         )
         db.execute("UPDATE users SET name = 'Corrupted' WHERE id = ?", [user_id])
@@ -103,7 +103,7 @@ def test_process_killed_mid_transaction_leaves_previous_state(tmp_path):
     path = tmp_path / "crash.db"
     store = Store(path)
     student = make_student(store)
-    store.save_answer(student.id, "Q1", "committed answer")
+    store.save_answer(student.id, "q1", "committed answer")
     store.close()
 
     ctx = multiprocessing.get_context("spawn")
@@ -116,11 +116,11 @@ def test_process_killed_mid_transaction_leaves_previous_state(tmp_path):
     assert child.exitcode == -signal.SIGKILL
 
     reopened = Store(path)
-    assert [r.text for r in reopened.answer_history(student.id, "Q1")] == ["committed answer"]
+    assert [r.text for r in reopened.answer_history(student.id, "q1")] == ["committed answer"]
     assert reopened.user(student.id).name == "Student 1"
     # The dead writer's lock is gone: new writes succeed at once.
-    reopened.save_answer(student.id, "Q1", "after the crash")
-    assert reopened.answer(student.id, "Q1").text == "after the crash"
+    reopened.save_answer(student.id, "q1", "after the crash")
+    assert reopened.answer(student.id, "q1").text == "after the crash"
     conn = sqlite3.connect(Path(path))
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()

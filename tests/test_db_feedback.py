@@ -20,7 +20,7 @@ def test_feedback_for_returns_latest_draft_and_released_feedback_for_latest_rele
         ta.id,
         grade="8.5",
         comment="Good work.",
-        item_comments={"step3": "Nice softmax", "Q1": "Say tokens 🙂"},
+        item_comments={"step3": "Nice softmax", "q1": "Say tokens 🙂"},
         released=True,
     )
     fresh_db.save_feedback(student.id, ta.id, grade=9, comment="regrade in progress")
@@ -28,7 +28,7 @@ def test_feedback_for_returns_latest_draft_and_released_feedback_for_latest_rele
     seen = fresh_db.released_feedback_for(student.id)
     assert seen == released
     assert seen.grade == 8.5
-    assert seen.item_comments == {"step3": "Nice softmax", "Q1": "Say tokens 🙂"}
+    assert seen.item_comments == {"step3": "Nice softmax", "q1": "Say tokens 🙂"}
     assert [f.comment for f in fresh_db.feedback_history(student.id)] == [
         "draft",
         "Good work.",
@@ -56,7 +56,7 @@ def test_instructor_may_give_feedback_but_a_student_may_not(fresh_db):
         ({"grade": float("nan")}, "grade"),
         ({"grade": True}, "grade"),
         ({"comment": "c" * 20_001}, "comment"),
-        ({"item_comments": {"Q1": "c" * 20_001}}, "item_comments['Q1']"),
+        ({"item_comments": {"q1": "c" * 20_001}}, "item_comments['q1']"),
         ({"item_comments": {"": "empty key"}}, "item_comments key"),
     ],
 )

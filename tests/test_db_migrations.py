@@ -34,7 +34,7 @@ def test_database_created_by_first_migration_is_upgraded_on_open(tmp_path):
     )
     old.execute(
         "INSERT INTO answer_revisions (user_id, question_id, text, created_at)"
-        " VALUES (1, 'Q1', 'written before the upgrade', '2026-01-01T00:00:01.000000+00:00')"
+        " VALUES (1, 'q1', 'written before the upgrade', '2026-01-01T00:00:01.000000+00:00')"
     )
     old.close()
 
@@ -42,7 +42,7 @@ def test_database_created_by_first_migration_is_upgraded_on_open(tmp_path):
     applied = [m.name for m in migrations.applied(store._db())]
     assert applied == [FIRST, LATER]
     user = store.authenticate("old@example.org", PASSWORD)
-    assert store.answer(user.id, "Q1").text == "written before the upgrade"
+    assert store.answer(user.id, "q1").text == "written before the upgrade"
     project = store.log_project(user.id, description="new table works")
     assert project.description == "new table works"
     store.close()
@@ -71,7 +71,7 @@ def test_foreign_keys_are_enforced(store):
     with pytest.raises(sqlite3.IntegrityError):
         store._db().execute(
             "INSERT INTO answer_revisions (user_id, question_id, text, created_at)"
-            " VALUES (999, 'Q1', 'x', 'now')"
+            " VALUES (999, 'q1', 'x', 'now')"
         )
 
 

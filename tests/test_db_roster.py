@@ -39,8 +39,8 @@ def test_roster_counts_each_students_progress(fresh_db):
     fresh_db.save_cell(ada.id, "step2", code="b", passed=True)
     fresh_db.save_cell(ada.id, "step2", code="b changed")  # latest not passed any more
     fresh_db.save_cell(ada.id, "step3", code="c", passed=False)
-    fresh_db.save_answer(ada.id, "Q1", "tokens")
-    fresh_db.save_answer(ada.id, "Q2", "   ")
+    fresh_db.save_answer(ada.id, "q1", "tokens")
+    fresh_db.save_answer(ada.id, "q2", "   ")
     fresh_db.log_tutorial(ada.id, "1", reflection="learned autograd")
     fresh_db.log_tutorial(ada.id, "2", reflection="")
     fresh_db.set_tutorial_path(ada.id, "tutorials")

@@ -94,10 +94,10 @@ def test_only_an_instructor_may_archive(fresh_db):
 
 def test_delete_user_is_refused_while_they_have_work(fresh_db):
     student = make_student(fresh_db)
-    fresh_db.save_answer(student.id, "Q1", "")
+    fresh_db.save_answer(student.id, "q1", "")
     with pytest.raises(ConflictError, match="archive"):
         fresh_db.delete_user(student.id)
-    assert fresh_db.answer(student.id, "Q1").text == ""
+    assert fresh_db.answer(student.id, "q1").text == ""
 
 
 def test_delete_user_without_work_removes_the_account(fresh_db):
