@@ -493,6 +493,32 @@ def test_malformed_digest_fails_with_a_message_instead_of_raising(lm):
     assert not result.passed and "restart the kernel" in result.message
 
 
+def test_engine_answers_are_reused_across_steps_on_the_same_phrase(kernel, lm):
+    calls: list[str] = []
+
+    class Counting:
+        """The same model, counting the engine calls the checks make."""
+
+        def __getattr__(self, name):
+            attr = getattr(lm, name)
+            if not callable(attr):
+                return attr
+
+            def counted(*args, **kwargs):
+                calls.append(name)
+                return attr(*args, **kwargs)
+
+            return counted
+
+    counting = Counting()
+    run_solutions(kernel, 6)
+    for _ in range(2):
+        for step in range(2, 7):
+            assert run_check(f"step{step}", kernel, counting).passed
+    assert calls.count("logits") == 1
+    assert calls.count("top_k") == 1 + len(checks.UNSEEN_CALLS)
+
+
 def test_compare_is_pure_and_matches_run_check(kernel, lm):
     run_solutions(kernel, 3)
     digest = kernel.inspect(checks.inspection_snippet("step3"))
