@@ -317,3 +317,20 @@ def test_an_incomplete_cache_folder_is_rebuilt_not_used(monkeypatch, tmp_path):
 def test_public_api_is_declared():
     for name in ("load_model", "resolve", "LanguageModel", "EngineConfig", "ModelSource"):
         assert name in lm_engine.__all__
+
+
+def test_top_k_asks_the_model_for_the_last_positions_logits_only(monkeypatch):
+    model, tokenizer = make_tiny_pair()
+    lm = LanguageModel("tiny", model, tokenizer)
+    seen = []
+    forward = model.forward
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("logits_to_keep"), torch.is_inference_mode_enabled()))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", spy)
+    lm.top_k(PHRASE, k=3)
+    lm.top_k_batch(PHRASES, k=3)
+    lm.next_token_probabilities(PHRASE, position=-2)
+    assert seen == [(1, True), (1, True), (2, True)]
