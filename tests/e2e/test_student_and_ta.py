@@ -1,0 +1,351 @@
+"""A student and a TA use the real app in headless Chromium, start to finish.
+
+The student registers, runs the setup cell, fails one step with a wrong attempt and reads
+the check's message, completes steps 1-6 with the course's reference solutions, logs two
+tutorials with reflections, answers Q1-Q3, reloads and finds everything still there, and
+exports the Moodle bundle; the zip's notebook must validate. A TA then signs in, finds the
+student in the roster, writes feedback and releases it, and the student sees it on Home.
+
+Screenshots of every page are written to ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import TA_EMAIL, TA_PASSWORD, RunningApp
+from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from workbook import exercises, export, quality
+
+PATH_LABELS = {"tutorials": "Two PyTorch tutorials (from two different sections)"}
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]
+
+STUDENT_NAME = "Ada Lovelace"
+STUDENT_EMAIL = "ada@example.org"
+STUDENT_PASSWORD = "analytical-engine-1843"
+# A run of the real model in the student's kernel; the setup cell also loads the weights.
+RUN_TIMEOUT_MS = 120_000
+UI_TIMEOUT_MS = 20_000
+
+# slot -> (catalog search, reflection); the two tutorials come from different sections.
+TUTORIALS = {
+    "1": (
+        "Double Backward",
+        "Working through the double backward tutorial I reviewed how autograd records a "
+        "graph and learned that a custom Function must save its inputs with "
+        "save_for_backward so that the backward pass can itself be differentiated. I tried "
+        "gradcheck and gradgradcheck on a small tensor, which surprised me by catching a "
+        "sign error in my own backward. Next I would like to look up how torch.compile "
+        "handles custom Functions, because the tutorial only ran them eagerly and I am not "
+        "sure whether the saved tensors change.",
+    ),
+    "2": (
+        "Channels Last",
+        "The channels-last tutorial showed me that memory format is separate from shape: "
+        "a tensor keeps its NCHW shape while its strides change. I learned how to convert a "
+        "model with to(memory_format=torch.channels_last) and tried printing the strides "
+        "before and after, then timed a convolution both ways on my laptop. It was new to "
+        "me that the speed-up depends on the hardware: on my CPU the difference was small. "
+        "Next I would look up which operators keep the format and which silently convert.",
+    ),
+}
+ANSWERS = {
+    "q1": (
+        "The logits have shape [1, 6, 49152]: one sequence in the batch, six tokens in "
+        "the phrase, and one score per entry of the vocabulary for each position."
+    ),
+    "q2": (
+        "Index -2 takes the scores computed at the second-to-last token, so they predict "
+        "the last token of the phrase ('to') rather than the token after the phrase."
+    ),
+    "q3": (
+        "Repeat the prediction: append a chosen token to the phrase and predict again. "
+        "Greedy picks the most likely token each time; sampling with temperature or "
+        "top-p, or beam search, gives more varied or more likely whole sentences."
+    ),
+}
+FEEDBACK = "Clear notebook and thoughtful reflections; in Q2 say which token -2 predicts."
+
+
+# --- helpers ------------------------------------------------------------------------------
+RUNNING = "[data-testid='stStatusWidget']"
+
+
+def wait_idle(page: Page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Wait until Streamlit has finished the current script run (its status widget is gone)."""
+    page.wait_for_function(f"() => !document.querySelector({RUNNING!r})", timeout=timeout_ms)
+
+
+def click_and_wait(page: Page, target) -> None:
+    """Click and wait for the rerun it causes to finish."""
+    target.click()
+    wait_rerun(page)
+
+
+def wait_rerun(page: Page) -> None:
+    """Wait for a rerun that was just triggered to finish.
+
+    The rerun starts a moment after the browser sends the change; a quick one may be over
+    before we look, so seeing it start is optional, seeing it end is not.
+    """
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_selector(RUNNING, state="attached", timeout=2_000)
+    wait_idle(page)
+
+
+def shot(page: Page, folder: Path, name: str, max_height: int = 4000) -> None:
+    """Save a screenshot of the whole page (the viewport grows to the page's height)."""
+    wait_idle(page)
+    size = page.viewport_size
+    # Streamlit scrolls inside its main container, so full_page alone would cut it off.
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+        "[data-testid=stAppViewContainer], section')].map(e => e.scrollHeight), 0)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), max_height)})
+    page.wait_for_timeout(300)  # let the layout settle at the new size
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def go_to(page: Page, label: str, heading: str) -> None:
+    """Open a page from the sidebar navigation and wait for its title."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=label).click()
+    expect(page.get_by_role("heading", name=heading).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    wait_idle(page)
+
+
+def commit_text(page: Page, area, text: str) -> None:
+    """Type into a text field and commit it (Ctrl+Enter, Enter for one line), then wait."""
+    area.fill(text)
+    is_text_area = area.evaluate("e => e.tagName") == "TEXTAREA"
+    area.press("Control+Enter" if is_text_area else "Enter")
+    wait_rerun(page)
+    expect(area).to_have_value(text)
+
+
+def register(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("tab", name="Register").click()
+    page.get_by_label("Your name (as in Moodle)").fill(STUDENT_NAME)
+    page.get_by_role("tabpanel").get_by_label("Email").fill(STUDENT_EMAIL)
+    # A too-short password is refused with a message saying what to do.
+    page.get_by_label("Password (at least 8 characters)").fill("short")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Choose a password of at least 8 characters.")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    page.get_by_label("Password (at least 8 characters)").fill(STUDENT_PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text(f"Welcome, {STUDENT_NAME}")).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+
+def sign_in(page: Page, url: str, email: str, password: str) -> None:
+    page.goto(url)
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_label("Email").fill(email)
+    panel.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+
+def run_step(page: Page, step: exercises.Step, code: str | None) -> str:
+    """Put ``code`` in a step's cell (unless given), press Run, and return the check's text.
+
+    Returns:
+        The text of the alert the step's run produced (the check verdict, or the error).
+    """
+    if code is not None:
+        commit_text(page, page.get_by_label(f"Your code for {step.title}", exact=True), code)
+    click_and_wait(page, page.locator(f".st-key-{step.id}-run button"))
+    if step.given:
+        return ""
+    # The verdict is the first alert below the step's Run button.
+    verdict = page.locator(f".st-key-{step.id}-run").locator(
+        "xpath=following::*[@data-testid='stAlert'][1]"
+    )
+    return verdict.inner_text()
+
+
+def wrong_step3() -> str:
+    """Step 3 with a classic mistake: the first position's logits instead of the last's."""
+    solution = exercises.step("step3").solution
+    wrong = solution.replace("logits[0, -1]", "logits[0, 0]")
+    assert wrong != solution, "the reference solution of step 3 changed; update this mistake"
+    return wrong
+
+
+def do_tutorials(page: Page, folder: Path) -> None:
+    """Choose the two-tutorials path and log two catalog tutorials with reflections."""
+    go_to(page, "Tutorial log", "Tutorial log")
+    click_and_wait(page, page.get_by_text(PATH_LABELS["tutorials"]))
+    for slot, (query, reflection) in TUTORIALS.items():
+        click_and_wait(page, page.get_by_role("tab", name=f"Tutorial {slot}"))
+        panel = page.get_by_role("tabpanel", name=f"Tutorial {slot}")
+        commit_text(page, panel.get_by_label("Search the catalog"), query)
+        click_and_wait(page, panel.get_by_role("button", name="This is my tutorial"))
+        expect(panel.get_by_text("Your choice:")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        commit_text(page, panel.get_by_label("Minutes spent"), "90")
+        area = panel.get_by_label("Reflection: one paragraph on working through this resource")
+        commit_text(page, area, reflection)
+        # The word count under the field is computed from the saved, committed text.
+        words = quality.word_count(reflection)
+        expect(panel.get_by_text(f"{words} words (aim")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    shot(page, folder, "tutorial-log")
+
+
+def do_analysis(page: Page, folder: Path) -> None:
+    """Answer Q1-Q3; each answer is committed and saved."""
+    go_to(page, "Analysis", "Analysis")
+    answer_areas = page.get_by_label("Your answer")
+    expect(answer_areas).to_have_count(len(ANSWERS))
+    for index, text in enumerate(ANSWERS.values()):
+        commit_text(page, answer_areas.nth(index), text)
+        words = quality.word_count(text)
+        expect(page.get_by_text(f"{words} words", exact=True)).to_have_count(1)
+    shot(page, folder, "analysis")
+
+
+def do_notebook(page: Page, folder: Path) -> None:
+    """Setup, one wrong attempt with a helpful message, then steps 1-6 passing."""
+    go_to(page, "Logits notebook", "Logits in Causal Language Models")
+    steps = {step.id: step for step in exercises.steps()}
+    run_step(page, steps["setup"], None)
+    expect(page.get_by_text(re.compile(r"The model has [\d,]+ parameters"))).to_be_visible()
+    for number in (1, 2):
+        step = steps[f"step{number}"]
+        verdict = run_step(page, step, step.solution)
+        assert verdict.startswith("Check passed"), f"{step.title}: {verdict}"
+    verdict = run_step(page, steps["step3"], wrong_step3())
+    assert not verdict.startswith("Check passed"), verdict
+    assert "last" in verdict.lower(), f"the message should point at the last position: {verdict}"
+    shot(page, folder, "notebook-wrong-attempt")
+    for number in (3, 4, 5, 6):
+        step = steps[f"step{number}"]
+        verdict = run_step(page, step, step.solution)
+        assert verdict.startswith("Check passed"), f"{step.title}: {verdict}"
+    shot(page, folder, "notebook")
+
+
+def check_everything_kept(page: Page, folder: Path) -> None:
+    """After a reload (a new browser session), every page shows the saved work."""
+    page.reload()
+    # A reload starts a new Streamlit session: the page asks to sign in again.
+    expect(page.get_by_text("Please sign in on the Home page first.")).to_be_visible()
+    sign_in(page, re.match(r"https?://[^/]+", page.url).group(0), STUDENT_EMAIL, STUDENT_PASSWORD)
+    wait_idle(page)
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_text("6 / 6", exact=True)).to_be_visible()
+    expect(main.get_by_text("2 / 2", exact=True)).to_be_visible()
+    expect(main.get_by_text("3 / 3", exact=True)).to_be_visible()
+    shot(page, folder, "home-student")
+
+    go_to(page, "Analysis", "Analysis")
+    areas = page.get_by_label("Your answer")
+    for index, text in enumerate(ANSWERS.values()):
+        expect(areas.nth(index)).to_have_value(text)
+
+    go_to(page, "Tutorial log", "Tutorial log")
+    for slot, (_query, reflection) in TUTORIALS.items():
+        page.get_by_role("tab", name=f"Tutorial {slot}").click()
+        panel = page.get_by_role("tabpanel", name=f"Tutorial {slot}")
+        expect(panel.get_by_text("Your choice:")).to_be_visible()
+        expect(
+            panel.get_by_label("Reflection: one paragraph on working through this resource")
+        ).to_have_value(reflection)
+
+    go_to(page, "Logits notebook", "Logits in Causal Language Models")
+    for step in exercises.steps():
+        if not step.given:
+            area = page.get_by_label(f"Your code for {step.title}", exact=True)
+            expect(area).to_have_value(step.solution)
+    # Each graded step's saved verdict is shown again under its saved output.
+    expect(page.get_by_text(re.compile(r"^Check passed"))).to_have_count(6)
+
+
+def do_export(page: Page, folder: Path) -> nbformat.NotebookNode:
+    """Download the bundle from Submit; return the notebook inside (validated)."""
+    go_to(page, "Submit", "Submit to Moodle")
+    shot(page, folder, "submit")
+    button = page.get_by_role("button", name=re.compile(r"^Download .*\.zip"))
+    with page.expect_download(timeout=UI_TIMEOUT_MS) as info:
+        button.click()
+    path = folder / info.value.suggested_filename
+    info.value.save_as(path)
+    wait_rerun(page)
+    expect(page.get_by_text(re.compile(r"^Recorded: .*SHA-256"))).to_be_visible()
+    with zipfile.ZipFile(path) as bundle:
+        names = bundle.namelist()
+        notebook_name = next(n for n in names if n.endswith(".ipynb"))
+        notebook_data = bundle.read(notebook_name)
+        text = bundle.read(next(n for n in names if n.endswith(".txt") and "moodle" in n))
+    assert notebook_name.endswith(export.NOTEBOOK_NAME), names
+    notebook = nbformat.read(io.BytesIO(notebook_data), as_version=4)
+    nbformat.validate(notebook)  # raises ValidationError when the notebook is not valid
+    # The student's work is in it: the last step's code and every answer.
+    sources = "\n".join(cell.source for cell in notebook.cells)
+    assert exercises.step("step6").solution.strip() in sources
+    for answer in ANSWERS.values():
+        assert answer in sources
+        assert answer in text.decode("utf-8")
+    return notebook
+
+
+def do_ta_review(browser: Browser, url: str, folder: Path) -> None:
+    """A TA finds the student in the roster, writes feedback and releases it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        sign_in(page, url, TA_EMAIL, TA_PASSWORD)
+        go_to(page, "TA review", "TA review")
+        commit_text(page, page.get_by_label("Search name or email"), "lovelace")
+        expect(page.get_by_text("1 of 1 students")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        shot(page, folder, "ta-roster")
+        click_and_wait(page, page.locator(".st-key-review-roster-open_button button"))
+        expect(page.get_by_text(f"{STUDENT_NAME} <{STUDENT_EMAIL}>")).to_be_visible(
+            timeout=UI_TIMEOUT_MS
+        )
+        commit_text(page, page.get_by_label("Overall comment", exact=True), FEEDBACK)
+        click_and_wait(page, page.get_by_role("button", name="Release to student"))
+        expect(page.get_by_text("Released: the student sees this").first).to_be_visible()
+        shot(page, folder, "ta-review")
+    finally:
+        context.close()
+
+
+def test_student_completes_the_homework_and_sees_released_ta_feedback(
+    app: RunningApp, browser: Browser, artifacts: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        register(page, app.url)
+        shot(page, artifacts, "home-new-student")
+        do_notebook(page, artifacts)
+        do_tutorials(page, artifacts)
+        do_analysis(page, artifacts)
+        check_everything_kept(page, artifacts)
+        do_export(page, artifacts)
+
+        do_ta_review(browser, app.url, artifacts)
+
+        # The student's Home shows the released feedback after the next page load.
+        sign_in(page, app.url, STUDENT_EMAIL, STUDENT_PASSWORD)
+        expect(page.get_by_text("Feedback from your TA")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(page.get_by_text(FEEDBACK)).to_be_visible()
+        shot(page, artifacts, "home-feedback")
+    except BaseException:
+        page.screenshot(path=str(artifacts / "failure.png"))
+        raise
+    finally:
+        context.close()
