@@ -815,7 +815,8 @@ _REFERENCES: dict[str, Callable[[LanguageModel, Any], dict]] = {
 def reference_for(step: exercises.Step | str, lm: LanguageModel, digest: Mapping) -> dict:
     """The engine's reference for the step, for the student's own ``phrase``.
 
-    Returns an empty dict when the digest has no usable phrase (``compare`` then says so).
+    Without a usable ``phrase`` in the digest (steps 1-5) the reference holds only the step
+    id, and ``compare`` says what is wrong with the phrase.
 
     Raises:
         CheckError: the step has no check.
@@ -1277,11 +1278,10 @@ def run_check(
         return _result(["The check could not read your kernel's variables; run the cell again."])
     try:
         reference = reference_for(step_id, lm, digest)
+        return compare(digest, reference, printed=printed_text(outputs))
     except LMEngineError as exc:
         return _result([f"The model cannot score your phrase: {exc}."])
-    try:
-        return compare(digest, reference, printed=printed_text(outputs))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         # Only a digest that is not what the snippet builds gets here (e.g. a student who
         # replaced json or exec in their kernel): say so rather than break the page.
         return _result(
