@@ -98,6 +98,4 @@ def sidebar(user: User | None) -> None:
         st.caption(f"Model: **{wb.settings.model_name}**")
         if user is not None:
             st.caption(f"Signed in as **{user.name}** ({user.role})")
-            if st.button("Sign out", key="sidebar:sign_out"):
-                sign_out()
-                st.rerun()
+            st.button("Sign out", key="sidebar:sign_out", on_click=sign_out)

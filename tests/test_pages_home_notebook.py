@@ -1,0 +1,162 @@
+"""Home (sign in, register, sign out, throttling) and the Logits notebook page via AppTest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from db import Store
+from workbook import exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PASSWORD = "long enough password"
+
+
+@pytest.fixture
+def db_path(tmp_path, monkeypatch):
+    path = tmp_path / "workbook.db"
+    monkeypatch.setenv("WORKBOOK_DB", str(path))
+    monkeypatch.setenv("WORKBOOK_WORK_DIR", str(tmp_path / "kernels"))
+    return path
+
+
+def open_store(db_path) -> Store:
+    return Store(db_path, question_ids=exercises.question_ids(), step_ids=exercises.step_ids())
+
+
+@pytest.fixture
+def student_id(db_path):
+    with open_store(db_path) as store:
+        return store.create_user("ada@example.org", "Ada", PASSWORD).id
+
+
+def signed_in(student_id: int, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["auth:user_id"] = student_id
+    at.session_state["auth:last_active"] = time.time()
+    at.run()
+    return at.switch_page(page).run() if page else at
+
+
+def fill_form(at: AppTest, prefix: str, **values: str) -> None:
+    for field, value in values.items():
+        at.text_input(key=f"{prefix}:{field}").input(value)
+
+
+# --- Home -----------------------------------------------------------------------------
+def test_register_signs_the_student_in_and_shows_progress(db_path):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    fill_form(at, "home:register", name="Grace", email="Grace@Example.org", password=PASSWORD)
+    at.button[1].click().run()  # the register form's submit button
+    assert not at.exception
+    assert at.session_state["auth:user_id"] is not None
+    assert any("Welcome, Grace" in h.value for h in at.subheader)
+    assert [m.label for m in at.metric] == [
+        "Notebook steps passing",
+        "Tutorial reflections",
+        "Analysis answers",
+    ]
+    with open_store(db_path) as store:
+        assert store.user_by_email("grace@example.org").name == "Grace"
+
+
+def test_short_password_is_refused_with_a_message_and_no_account(db_path):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    fill_form(at, "home:register", name="Grace", email="grace@example.org", password="short")
+    at.button[1].click().run()
+    assert "at least 8 characters" in at.error[0].value
+    assert "auth:user_id" not in at.session_state
+    with open_store(db_path) as store:
+        assert store.list_users() == []
+
+
+def test_wrong_password_is_refused_and_right_one_signs_in(student_id):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    fill_form(at, "home:sign_in", email="ada@example.org", password="not the password")
+    at.button[0].click().run()
+    assert at.error[0].value == "Wrong email or password."
+    assert "auth:user_id" not in at.session_state
+    fill_form(at, "home:sign_in", email="ada@example.org", password=PASSWORD)
+    at.button[0].click().run()
+    assert at.session_state["auth:user_id"] == student_id
+
+
+def test_many_failed_sign_ins_are_refused_before_checking_the_password(db_path, student_id):
+    with open_store(db_path) as store:
+        for _ in range(9):
+            with pytest.raises(Exception):  # noqa: B017 - AuthenticationError, recorded
+                store.authenticate("ada@example.org", "wrong")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    fill_form(at, "home:sign_in", email="ada@example.org", password=PASSWORD)
+    at.button[0].click().run()
+    assert "Too many failed sign-ins" in at.error[0].value
+    assert "auth:user_id" not in at.session_state
+
+
+def test_sign_out_forgets_the_user(student_id):
+    at = signed_in(student_id)
+    at.sidebar.button(key="sidebar:sign_out").click().run()
+    assert "auth:user_id" not in at.session_state
+    assert any(tab.label == "Sign in" for tab in at.tabs)
+
+
+def test_idle_session_expires(student_id, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_SESSION_IDLE_MIN", "1")
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["auth:user_id"] = student_id
+    at.session_state["auth:last_active"] = time.time() - 120
+    at.run()
+    assert "auth:user_id" not in at.session_state
+
+
+# --- Logits notebook ------------------------------------------------------------------
+NOTEBOOK = "pages/notebook.py"
+
+
+def test_notebook_shows_setup_and_every_step_with_starter_code(student_id):
+    at = signed_in(student_id, NOTEBOOK)
+    assert not at.exception
+    graded = [s for s in exercises.steps() if not s.given]
+    assert [h.value for h in at.subheader] == [s.title for s in exercises.steps()]
+    for step in graded:
+        assert at.text_area(key=f"{step.id}:code").value == step.starter_code
+
+
+def test_code_typed_in_a_step_is_saved_and_shown_in_a_new_session(db_path, student_id):
+    at = signed_in(student_id, NOTEBOOK)
+    at.text_area(key="step1:code").input("batch = tokenizer(phrase)  # my attempt").run()
+    assert not at.exception
+    with open_store(db_path) as store:
+        assert store.cells_for(student_id)["step1"].code.endswith("# my attempt")
+    again = signed_in(student_id, NOTEBOOK)
+    assert again.text_area(key="step1:code").value.endswith("# my attempt")
+
+
+def test_a_signed_out_visitor_cannot_reach_a_student_page(db_path):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    # The page is not even registered in a signed-out session's navigation.
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(NOTEBOOK)
+    assert not at.text_area
+
+
+@pytest.mark.slow
+def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, student_id):
+    at = signed_in(student_id, NOTEBOOK)
+    step1 = exercises.step("step1")
+    at.text_area(key="step1:code").input(step1.solution).run()
+    # "Run all above" on step 2 runs setup then step 1 in the student's kernel.
+    at.button(key="step2:run_above").click().run(timeout=300)
+    assert not at.exception
+    assert any("Check passed" in s.value for s in at.success), [w.value for w in at.warning]
+    with open_store(db_path) as store:
+        cell = store.cells_for(student_id)["step1"]
+    assert cell.passed is True and cell.outputs is not None
+    # A new session (refresh, another day) shows the saved verdict without running again.
+    again = signed_in(student_id, NOTEBOOK)
+    assert any("Check passed" in s.value for s in again.success)
+    at.button(key="step1:restart").click().run(timeout=120)
