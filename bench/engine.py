@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -27,6 +29,7 @@ from lm_engine.loaders import load_pretrained
 from lm_engine.registry import clear_loaded_models
 
 PHRASE = "This weekend I plan to"
+LONG_PHRASE = "In a shocking finding, scientists discovered a herd of unicorns living in"
 PHRASES = [
     "This weekend I plan to",
     "To be or not to",
@@ -57,6 +60,14 @@ def _machine() -> str:
     )
 
 
+def bench_fresh_process() -> float:
+    """Seconds for a new Python process to import lm_engine and load the cached model."""
+    code = "import lm_engine; lm_engine.load_model(device='cpu')"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def bench_loads(config: EngineConfig) -> tuple[float, float]:
     """(cold GGUF load, cache load) in seconds; the cold one uses a throw-away cache dir."""
     device = torch.device("cpu")
@@ -74,19 +85,19 @@ def bench_loads(config: EngineConfig) -> tuple[float, float]:
     return cold, cached
 
 
-def bench_latency(lm: LanguageModel, repeat: int = 30) -> tuple[float, float]:
+def bench_latency(lm: LanguageModel, phrase: str, repeat: int = 30) -> tuple[float, float]:
     """(bare notebook code, engine top_k) median seconds for one next-token table."""
     tokenizer, model = lm.tokenizer, lm.model
 
     def bare() -> None:
-        input_ids = tokenizer(PHRASE, return_tensors="pt")["input_ids"]
+        input_ids = tokenizer(phrase, return_tensors="pt")["input_ids"]
         with torch.no_grad():
             logits = model(input_ids).logits  # (1, n, V)
         probabilities = torch.softmax(logits[0, -1], dim=-1)  # (V,)
         torch.topk(probabilities, 10)
 
     def engine() -> None:
-        lm.top_k(PHRASE, k=10)
+        lm.top_k(phrase, k=10)
 
     for fn in (bare, engine):  # warm-up: first calls allocate
         fn()
@@ -119,12 +130,18 @@ def main() -> None:
     print("\n1. model load (smollm2-135m, CPU float32)")
     print(f"   from GGUF (dequantize + write cache): {cold:6.2f} s")
     print(f"   from safetensors cache:               {cached:6.2f} s   (target < 2 s)")
+    print(f"   new process, import + cache load:     {bench_fresh_process():6.2f} s")
     lm = load_model(device="cpu", config=config)
-    bare, engine = bench_latency(lm)
-    print(f"\n2. warm next-token latency, {PHRASE!r}, k=10 (median of 30)")
-    print(f"   notebook code (forward + softmax + topk): {bare * 1000:7.1f} ms")
-    print(f"   LanguageModel.top_k (table included):     {engine * 1000:7.1f} ms")
-    print(f"   ratio top_k / notebook:                   {engine / bare:7.2f}x  (target <= 0.9x)")
+    print("\n2. warm next-token latency, k=10 (median of 30, interleaved)")
+    print("   phrase (tokens)            notebook code   LanguageModel.top_k   ratio")
+    for phrase in (PHRASE, LONG_PHRASE):
+        bare, engine = bench_latency(lm, phrase)
+        label = f"{phrase[:20]}... ({lm.encode(phrase).shape[-1]})"
+        print(
+            f"   {label:<26} {bare * 1000:8.1f} ms     {engine * 1000:8.1f} ms          "
+            f"{engine / bare:5.2f}x"
+        )
+    print("   (notebook code = tokenize, forward under no_grad, softmax, topk; target <= 0.9x)")
     print("\n3. top_k throughput, batched vs one by one (median of 3)")
     print("   phrases   top_k_batch          one by one           speed-up")
     for size, batched, single in bench_batch(lm):
