@@ -10,6 +10,8 @@ from workbook import exercises
 wb = common.get_workbook()
 user = common.require_user("student")
 widgets.install_autosave()
+# Code cells read better in a monospace font (this page's only text areas are code cells).
+st.html("<style>textarea { font-family: 'Source Code Pro', monospace !important; }</style>")
 
 st.title("Logits in Causal Language Models")
 st.markdown(exercises.INTRODUCTION)

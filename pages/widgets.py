@@ -103,6 +103,8 @@ def render_outputs(outputs: list[dict]) -> None:
         kind = output.get("output_type")
         if kind == "stream":
             text = joined_text(output.get("text", ""))
+            if not text.strip():
+                continue
             if output.get("name") == "stderr":
                 st.code(text, language=None, wrap_lines=True)
             else:

@@ -229,6 +229,10 @@ class StudentKernel:
                 "PYTHONNOUSERSITE": "1",
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1",
                 "MPLBACKEND": "agg",
+                # Progress bars are noise in a cell's output (and tqdm's notebook mode
+                # warns that ipywidgets is missing).
+                "TQDM_DISABLE": "1",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             }
         )
         env.update(self.extra_env)
