@@ -1,47 +1,28 @@
-"""The end-to-end harness: the real app in a subprocess, driven by headless Chromium.
+"""Fixtures of the end-to-end tests; the harness itself lives in ``harness.py``.
 
-``app`` starts ``streamlit run app.py`` on a free localhost port with a fresh temporary
-database and kernel folder (the real bundled model, from the engine's cache), waits until it
-answers, and stops it with all its kernels afterwards. ``browser`` launches Debian's Chromium
-through Playwright's sync API; Playwright never downloads a browser here: it is only ever
-given ``executable_path``. Screenshots go to ``tests/artifacts/`` (git-ignored).
+``app`` starts the real app on a free port with a fresh database and a TA account,
+``browser`` is headless Debian Chromium through Playwright (never a downloaded browser),
+``artifacts`` is ``tests/artifacts/`` for screenshots and downloads (git-ignored).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "tests" / "artifacts"
-# Flags for a quiet, offline, unprivileged headless Chromium (no sandbox: CI containers
-# usually run as root, where Chromium refuses its own sandbox).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-START_TIMEOUT_S = 90
-
-TA_EMAIL = "ta@example.org"
-TA_NAME = "Tess Assistant"
-TA_PASSWORD = "ta-password-123"
+from harness import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TA_EMAIL,
+    TA_NAME,
+    TA_PASSWORD,
+    RunningApp,
+    start_app,
+    stop_app,
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,104 +35,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(skip)
-
-
-@dataclass(frozen=True)
-class RunningApp:
-    """A started app: where it serves and the files it writes."""
-
-    url: str
-    db_path: Path
-    work_dir: Path
-    log_path: Path
-    process: subprocess.Popen
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float):
-    """Poll Streamlit's health endpoint until it says ok; fail with the log otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the app exited with status {process.returncode}:\n{log_path.read_text()}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    raise RuntimeError(f"the app did not serve within {timeout_s} s:\n{log_path.read_text()}")
-
-
-def start_app(folder: Path, extra_env: dict[str, str] | None = None) -> RunningApp:
-    """Start ``streamlit run app.py`` on a free port with its own database and kernel folder.
-
-    The app runs in its own process group so that stopping it also stops its kernels.
-    """
-    port = free_port()
-    db_path = folder / "workbook.db"
-    work_dir = folder / "kernels"
-    log_path = folder / "streamlit.log"
-    env = {
-        **os.environ,
-        "WORKBOOK_DB": str(db_path),
-        "WORKBOOK_WORK_DIR": str(work_dir),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process, log_path, START_TIMEOUT_S)
-    except BaseException:
-        stop_app(process)
-        raise
-    return RunningApp(url, db_path, work_dir, log_path, process)
-
-
-def stop_app(process: subprocess.Popen) -> None:
-    """Stop the app and everything it started (its process group), politely first."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-    # Kernels may outlive a politely stopped app; the group id is the app's pid.
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import TA_EMAIL, TA_PASSWORD, RunningApp
+from harness import TA_EMAIL, TA_PASSWORD, RunningApp
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from workbook import exercises, export, quality
+from workbook import exercises, export, quality, review
 
 PATH_LABELS = {"tutorials": "Two PyTorch tutorials (from two different sections)"}
 
@@ -73,6 +73,7 @@ ANSWERS = {
         "top-p, or beam search, gives more varied or more likely whole sentences."
     ),
 }
+GRADE = review.GRADE_SCALE[0]
 FEEDBACK = "Clear notebook and thoughtful reflections; in Q2 say which token -2 predicts."
 
 
@@ -98,7 +99,7 @@ def wait_rerun(page: Page) -> None:
     before we look, so seeing it start is optional, seeing it end is not.
     """
     with contextlib.suppress(PlaywrightTimeout):
-        page.wait_for_selector(RUNNING, state="attached", timeout=2_000)
+        page.wait_for_selector(RUNNING, state="attached", timeout=3_000)
     wait_idle(page)
 
 
@@ -158,11 +159,21 @@ def sign_in(page: Page, url: str, email: str, password: str) -> None:
     expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
-def run_step(page: Page, step: exercises.Step, code: str | None) -> str:
+PASSED = re.compile(r"^\s*Check passed")
+
+
+def run_step(page: Page, step: exercises.Step, code: str | None, *, passes: bool = True) -> str:
     """Put ``code`` in a step's cell (unless given), press Run, and return the check's text.
 
+    Args:
+        page: the notebook page.
+        step: the step to run.
+        code: the cell's new code; ``None`` for the given setup cell.
+        passes: whether the check is expected to pass (the wait is for that verdict, since
+            an earlier verdict of the same step stays on screen until the rerun ends).
+
     Returns:
-        The text of the alert the step's run produced (the check verdict, or the error).
+        The text of the alert the step's run produced (the check verdict).
     """
     if code is not None:
         commit_text(page, page.get_by_label(f"Your code for {step.title}", exact=True), code)
@@ -173,6 +184,11 @@ def run_step(page: Page, step: exercises.Step, code: str | None) -> str:
     verdict = page.locator(f".st-key-{step.id}-run").locator(
         "xpath=following::*[@data-testid='stAlert'][1]"
     )
+    if passes:
+        expect(verdict).to_have_text(PASSED, timeout=RUN_TIMEOUT_MS)
+    else:
+        expect(verdict).not_to_have_text(PASSED, timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
     return verdict.inner_text()
 
 
@@ -220,12 +236,14 @@ def do_notebook(page: Page, folder: Path) -> None:
     go_to(page, "Logits notebook", "Logits in Causal Language Models")
     steps = {step.id: step for step in exercises.steps()}
     run_step(page, steps["setup"], None)
-    expect(page.get_by_text(re.compile(r"The model has [\d,]+ parameters"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"The model has [\d,]+ parameters"))).to_be_visible(
+        timeout=RUN_TIMEOUT_MS
+    )
     for number in (1, 2):
         step = steps[f"step{number}"]
         verdict = run_step(page, step, step.solution)
         assert verdict.startswith("Check passed"), f"{step.title}: {verdict}"
-    verdict = run_step(page, steps["step3"], wrong_step3())
+    verdict = run_step(page, steps["step3"], wrong_step3(), passes=False)
     assert not verdict.startswith("Check passed"), verdict
     assert "last" in verdict.lower(), f"the message should point at the last position: {verdict}"
     shot(page, folder, "notebook-wrong-attempt")
@@ -239,8 +257,8 @@ def do_notebook(page: Page, folder: Path) -> None:
 def check_everything_kept(page: Page, folder: Path) -> None:
     """After a reload (a new browser session), every page shows the saved work."""
     page.reload()
-    # A reload starts a new Streamlit session: the page asks to sign in again.
-    expect(page.get_by_text("Please sign in on the Home page first.")).to_be_visible()
+    # A reload starts a new Streamlit session: the student signs in again.
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     sign_in(page, re.match(r"https?://[^/]+", page.url).group(0), STUDENT_EMAIL, STUDENT_PASSWORD)
     wait_idle(page)
     main = page.get_by_test_id("stMain")
@@ -314,10 +332,19 @@ def do_ta_review(browser: Browser, url: str, folder: Path) -> None:
         expect(page.get_by_text(f"{STUDENT_NAME} <{STUDENT_EMAIL}>")).to_be_visible(
             timeout=UI_TIMEOUT_MS
         )
+        # Releasing without a grade is refused with a message; nothing typed is lost.
         commit_text(page, page.get_by_label("Overall comment", exact=True), FEEDBACK)
+        click_and_wait(page, page.get_by_role("button", name="Release to student"))
+        expect(page.get_by_text("Choose a grade before releasing")).to_be_visible()
+        page.get_by_label("Grade", exact=True).click()
+        click_and_wait(page, page.get_by_role("option", name=GRADE, exact=True))
+        expect(page.get_by_label("Overall comment", exact=True)).to_have_value(FEEDBACK)
         click_and_wait(page, page.get_by_role("button", name="Release to student"))
         expect(page.get_by_text("Released: the student sees this").first).to_be_visible()
         shot(page, folder, "ta-review")
+    except BaseException:
+        page.screenshot(path=str(folder / "failure-ta.png"))
+        raise
     finally:
         context.close()
 
@@ -343,6 +370,7 @@ def test_student_completes_the_homework_and_sees_released_ta_feedback(
         sign_in(page, app.url, STUDENT_EMAIL, STUDENT_PASSWORD)
         expect(page.get_by_text("Feedback from your TA")).to_be_visible(timeout=UI_TIMEOUT_MS)
         expect(page.get_by_text(FEEDBACK)).to_be_visible()
+        expect(page.get_by_text(f"Grade: {GRADE}")).to_be_visible()
         shot(page, artifacts, "home-feedback")
     except BaseException:
         page.screenshot(path=str(artifacts / "failure.png"))
