@@ -7,7 +7,7 @@ Prints, in one run, one table (with the machine noted):
 2. a step's **Run** round trip (``Workbook.run_step``: kernel execute, check, save) and the
    bare kernel execute, both vs the bare forward pass in this process;
 3. export of a full bundle (``workbook.export.export_for``) vs building the notebook alone;
-4. memory of N concurrent student kernels (N = 1, 5, 10) after their setup cell: USS / PSS /
+4. memory of N concurrent student kernels (N = 1, 5, 10) after setup and steps 1-2: USS / PSS /
    RSS per kernel (psutil ``memory_full_info``) and how much of it is the memory-mapped
    safetensors file (psutil ``memory_maps``, grouped by path);
 5. Explore next-token throughput for 16 concurrent sessions: one ``top_k_batch`` vs 16
@@ -84,7 +84,7 @@ def machine() -> str:
     return (
         f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start"
     )
 
 
@@ -259,26 +259,28 @@ def kernel_memory(kernel) -> dict[str, float]:
 
 
 def bench_kernels(wb, counts: list[int]) -> list[tuple[int, dict[str, float]]]:
-    """Start up to max(counts) kernels, each running the setup cell; measure at each count."""
+    """Start up to max(counts) kernels, each running setup and steps 1-2; measure at each count."""
     from workbook import exercises
 
-    setup = exercises.setup_code(wb.settings.model_name)
+    # Setup, then steps 1-2: the forward pass touches every weight, so the kernel's memory
+    # is what it is while a student works (after setup alone, mapped weights are not resident).
+    cells = [exercises.setup_code(wb.settings.model_name)]
+    cells += [exercises.step(f"step{n}").solution for n in (1, 2)]
     rows = []
     kernels = []
     for index in range(1, max(counts) + 1):
         kernel = wb.kernels.kernel_for(f"mem{index}")
-        result = kernel.execute(setup, timeout=300)
-        if result.status != "ok":
-            raise RuntimeError(f"the setup cell failed in kernel {index}: {result.message}")
+        for cell in cells:
+            result = kernel.execute(cell, timeout=300)
+            if result.status != "ok":
+                raise RuntimeError(f"a cell failed in kernel {index}: {result.message}")
         kernels.append(kernel)
         if index in counts:
             per_kernel = [kernel_memory(k) for k in kernels]
             averages = {key: statistics.mean(m[key] for m in per_kernel) for key in per_kernel[0]}
             averages["pss_total"] = sum(m["pss"] for m in per_kernel)
             rows.append((index, averages))
-    for index in range(1, max(counts) + 1):
-        wb.kernels.kernel_for(f"mem{index}").shutdown()
-    return rows
+    return rows  # the caller shuts the kernels down (Workbook.kernels.shutdown_all)
 
 
 # --- 5. Explore throughput ----------------------------------------------------------------

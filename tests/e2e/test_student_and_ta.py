@@ -247,6 +247,11 @@ def do_notebook(page: Page, folder: Path) -> None:
     assert not verdict.startswith("Check passed"), verdict
     assert "last" in verdict.lower(), f"the message should point at the last position: {verdict}"
     shot(page, folder, "notebook-wrong-attempt")
+    # A close-up of the step and its message, as the student sees it on screen.
+    page.get_by_role("heading", name=steps["step3"].title).evaluate(
+        "e => e.scrollIntoView({block: 'start'})"
+    )
+    page.screenshot(path=str(folder / "notebook-step3-wrong.png"))
     for number in (3, 4, 5, 6):
         step = steps[f"step{number}"]
         verdict = run_step(page, step, step.solution)
