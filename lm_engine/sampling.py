@@ -409,6 +409,27 @@ def _validate(
 
 
 @torch.no_grad()
+def strategy_settings(
+    strategy: str, temperature: float, top_k: int | None, top_p: float | None
+) -> tuple[float, int | None, float | None]:
+    """The ``(temperature, top_k, top_p)`` a one-token-at-a-time strategy samples with.
+
+    Greedy is temperature 0 (argmax); plain sampling uses neither cut-off; top-k and top-p
+    use only their own. Beam search is not a per-token sampling strategy.
+    """
+    table = {
+        "greedy": (0.0, None, None),
+        "sample": (temperature, None, None),
+        "top-k": (temperature, top_k, None),
+        "top-p": (temperature, None, top_p),
+    }
+    if strategy not in table:
+        raise InvalidInput(
+            f"{strategy!r} does not pick one token at a time; use one of {list(table)}"
+        )
+    return table[strategy]
+
+
 def generate(
     lm: Any,
     phrase: str,
@@ -467,13 +488,7 @@ def generate(
         )
 
     generator = torch.Generator(device=ids.device).manual_seed(seed)
-    settings = {
-        "greedy": (0.0, None, None),
-        "sample": (temperature, None, None),
-        "top-k": (temperature, top_k, None),
-        "top-p": (temperature, None, top_p),
-    }[strategy]
-    temp, k, p = settings
+    temp, k, p = strategy_settings(strategy, temperature, top_k, top_p)
     prompt_ids = ids[0].tolist()
     tokens: list[GeneratedToken] = []
     stop_reason = "length"

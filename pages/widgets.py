@@ -139,6 +139,5 @@ def render_run(run) -> None:
         (st.info if result.status == "ok" else st.error)(result.message)
     render_outputs(result.outputs)
     if run.check is not None:
+        # The message already lists the first problems; details would repeat them.
         render_check(run.check.passed, run.check.message)
-        for detail in getattr(run.check, "details", ()) or ():
-            st.caption(detail)

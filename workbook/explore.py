@@ -26,6 +26,7 @@ from lm_engine.sampling import (
     generate,
     next_token_logits,
     sample_next,
+    strategy_settings,
     token_text,
     top_k_filter,
     top_p_filter,
@@ -270,16 +271,10 @@ def choose_by_strategy(
             + ", ".join(STEP_STRATEGIES)
         )
     appended = [b["token_id"] for b in built]
-    settings = {
-        "greedy": (0.0, None, None),
-        "sample": (temperature, None, None),
-        "top-k": (temperature, top_k, None),
-        "top-p": (temperature, None, top_p),
-    }[strategy]
     generator = torch.Generator().manual_seed(seed * 100_003 + len(built))
     try:
         logits = next_token_logits(lm, phrase, appended)  # (V,)
-        temp, k, p = settings
+        temp, k, p = strategy_settings(strategy, temperature, top_k, top_p)
         token_id = sample_next(logits, temperature=temp, top_k=k, top_p=p, generator=generator)
     except LMEngineError as exc:
         raise _engine_error(exc) from exc
