@@ -180,3 +180,22 @@ def m002_project_logins_snippets(db: Database) -> None:
         )
         """
     )
+
+
+@migrations(name="m003_sign_in_sessions")
+def m003_sign_in_sessions(db: Database) -> None:
+    """Remembered sign-ins, so a page reload keeps a student signed in.
+
+    Only a hash of each token is stored: a copy of the database cannot sign anyone in.
+    """
+    db.execute(
+        """
+        CREATE TABLE sign_in_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX sign_in_sessions_user ON sign_in_sessions (user_id)")

@@ -22,6 +22,7 @@ import csv
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import uuid
@@ -84,6 +85,10 @@ _WORK_TABLES = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _ts(moment: datetime) -> str:
@@ -475,6 +480,8 @@ class Store:
                         "this user has saved work and cannot be deleted; archive them instead"
                     )
             try:
+                # Remembered sign-ins are not work: they go with the account.
+                db.execute("DELETE FROM sign_in_sessions WHERE user_id = ?", [user_id])
                 db.execute("DELETE FROM users WHERE id = ?", [user_id])
             except sqlite3.IntegrityError:
                 # Feedback or snippets still reference the user.
@@ -494,6 +501,70 @@ class Store:
             )
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no user with id {user_id}")
+
+    # ------------------------------------------------------------------ sign-in sessions
+
+    def start_session(self, user_id: int) -> str:
+        """Remember a sign-in; returns a new random token for the browser to keep.
+
+        Only the token's SHA-256 is stored, so the database alone cannot sign anyone in.
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        token = secrets.token_urlsafe(32)
+        now = _ts(_now())
+        with self._write() as db:
+            self._require_user(db, user_id)
+            db.execute(
+                "INSERT INTO sign_in_sessions (token_hash, user_id, created_at, last_used_at)"
+                " VALUES (?, ?, ?, ?)",
+                [_token_hash(token), user_id, now, now],
+            )
+        return token
+
+    def session_user(self, token: str, *, idle_seconds: float) -> User:
+        """The user a remembered sign-in belongs to, refreshing its last use.
+
+        Raises:
+            NotFoundError: unknown token, a session idle longer than ``idle_seconds`` (it is
+                ended), or an archived user.
+        """
+        if not isinstance(token, str) or not token:
+            raise NotFoundError("no such sign-in session")
+        key = _token_hash(token)
+        now = _now()
+        with self._write() as db:
+            row = self._one(
+                db, "SELECT user_id, last_used_at FROM sign_in_sessions WHERE token_hash = ?", [key]
+            )
+            expired = row is not None and _dt(row["last_used_at"]) < now - timedelta(
+                seconds=idle_seconds
+            )
+            if expired:
+                db.execute("DELETE FROM sign_in_sessions WHERE token_hash = ?", [key])
+            elif row is not None:
+                db.execute(
+                    "UPDATE sign_in_sessions SET last_used_at = ? WHERE token_hash = ?",
+                    [_ts(now), key],
+                )
+        # Raised after the transaction, so that an expired session's removal is committed.
+        if row is None:
+            raise NotFoundError("no such sign-in session")
+        if expired:
+            raise NotFoundError("the sign-in session expired")
+        user = self.user(row["user_id"])
+        if user.archived:
+            raise NotFoundError("the account is archived")
+        return user
+
+    def end_session(self, token: str) -> None:
+        """Forget a remembered sign-in (sign out). Unknown tokens are ignored."""
+        if isinstance(token, str) and token:
+            with self._write() as db:
+                db.execute(
+                    "DELETE FROM sign_in_sessions WHERE token_hash = ?", [_token_hash(token)]
+                )
 
     def _require_user(self, db: Database, user_id: int, field: str = "user_id") -> dict[str, Any]:
         if isinstance(user_id, bool) or not isinstance(user_id, int):
