@@ -33,4 +33,5 @@ else:
 
 page = st.navigation(navigation)
 common.sidebar(user)
+common.send_cookie()
 page.run()

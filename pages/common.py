@@ -17,6 +17,25 @@ from workbook.service import User, Workbook, WorkbookError
 
 USER_KEY = "auth:user_id"
 ACTIVE_KEY = "auth:last_active"
+TOKEN_KEY = "auth:token"
+COOKIE_KEY = "auth:cookie"  # a cookie change waiting to be sent to the browser
+COOKIE_NAME = "lmwb_session"
+
+# Sets or clears the sign-in cookie from the page (components v2 run in the page itself,
+# not in an iframe). A reload sends the cookie with the new connection, and
+# ``current_user`` signs the student back in from it.
+_COOKIE_JS = """
+export default function(component) {
+  const { data } = component;
+  if (!data || !data.name) { return; }
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  const value = data.token ? encodeURIComponent(data.token) : "";
+  const maxAge = data.token ? data.max_age : 0;
+  document.cookie = `${data.name}=${value}; path=/; max-age=${maxAge}; SameSite=Strict${secure}`;
+}
+"""
+
+_cookie_writer = st.components.v2.component("workbook_session_cookie", js=_COOKIE_JS)
 
 
 @st.cache_resource(show_spinner=False)
@@ -35,11 +54,22 @@ def get_workbook() -> Workbook:
 
 
 def current_user() -> User | None:
-    """The signed-in user, or None. Signs out a session idle for too long."""
+    """The signed-in user, or None. Signs out a session idle for too long.
+
+    A fresh browser session (a reload, a new tab) is signed in again from the sign-in cookie
+    when its remembered session is still valid.
+    """
+    wb = get_workbook()
     user_id = st.session_state.get(USER_KEY)
     if user_id is None:
-        return None
-    wb = get_workbook()
+        token = st.context.cookies.get(COOKIE_NAME)
+        user = wb.session_user(token) if token else None
+        if user is None:
+            return None
+        st.session_state[USER_KEY] = user.id
+        st.session_state[TOKEN_KEY] = token
+        st.session_state[ACTIVE_KEY] = time.time()
+        return user
     idle_s = time.time() - st.session_state.get(ACTIVE_KEY, 0.0)
     if idle_s > wb.settings.session_idle_min * 60:
         sign_out()
@@ -55,13 +85,34 @@ def current_user() -> User | None:
 
 
 def sign_in(user: User) -> None:
+    """Sign this browser session in and remember it in a cookie."""
+    wb = get_workbook()
+    token = wb.start_session(user.id)
     st.session_state[USER_KEY] = user.id
+    st.session_state[TOKEN_KEY] = token
     st.session_state[ACTIVE_KEY] = time.time()
+    st.session_state[COOKIE_KEY] = {
+        "name": COOKIE_NAME,
+        "token": token,
+        "max_age": wb.settings.session_idle_min * 60,
+    }
 
 
 def sign_out() -> None:
-    for key in (USER_KEY, ACTIVE_KEY):
+    """Forget the sign-in here, on the server and in the browser's cookie."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token:
+        get_workbook().end_session(token)
+    for key in (USER_KEY, ACTIVE_KEY, TOKEN_KEY):
         st.session_state.pop(key, None)
+    st.session_state[COOKIE_KEY] = {"name": COOKIE_NAME, "token": "", "max_age": 0}
+
+
+def send_cookie() -> None:
+    """Send a pending sign-in cookie change to the browser (called once per run by app.py)."""
+    change = st.session_state.pop(COOKIE_KEY, None)
+    if change is not None:
+        _cookie_writer(key="auth:cookie-writer", data=change, height=0)
 
 
 def require_user(*roles: str) -> User:

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from db import Store
-from workbook import exercises
+from workbook import Settings, Workbook, exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -102,6 +102,24 @@ def test_sign_out_forgets_the_user(student_id):
     at.sidebar.button(key="sidebar:sign_out").click().run()
     assert "auth:user_id" not in at.session_state
     assert any(tab.label == "Sign in" for tab in at.tabs)
+
+
+def test_signing_in_remembers_the_session_for_a_reload(db_path, student_id):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    fill_form(at, "home:sign_in", email="ada@example.org", password=PASSWORD)
+    at.button[0].click().run()
+    token = at.session_state["auth:token"]
+    # The token the browser keeps in its cookie signs the same student in again.
+    assert Workbook(Settings.from_env()).session_user(token).id == student_id
+
+
+def test_signing_out_ends_the_remembered_session(db_path, student_id):
+    with open_store(db_path) as store:
+        token = store.start_session(student_id)
+    at = signed_in(student_id)
+    at.session_state["auth:token"] = token
+    at.sidebar.button(key="sidebar:sign_out").click().run()
+    assert Workbook(Settings.from_env()).session_user(token) is None
 
 
 def test_idle_session_expires(student_id, monkeypatch):

@@ -115,6 +115,22 @@ class Workbook:
         self.store.touch_user(user.id)
         return user
 
+    # --- remembered sign-ins (a browser cookie holds the token) -------------------------
+    def start_session(self, user_id: int) -> str:
+        """A new sign-in token for the browser to keep across reloads."""
+        return self.store.start_session(user_id)
+
+    def session_user(self, token: str) -> User | None:
+        """The user a browser's token belongs to, or None (unknown, expired or archived)."""
+        try:
+            return self.store.session_user(token, idle_seconds=self.settings.session_idle_min * 60)
+        except NotFoundError:
+            return None
+
+    def end_session(self, token: str) -> None:
+        """Sign out: the token no longer signs anyone in."""
+        self.store.end_session(token)
+
     # --- progress and feedback ---------------------------------------------------------
     def progress(self, user_id: int) -> Progress:
         """How far a student is: steps passing, reflections written, answers given."""

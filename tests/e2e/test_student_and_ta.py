@@ -262,10 +262,13 @@ def do_notebook(page: Page, folder: Path) -> None:
 def check_everything_kept(page: Page, folder: Path) -> None:
     """After a reload (a new browser session), every page shows the saved work."""
     page.reload()
-    # A reload starts a new Streamlit session: the student signs in again.
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    sign_in(page, re.match(r"https?://[^/]+", page.url).group(0), STUDENT_EMAIL, STUDENT_PASSWORD)
-    wait_idle(page)
+    # A reload starts a new Streamlit session; the sign-in cookie keeps the student signed
+    # in, on the page they were on.
+    expect(page.get_by_role("heading", name="Analysis").first).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
+    go_to(page, "Home", f"Welcome, {STUDENT_NAME}")
     main = page.get_by_test_id("stMain")
     expect(main.get_by_text("6 / 6", exact=True)).to_be_visible()
     expect(main.get_by_text("2 / 2", exact=True)).to_be_visible()
@@ -371,8 +374,9 @@ def test_student_completes_the_homework_and_sees_released_ta_feedback(
 
         do_ta_review(browser, app.url, artifacts)
 
-        # The student's Home shows the released feedback after the next page load.
-        sign_in(page, app.url, STUDENT_EMAIL, STUDENT_PASSWORD)
+        # The student's Home shows the released feedback after the next page load
+        # (still signed in through the cookie).
+        page.goto(app.url)
         expect(page.get_by_text("Feedback from your TA")).to_be_visible(timeout=UI_TIMEOUT_MS)
         expect(page.get_by_text(FEEDBACK)).to_be_visible()
         expect(page.get_by_text(f"Grade: {GRADE}")).to_be_visible()
