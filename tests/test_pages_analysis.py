@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
+from app_support import open_app
 from streamlit.testing.v1 import AppTest
 
 from db import Store
 from workbook import exercises
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 PAGE = "pages/analysis.py"
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "workbook.db"
-    monkeypatch.setenv("WORKBOOK_DB", str(path))
-    return path
 
 
 @pytest.fixture
@@ -30,12 +19,7 @@ def student_id(db_path):
 
 
 def open_page(student_id: int) -> AppTest:
-    """A fresh browser session of the real app, signed in, on the Analysis page."""
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["auth:user_id"] = student_id
-    at.session_state["auth:last_active"] = time.time()
-    at.run()
-    return at.switch_page(PAGE).run()
+    return open_app(student_id, PAGE)
 
 
 def answer_area(at: AppTest, question_id: str):

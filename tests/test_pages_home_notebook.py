@@ -3,43 +3,20 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from app_support import APP, open_app, open_store
 from streamlit.testing.v1 import AppTest
 
-from db import Store
 from workbook import Settings, Workbook, exercises
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 PASSWORD = "long enough password"
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "workbook.db"
-    monkeypatch.setenv("WORKBOOK_DB", str(path))
-    monkeypatch.setenv("WORKBOOK_WORK_DIR", str(tmp_path / "kernels"))
-    return path
-
-
-def open_store(db_path) -> Store:
-    return Store(db_path, question_ids=exercises.question_ids(), step_ids=exercises.step_ids())
 
 
 @pytest.fixture
 def student_id(db_path):
     with open_store(db_path) as store:
         return store.create_user("ada@example.org", "Ada", PASSWORD).id
-
-
-def signed_in(student_id: int, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["auth:user_id"] = student_id
-    at.session_state["auth:last_active"] = time.time()
-    at.run()
-    return at.switch_page(page).run() if page else at
 
 
 def fill_form(at: AppTest, prefix: str, **values: str) -> None:
@@ -98,7 +75,7 @@ def test_many_failed_sign_ins_are_refused_before_checking_the_password(db_path, 
 
 
 def test_sign_out_forgets_the_user(student_id):
-    at = signed_in(student_id)
+    at = open_app(student_id)
     at.sidebar.button(key="sidebar:sign_out").click().run()
     assert "auth:user_id" not in at.session_state
     assert any(tab.label == "Sign in" for tab in at.tabs)
@@ -116,7 +93,7 @@ def test_signing_in_remembers_the_session_for_a_reload(db_path, student_id):
 def test_signing_out_ends_the_remembered_session(db_path, student_id):
     with open_store(db_path) as store:
         token = store.start_session(student_id)
-    at = signed_in(student_id)
+    at = open_app(student_id)
     at.session_state["auth:token"] = token
     at.sidebar.button(key="sidebar:sign_out").click().run()
     assert Workbook(Settings.from_env()).session_user(token) is None
@@ -136,7 +113,7 @@ NOTEBOOK = "pages/notebook.py"
 
 
 def test_notebook_shows_setup_and_every_step_with_starter_code(student_id):
-    at = signed_in(student_id, NOTEBOOK)
+    at = open_app(student_id, NOTEBOOK)
     assert not at.exception
     graded = [s for s in exercises.steps() if not s.given]
     assert [h.value for h in at.subheader] == [s.title for s in exercises.steps()]
@@ -145,12 +122,12 @@ def test_notebook_shows_setup_and_every_step_with_starter_code(student_id):
 
 
 def test_code_typed_in_a_step_is_saved_and_shown_in_a_new_session(db_path, student_id):
-    at = signed_in(student_id, NOTEBOOK)
+    at = open_app(student_id, NOTEBOOK)
     at.text_area(key="step1:code").input("batch = tokenizer(phrase)  # my attempt").run()
     assert not at.exception
     with open_store(db_path) as store:
         assert store.cells_for(student_id)["step1"].code.endswith("# my attempt")
-    again = signed_in(student_id, NOTEBOOK)
+    again = open_app(student_id, NOTEBOOK)
     assert again.text_area(key="step1:code").value.endswith("# my attempt")
 
 
@@ -164,7 +141,7 @@ def test_a_signed_out_visitor_cannot_reach_a_student_page(db_path):
 
 @pytest.mark.slow
 def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, student_id):
-    at = signed_in(student_id, NOTEBOOK)
+    at = open_app(student_id, NOTEBOOK)
     step1 = exercises.step("step1")
     at.text_area(key="step1:code").input(step1.solution).run()
     # "Run all above" on step 2 runs setup then step 1 in the student's kernel.
@@ -175,6 +152,6 @@ def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, stud
         cell = store.cells_for(student_id)["step1"]
     assert cell.passed is True and cell.outputs is not None
     # A new session (refresh, another day) shows the saved verdict without running again.
-    again = signed_in(student_id, NOTEBOOK)
+    again = open_app(student_id, NOTEBOOK)
     assert any("Check passed" in s.value for s in again.success)
     at.button(key="step1:restart").click().run(timeout=120)

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from app_support import APP, ROOT, open_store
 from streamlit.testing.v1 import AppTest
 
-from db import Store
 from workbook import exercises, review
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 PAGE = "pages/review.py"
 PASSWORD = "long enough password"
 HTML_TEXT = '<img src=x onerror="alert(1)"><script>alert("pwned")</script>'
-
-
-def open_store(path: Path) -> Store:
-    return Store(path, question_ids=exercises.question_ids(), step_ids=exercises.step_ids())
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "workbook.db"
-    monkeypatch.setenv("WORKBOOK_DB", str(path))
-    return path
 
 
 @pytest.fixture

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from app_support import APP, open_app
 from export_data import GOOD_ANSWERS, fill_store, new_store
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 PAGE = "pages/submit.py"
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "workbook.db"
-    monkeypatch.setenv("WORKBOOK_DB", str(path))
-    return path
 
 
 @pytest.fixture
@@ -28,12 +19,7 @@ def student_id(db_path):
 
 
 def open_page(student_id: int) -> AppTest:
-    """A fresh session of the real app, signed in, on the Submit page."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["auth:user_id"] = student_id
-    at.session_state["auth:last_active"] = time.time()
-    at.run()
-    return at.switch_page(PAGE).run()
+    return open_app(student_id, PAGE)
 
 
 def page_links(at: AppTest) -> list[str]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
-from pathlib import Path
 
 import pytest
+from app_support import open_app
 from streamlit.testing.v1 import AppTest
 
 from db import Store
@@ -14,17 +13,7 @@ from tests.test_quality import SPECIFIC
 from workbook import exercises
 from workbook.catalog import load_catalog
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 PAGE = "pages/tutorials.py"
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "workbook.db"
-    monkeypatch.setenv("WORKBOOK_DB", str(path))
-    monkeypatch.delenv("WORKBOOK_CATALOG", raising=False)
-    return path
 
 
 @pytest.fixture
@@ -34,12 +23,7 @@ def student_id(db_path):
 
 
 def open_page(student_id: int) -> AppTest:
-    """A fresh browser session of the real app, signed in, on the Tutorial log page."""
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["auth:user_id"] = student_id
-    at.session_state["auth:last_active"] = time.time()
-    at.run()
-    return at.switch_page(PAGE).run()
+    return open_app(student_id, PAGE)
 
 
 def saved_log(db_path, student_id):

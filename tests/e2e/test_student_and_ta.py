@@ -264,9 +264,7 @@ def check_everything_kept(page: Page, folder: Path) -> None:
     page.reload()
     # A reload starts a new Streamlit session; the sign-in cookie keeps the student signed
     # in, on the page they were on.
-    expect(page.get_by_role("heading", name="Analysis").first).to_be_visible(
-        timeout=UI_TIMEOUT_MS
-    )
+    expect(page.get_by_role("heading", name="Analysis").first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
     go_to(page, "Home", f"Welcome, {STUDENT_NAME}")
     main = page.get_by_test_id("stMain")
