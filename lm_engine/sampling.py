@@ -408,7 +408,6 @@ def _validate(
 # --- generation ---------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def strategy_settings(
     strategy: str, temperature: float, top_k: int | None, top_p: float | None
 ) -> tuple[float, int | None, float | None]:
@@ -430,6 +429,7 @@ def strategy_settings(
     return table[strategy]
 
 
+@torch.no_grad()
 def generate(
     lm: Any,
     phrase: str,

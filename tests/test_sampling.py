@@ -352,3 +352,21 @@ def test_real_model_kv_cache_equals_full_recompute(real_lm):
     cached = generate(real_lm, phrase, "top-p", max_new_tokens=12, seed=1)
     full = generate(real_lm, phrase, "top-p", max_new_tokens=12, seed=1, use_cache=False)
     assert cached.token_ids == full.token_ids
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "top-p", "beam"])
+def test_generation_never_tracks_gradients(pair, strategy):
+    model, tokenizer = pair
+    seen: list[bool] = []
+    forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.append(torch.is_grad_enabled())
+        return forward(*args, **kwargs)
+
+    model.forward = recording_forward
+    try:
+        generate((model, tokenizer), PHRASE, strategy=strategy, max_new_tokens=3, num_beams=2)
+    finally:
+        del model.forward
+    assert seen and not any(seen)
