@@ -43,12 +43,26 @@ def _workbook_for(settings: Settings) -> Workbook:
     return Workbook(settings)
 
 
+@st.cache_resource(show_spinner="Checking the server set-up…")
+def _preflight_error(settings: Settings) -> str | None:
+    """Why the app cannot run in this configuration (checked once per configuration)."""
+    try:
+        _workbook_for(settings).preflight()
+    except WorkbookError as exc:
+        return str(exc)
+    return None
+
+
 def get_workbook() -> Workbook:
     """The app-wide Workbook for the current settings (one per distinct configuration)."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         st.error(f"The server is misconfigured: {exc}. Fix the environment variable and restart.")
+        st.stop()
+    problem = _preflight_error(settings)
+    if problem is not None:
+        st.error(problem)
         st.stop()
     return _workbook_for(settings)
 

@@ -155,3 +155,13 @@ def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, stud
     again = open_app(student_id, NOTEBOOK)
     assert any("Check passed" in s.value for s in again.success)
     at.button(key="step1:restart").click().run(timeout=120)
+
+
+def test_hosted_mode_without_bubblewrap_refuses_to_start(db_path, monkeypatch, tmp_path):
+    # A PATH with the Python interpreter but no bwrap, as on a server without the package.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("WORKBOOK_SANDBOX", "1")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert "Hosted mode cannot start" in at.error[0].value
+    assert "bubblewrap" in at.error[0].value
+    assert not at.text_input  # no sign-in form: nothing runs unsandboxed

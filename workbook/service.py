@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from db import AuthenticationError, DbError, NotFoundError, Store, TutorialLog, User
+from workbook import exercises
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
 
@@ -33,20 +33,44 @@ class Workbook:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        # Many Streamlit threads may ask for a part first at the same moment; each part is
+        # built once, under its own lock (building the kernel pool may take a while and
+        # must not hold up sign-ins).
+        self._store_lock = threading.Lock()
+        self._kernels_lock = threading.Lock()
+        self._store: Store | None = None
+        self._kernels: KernelPool | None = None
+
+    def preflight(self) -> None:
+        """Check, once at start-up, that the configured mode can run at all.
+
+        Hosted mode (``WORKBOOK_SANDBOX=1``) refuses to start unless student kernels can
+        really be sandboxed; it never falls back to running them unsandboxed.
+
+        Raises:
+            WorkbookError: what is missing and what to do about it.
+        """
+        if self.settings.sandbox:
+            from workbook.sandbox import KernelError, check_available
+
+            try:
+                check_available()
+            except KernelError as exc:
+                raise WorkbookError(str(exc)) from exc
 
     # --- the parts -------------------------------------------------------------------
-    @cached_property
+    @property
     def store(self) -> Store:
         """The SQLite store (created and migrated on first use)."""
-        from workbook import exercises
-
-        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        return Store(
-            self.settings.db_path,
-            question_ids=exercises.question_ids(),
-            step_ids=exercises.step_ids(),
-        )
+        with self._store_lock:
+            if self._store is None:
+                self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+                self._store = Store(
+                    self.settings.db_path,
+                    question_ids=exercises.question_ids(),
+                    step_ids=exercises.step_ids(),
+                )
+            return self._store
 
     def engine(self) -> LanguageModel:
         """The course's model, loaded once per process (lm_engine caches it)."""
@@ -57,16 +81,25 @@ class Workbook:
         except LMEngineError as exc:
             raise WorkbookError(str(exc)) from exc
 
-    @cached_property
+    @property
     def kernels(self) -> KernelPool:
         """One Jupyter kernel per signed-in student, started on demand."""
-        from lm_engine import EngineConfig, resolve
+        with self._kernels_lock:
+            if self._kernels is None:
+                self._kernels = self._start_kernel_pool()
+            return self._kernels
+
+    def _start_kernel_pool(self) -> KernelPool:
+        from lm_engine import EngineConfig, LMEngineError, resolve
         from workbook.kernel import KernelPool
 
         # Build the model cache before any kernel starts: sandboxed kernels can only read it,
         # and every student's setup cell loads the same cached weights.
         engine_config = EngineConfig.from_env()
-        resolve(self.settings.model_name, config=engine_config)
+        try:
+            resolve(self.settings.model_name, config=engine_config)
+        except LMEngineError as exc:
+            raise WorkbookError(str(exc)) from exc
         pool = KernelPool(
             self.settings, extra_env={"LM_ENGINE_CACHE": str(engine_config.cache_dir)}
         )
@@ -75,10 +108,8 @@ class Workbook:
         ).start()
         return pool
 
-    def steps(self) -> list:
+    def steps(self) -> list[exercises.Step]:
         """The notebook's cells for the configured model (setup first)."""
-        from workbook import exercises
-
         return exercises.steps(self.settings.model_name)
 
     # --- accounts --------------------------------------------------------------------
@@ -134,8 +165,6 @@ class Workbook:
     # --- progress and feedback ---------------------------------------------------------
     def progress(self, user_id: int) -> Progress:
         """How far a student is: steps passing, reflections written, answers given."""
-        from workbook import exercises
-
         cells = self.store.cells_for(user_id)
         graded_steps = [step.id for step in self.steps() if not step.given]
         log = self.store.tutorial_log(user_id)
@@ -176,7 +205,7 @@ class Workbook:
             code: the code to run; ``None`` runs the saved code (or the given code of a
                 given cell such as setup).
         """
-        from workbook import checks, exercises
+        from workbook import checks
         from workbook.kernel import KernelError
 
         step = exercises.step(step_id, self.settings.model_name)
