@@ -118,6 +118,11 @@ def needs_process_cap() -> bool:
 
 
 def _system_binds() -> list[str]:
+    """The read-only system, a private /proc, /dev and /tmp, then the Python in use.
+
+    Order matters: bubblewrap mounts in sequence, so the interpreter and virtual environment
+    are bound *after* the private /tmp, or a checkout under /tmp would be hidden by it.
+    """
     args: list[str] = []
     for name in ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = Path("/") / name
@@ -126,6 +131,7 @@ def _system_binds() -> list[str]:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     # The virtual environment (and the interpreter it links to) may live outside /usr.
     for prefix in {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent}:
         if prefix.is_dir() and not str(prefix).startswith("/usr"):
@@ -153,7 +159,6 @@ def bwrap_argv(
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
     args += ["--hostname", "workbook"]
     args += _system_binds()
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     args += ["--ro-bind", str(_REPO_ROOT / "lm_engine"), str(SANDBOX_CODE / "lm_engine")]
     args += ["--ro-bind", str(_LAUNCHER), str(SANDBOX_CODE / "kernel_launcher.py")]
     for path in readonly:
@@ -180,7 +185,7 @@ def _probe() -> str | None:
             "'bubblewrap' or set WORKBOOK_SANDBOX=0 for a local single-user run"
         )
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
-    argv += _system_binds() + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += _system_binds()
     argv += ["--", sys.executable, "-c", "print('sandbox ok')"]
     try:
         done = subprocess.run(
