@@ -103,7 +103,11 @@ def test_writing_outside_the_working_folder_fails_but_inside_works(alice):
         str(ROOT / "evil.txt"),
         "/opt/workbook/evil.py",
     ):
-        _fails(alice, f"open({target!r}, 'w').write('x')")
+        result = alice.execute(f"open({target!r}, 'w').write('x')")
+        # Under /tmp a write lands in the sandbox's own private /tmp (a checkout may live
+        # there); anywhere else it fails. Either way nothing reaches the host.
+        if not target.startswith("/tmp/"):
+            assert result.status == "error", result.outputs
         assert not Path(target).exists()
     ok = alice.execute("open('mine.txt', 'w').write('ok')")
     assert ok.status == "ok"
