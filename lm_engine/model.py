@@ -81,6 +81,7 @@ class LanguageModel:
         vocab_size: V, the last dimension of the logits.
         num_parameters: number of distinct parameters (tied weights counted once).
         max_context: the longest input, in tokens; longer phrases are truncated from the left.
+        tokenizer_lock: held while calling the tokenizer (it is not thread-safe).
     """
 
     def __init__(self, name: str, model, tokenizer, *, source=None) -> None:
@@ -106,7 +107,9 @@ class LanguageModel:
         params = inspect.signature(model.forward).parameters
         self._accepts_logits_to_keep = "logits_to_keep" in params
         self._accepts_position_ids = "position_ids" in params
-        self._tokenizer_lock = threading.Lock()
+        # Rust tokenizers must not be called from several threads at once; everything that
+        # tokenizes with this model (decoding helpers included) holds this lock.
+        self.tokenizer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -123,7 +126,7 @@ class LanguageModel:
             InvalidInput: ``phrase`` is not a string, is blank, or yields no tokens.
         """
         phrase = _check_phrase(phrase)
-        with self._tokenizer_lock:
+        with self.tokenizer_lock:
             ids = self.tokenizer(phrase, return_tensors="pt")["input_ids"]  # (1, n)
         ids = ids.to(torch.long)
         if ids.shape[-1] == 0:
@@ -217,7 +220,7 @@ class LanguageModel:
         probabilities = torch.softmax(logits, dim=-1)  # (V,)
         top = torch.topk(probabilities, k)  # values, indices: (k,)
         ids = top.indices.tolist()
-        with self._tokenizer_lock:
+        with self.tokenizer_lock:
             tokens = [self.tokenizer.decode([i]) for i in ids]
         table = pd.DataFrame(
             {

@@ -274,7 +274,7 @@ class _Text:
     def __init__(self, lm: Any) -> None:
         self.lm = lm
         self.tokenizer = lm.tokenizer
-        self.lock = getattr(lm, "_tokenizer_lock", None) or contextlib.nullcontext()
+        self.lock = getattr(lm, "tokenizer_lock", None) or contextlib.nullcontext()
 
     def encode(self, phrase: str, device: torch.device) -> torch.Tensor:
         """The prompt's ids, shape ``(1, n)``, on ``device``."""

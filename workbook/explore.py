@@ -167,12 +167,9 @@ def next_token_distribution(
 
 
 def _prompt_ids(lm: Any, phrase: str) -> list[int]:
-    tokenizer = lm[1] if isinstance(lm, tuple) else lm.tokenizer
-    lock = getattr(lm, "_tokenizer_lock", None)
-    if lock is None:
-        return tokenizer(phrase)["input_ids"]
-    with lock:
-        return tokenizer(phrase)["input_ids"]
+    if isinstance(lm, tuple):  # a bare (model, tokenizer) pair, as in the tests
+        return lm[1](phrase)["input_ids"]
+    return lm.encode(phrase)[0].tolist()  # thread-safe, as the notebook tokenizes
 
 
 # --- building a sentence step by step ----------------------------------------------------
