@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages import common
 
+common.entered_through_app()
 st.set_page_config(page_title="LM Logits Workbook", page_icon="🧮", layout="wide")
 
 user = common.current_user()

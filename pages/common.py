@@ -38,6 +38,25 @@ export default function(component) {
 _cookie_writer = st.components.v2.component("workbook_session_cookie", js=_COOKIE_JS)
 
 
+# Streamlit treats a folder named ``pages/`` beside the entry script as old-style pages
+# until the first ``st.navigation`` call in the process: right after a server (re)start, a
+# browser that reconnects straight to, say, /notebook would run that page on its own,
+# without app.py's navigation and sidebar. app.py marks itself here on every run; a page
+# that finds no mark was started that old way and hands over to app.py.
+_entry_point_ran = False
+
+
+def entered_through_app() -> None:
+    """Called by app.py before anything else: pages run inside its navigation from now on."""
+    global _entry_point_ran
+    _entry_point_ran = True
+
+
+def _require_entry_point() -> None:
+    if not _entry_point_ran:
+        st.switch_page("app.py")
+
+
 @st.cache_resource(show_spinner=False)
 def _workbook_for(settings: Settings) -> Workbook:
     return Workbook(settings)
@@ -55,6 +74,7 @@ def _preflight_error(settings: Settings) -> str | None:
 
 def get_workbook() -> Workbook:
     """The app-wide Workbook for the current settings (one per distinct configuration)."""
+    _require_entry_point()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

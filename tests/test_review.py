@@ -18,8 +18,12 @@ HTML_TEXT = '<script>alert("x")</script><b>bold</b>'
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    opened = Store(":memory:", question_ids=exercises.question_ids(), step_ids=exercises.step_ids())
+def store(tmp_path) -> Iterator[Store]:
+    opened = Store(
+        tmp_path / "workbook.db",
+        question_ids=exercises.question_ids(),
+        step_ids=exercises.step_ids(),
+    )
     yield opened
     opened.close()
 
@@ -50,8 +54,7 @@ def test_a_draft_is_saved_but_not_visible_to_the_student(store, people):
     assert saved.released is False
     assert review.grade_label(saved.grade) == "Progressing"
     assert saved.item_comments == {"q1": "Say tokens"}  # blank item comments are dropped
-    workbook = Workbook(Settings())
-    workbook.__dict__["store"] = store  # the facade's cached store, without a file
+    workbook = Workbook(Settings(db_path=store.path))  # the app's view of the same file
     assert workbook.released_feedback(ada.id) is None
 
 
@@ -59,8 +62,7 @@ def test_release_makes_the_feedback_visible_and_a_later_draft_keeps_it(store, pe
     ada, _, ta = people
     release(store, ada, ta, comment="Released text")
     draft(store, ada, ta, comment="Work in progress")
-    workbook = Workbook(Settings())
-    workbook.__dict__["store"] = store
+    workbook = Workbook(Settings(db_path=store.path))
     visible = workbook.released_feedback(ada.id)
     assert visible is not None and visible.comment == "Released text"
     assert review.grade_label(visible.grade) == "Excellent"
