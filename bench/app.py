@@ -27,22 +27,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, REPO, start_app, stop_app
+
 MB = 1024 * 1024
 SESSIONS = 16
 EXPLORE_PHRASES = [
@@ -89,14 +79,6 @@ def machine() -> str:
 
 
 # --- 1. cold start --------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _first_page_in_browser(url: str) -> float | None:
     """Seconds until headless Chromium shows Home's title; None without Chromium."""
     if not CHROMIUM.exists():
@@ -120,38 +102,18 @@ def _first_page_in_browser(url: str) -> float | None:
 
 
 def bench_cold_start(folder: Path) -> tuple[float, float | None]:
-    """(process start until served, then first page shown in Chromium) in seconds."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "WORKBOOK_DB": str(folder / "cold.db"),
-        "WORKBOOK_WORK_DIR": str(folder / "cold-kernels"),
-    }
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-    command += ["--browser.gatherUsageStats", "false"]
+    """(process start until served, then first page shown in Chromium) in seconds.
+
+    The app is started exactly as the browser test starts it (``tests/e2e/harness.py``).
+    """
+    (folder / "cold").mkdir(exist_ok=True)
     start = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
+    app = start_app(folder / "cold")
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the app exited with status {process.returncode}")
-            if time.perf_counter() - start > 120:
-                raise RuntimeError("the app did not serve within 120 s")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.05)
         served = time.perf_counter() - start
-        first_page = _first_page_in_browser(url)
+        first_page = _first_page_in_browser(app.url)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_app(app.process)
     return served, first_page
 
 

@@ -76,7 +76,7 @@ def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, time
                     return
         except OSError:
             pass  # not listening yet
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise RuntimeError(f"the app did not serve within {timeout_s} s:\n{log_path.read_text()}")
 
 
