@@ -8,7 +8,7 @@ import pytest
 from app_support import APP, open_app, open_store
 from streamlit.testing.v1 import AppTest
 
-from workbook import Settings, Workbook, exercises
+from workbook import Settings, Workbook, exercises, sandbox
 
 PASSWORD = "long enough password"
 
@@ -157,8 +157,18 @@ def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, stud
     at.button(key="step1:restart").click().run(timeout=120)
 
 
-def test_hosted_mode_without_bubblewrap_refuses_to_start(db_path, monkeypatch, tmp_path):
-    # A PATH with the Python interpreter but no bwrap, as on a server without the package.
+@pytest.fixture
+def fresh_sandbox_probe():
+    """The sandbox probe is cached per process: start and leave this test with a clean one."""
+    sandbox._probe.cache_clear()
+    yield
+    sandbox._probe.cache_clear()
+
+
+def test_hosted_mode_without_bubblewrap_refuses_to_start(
+    db_path, monkeypatch, tmp_path, fresh_sandbox_probe
+):
+    # A PATH without bwrap, as on a server where the package is missing.
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     monkeypatch.setenv("WORKBOOK_SANDBOX", "1")
     at = AppTest.from_file(APP, default_timeout=30).run()
