@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import streamlit as st
 
 from pages import common
@@ -41,7 +43,12 @@ if user is None:
 st.subheader(f"Welcome, {user.name}")
 st.caption(f"Active model: **{wb.settings.model_name}**")
 
+due = wb.due_date()
 if user.role == "student":
+    if due is not None:
+        days = (due - datetime.date.today()).days
+        when = "today" if days == 0 else (f"in {days} days" if days > 0 else f"{-days} days ago")
+        st.info(f"The homework is due on **{due:%A %d %B %Y}** ({when}).")
     progress = wb.progress(user.id)
     steps, reflections, answers = st.columns(3)
     steps.metric("Notebook steps passing", f"{progress.steps_passed} / {progress.steps_total}")
@@ -66,3 +73,22 @@ if user.role == "student":
 else:
     st.markdown("You are signed in as course staff.")
     st.page_link("pages/review.py", label="Review students' work", icon="🧑‍🏫")
+    if user.role == "instructor":
+        st.subheader("Course set-up")
+
+        def _save_due_date() -> None:
+            with common.friendly_errors():
+                wb.set_due_date(user, st.session_state["home:due_date"])
+
+        st.date_input(
+            "Homework due date (shown to students on their Home page)",
+            value=due,
+            key="home:due_date",
+            on_change=_save_due_date,
+        )
+        st.caption(
+            "TA accounts: `python -m db add-user --role ta --email ... --name ...`. "
+            "The model: the `WORKBOOK_MODEL` environment variable."
+        )
+    elif due is not None:
+        st.caption(f"Due date: {due:%A %d %B %Y}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
 from app_support import APP, open_app, open_store
 from streamlit.testing.v1 import AppTest
 
-from workbook import Settings, Workbook, exercises, sandbox
+from workbook import Settings, Workbook, WorkbookError, exercises, sandbox
 
 PASSWORD = "long enough password"
 
@@ -175,3 +176,24 @@ def test_hosted_mode_without_bubblewrap_refuses_to_start(
     assert "Hosted mode cannot start" in at.error[0].value
     assert "bubblewrap" in at.error[0].value
     assert not at.text_input  # no sign-in form: nothing runs unsandboxed
+
+
+def test_the_instructor_sets_a_due_date_that_students_see(db_path, student_id):
+    with open_store(db_path) as store:
+        prof = store.create_user("prof@example.org", "Prof", PASSWORD, role="instructor")
+    due = datetime.date.today() + datetime.timedelta(days=3)
+    at = open_app(prof.id)
+    at.date_input(key="home:due_date").set_value(due).run()
+    assert not at.exception
+    student_home = open_app(student_id)
+    assert any("in 3 days" in info.value for info in student_home.info)
+
+
+def test_only_the_instructor_may_change_the_due_date(db_path, student_id):
+    with open_store(db_path) as store:
+        ta = store.create_user("ta@example.org", "Tess", PASSWORD, role="ta")
+    wb = Workbook(Settings.from_env())
+    with pytest.raises(WorkbookError, match="Only the instructor"):
+        wb.set_due_date(wb.user(ta.id), datetime.date.today())
+    assert open_app(ta.id).date_input.len == 0  # a TA gets no due-date field
+    assert wb.due_date() is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from db import AuthenticationError, DbError, NotFoundError, Store, TutorialLog, User
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from workbook.kernel import KernelPool
 
 __all__ = ["User", "Workbook", "WorkbookError"]
+
+DUE_DATE_KEY = "due_date"
 
 # Failed sign-ins for one email within this window slow the next attempt down.
 THROTTLE_WINDOW_S = 300
@@ -145,6 +148,22 @@ class Workbook:
             raise WorkbookError("Wrong email or password.") from exc
         self.store.touch_user(user.id)
         return user
+
+    # --- course settings (the instructor's) -------------------------------------------------
+    def due_date(self) -> date | None:
+        """The homework's due date, if the instructor set one."""
+        raw = self.store.setting(DUE_DATE_KEY)
+        return date.fromisoformat(raw) if raw else None
+
+    def set_due_date(self, user: User, due: date | None) -> None:
+        """Set (or clear, with ``None``) the due date students see.
+
+        Raises:
+            WorkbookError: the user is not the instructor.
+        """
+        if user.role != "instructor":
+            raise WorkbookError("Only the instructor can change the due date.")
+        self.store.set_setting(DUE_DATE_KEY, due.isoformat() if due else None)
 
     # --- remembered sign-ins (a browser cookie holds the token) -------------------------
     def start_session(self, user_id: int) -> str:
