@@ -12,6 +12,7 @@ from workbook import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
+STUDENT_PASSWORD = "long enough password"
 
 
 def use_fresh_database(tmp_path: Path, monkeypatch) -> Path:

@@ -1,12 +1,18 @@
-"""Shared pytest fixtures. Each block belongs to the package whose tests use it."""
+"""Shared pytest fixtures: the db's stores, and the fresh database the app's pages use."""
 
-# --- db: `store` (file on tmp_path) and `fresh_db` (in memory) -----------------------
-# --- pages: `db_path`, a fresh database the app under AppTest uses ---------------------
-import pytest  # noqa: E402
-from app_support import use_fresh_database  # noqa: E402
-from db_fixtures import fresh_db, store  # noqa: F401
+import pytest
+from app_support import STUDENT_PASSWORD, open_store, use_fresh_database
+from db_fixtures import fresh_db, store  # noqa: F401 - fixtures: `store` (a file), `fresh_db` (memory)
 
 
 @pytest.fixture
 def db_path(tmp_path, monkeypatch):
+    """A fresh database (and kernel folder) that the app under AppTest will use."""
     return use_fresh_database(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def student_id(db_path):
+    """A registered student (ada@example.org) in the app's fresh database."""
+    with open_store(db_path) as opened:
+        return opened.create_user("ada@example.org", "Ada", STUDENT_PASSWORD).id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from app_support import open_app
 from streamlit.testing.v1 import AppTest
 
@@ -10,12 +9,6 @@ from db import Store
 from workbook import exercises
 
 PAGE = "pages/analysis.py"
-
-
-@pytest.fixture
-def student_id(db_path):
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
-        return store.create_user("ada@example.org", "Ada", "long enough password").id
 
 
 def open_page(student_id: int) -> AppTest:

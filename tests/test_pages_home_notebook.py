@@ -14,12 +14,6 @@ from workbook import Settings, Workbook, WorkbookError, exercises, sandbox
 PASSWORD = "long enough password"
 
 
-@pytest.fixture
-def student_id(db_path):
-    with open_store(db_path) as store:
-        return store.create_user("ada@example.org", "Ada", PASSWORD).id
-
-
 def fill_form(at: AppTest, prefix: str, **values: str) -> None:
     for field, value in values.items():
         at.text_input(key=f"{prefix}:{field}").input(value)

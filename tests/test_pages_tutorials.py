@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from app_support import open_app
 from streamlit.testing.v1 import AppTest
 
@@ -14,12 +13,6 @@ from workbook import exercises
 from workbook.catalog import load_catalog
 
 PAGE = "pages/tutorials.py"
-
-
-@pytest.fixture
-def student_id(db_path):
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
-        return store.create_user("ada@example.org", "Ada", "long enough password").id
 
 
 def open_page(student_id: int) -> AppTest:
