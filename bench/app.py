@@ -20,7 +20,6 @@ kernel's setup cell loads the model; ten of them take a few minutes on two cores
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from bench._common import machine, median_seconds
 from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, REPO, start_app, stop_app
 
 MB = 1024 * 1024
@@ -49,33 +49,12 @@ EXPLORE_PHRASES = [
 Row = tuple[str, str, str, str]  # (what, measured, baseline, note)
 
 
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``fn()`` over ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
 def _s(seconds: float) -> str:
     return f"{seconds:.2f} s"
-
-
-def machine() -> str:
-    """One line: platform, CPU count and torch's thread count."""
-    import torch
-
-    return (
-        f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start"
-    )
 
 
 # --- 1. cold start --------------------------------------------------------------------------
@@ -179,15 +158,15 @@ def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
     times: dict[str, list[float]] = {"forward": [], "execute": [], "run": []}
     # Interleaved, so background load on a shared machine hits all three alike.
     for _ in range(repeat):
-        times["forward"].append(_median(forward, 1))
-        times["execute"].append(_median(lambda: kernel.execute(step2, timeout=60), 1))
-        times["run"].append(_median(lambda: wb.run_step(user.id, "step2", step2), 1))
+        times["forward"].append(median_seconds(forward, 1))
+        times["execute"].append(median_seconds(lambda: kernel.execute(step2, timeout=60), 1))
+        times["run"].append(median_seconds(lambda: wb.run_step(user.id, "step2", step2), 1))
     model = wb.settings.model_name
     submission = export.gather_submission(wb.store, user.id, model_name=model)
     return {
         **{name: statistics.median(values) for name, values in times.items()},
-        "export": _median(lambda: export.export_for(wb.store, user.id, model_name=model), 5),
-        "notebook": _median(lambda: export.build_notebook(submission), 5),
+        "export": median_seconds(lambda: export.export_for(wb.store, user.id, model_name=model), 5),
+        "notebook": median_seconds(lambda: export.build_notebook(submission), 5),
     }
 
 
@@ -260,9 +239,9 @@ def bench_explore(lm, repeat: int = 3) -> dict[str, float]:
     lm.top_k_batch(phrases, 10)  # warm-up
     threaded()
     return {
-        "batched": _median(lambda: lm.top_k_batch(phrases, 10), repeat),
-        "threads": _median(threaded, repeat),
-        "serial": _median(lambda: [lm.top_k(p, 10) for p in phrases], repeat),
+        "batched": median_seconds(lambda: lm.top_k_batch(phrases, 10), repeat),
+        "threads": median_seconds(threaded, repeat),
+        "serial": median_seconds(lambda: [lm.top_k(p, 10) for p in phrases], repeat),
     }
 
 

@@ -12,8 +12,6 @@ Run it with ``python -m bench engine`` (or ``make bench``).
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench._common import machine, median_seconds
 from lm_engine import EngineConfig, LanguageModel, load_model, resolve
 from lm_engine.loaders import load_pretrained
 from lm_engine.registry import clear_loaded_models
@@ -41,23 +40,6 @@ PHRASES = [
     "The cat sat on the",
 ]
 PHRASES = (PHRASES * 4)[:32]
-
-
-def _timed(fn, repeat: int) -> float:
-    """Median wall time of ``fn()`` over ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _machine() -> str:
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
-    )
 
 
 def bench_fresh_process() -> float:
@@ -105,8 +87,8 @@ def bench_latency(lm: LanguageModel, phrase: str, repeat: int = 30) -> tuple[flo
     # Interleave the two so background load on the shared machine hits both alike.
     bare_times, engine_times = [], []
     for _ in range(repeat):
-        bare_times.append(_timed(bare, 1))
-        engine_times.append(_timed(engine, 1))
+        bare_times.append(median_seconds(bare, 1))
+        engine_times.append(median_seconds(engine, 1))
     return statistics.median(bare_times), statistics.median(engine_times)
 
 
@@ -116,8 +98,8 @@ def bench_batch(lm: LanguageModel, sizes=(1, 8, 32), repeat: int = 3) -> list[tu
     for size in sizes:
         phrases = PHRASES[:size]
         lm.top_k_batch(phrases, 10)
-        batched = _timed(lambda p=phrases: lm.top_k_batch(p, 10), repeat)
-        single = _timed(lambda p=phrases: [lm.top_k(x, 10) for x in p], repeat)
+        batched = median_seconds(lambda p=phrases: lm.top_k_batch(p, 10), repeat)
+        single = median_seconds(lambda p=phrases: [lm.top_k(x, 10) for x in p], repeat)
         rows.append((size, batched, single))
     return rows
 
@@ -125,7 +107,7 @@ def bench_batch(lm: LanguageModel, sizes=(1, 8, 32), repeat: int = 3) -> list[tu
 def main() -> None:
     """Run all three measurements and print them as one report."""
     config = EngineConfig.from_env()
-    print(f"machine: {_machine()}")
+    print(f"machine: {machine()}")
     cold, cached = bench_loads(config)
     print("\n1. model load (smollm2-135m, CPU float32)")
     print(f"   from GGUF (dequantize + write cache): {cold:6.2f} s")

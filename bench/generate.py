@@ -11,13 +11,10 @@ Run it with ``python -m bench generate`` (or ``make bench`` for every benchmark)
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 
-import torch
-
+from bench._common import machine
 from lm_engine import load_model
 from lm_engine.sampling import generate
 
@@ -48,10 +45,7 @@ def _rate(lm, phrase: str, strategy: str, use_cache: bool, repeat: int) -> tuple
 def main(repeat: int = 3) -> None:
     """Print tokens/s with and without the KV cache for each prompt and strategy."""
     lm = load_model(device="cpu")
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); model {lm.name}, CPU float32"
-    )
+    print(f"machine: {machine()}; model {lm.name}, CPU float32")
     print(f"generate(..., max_new_tokens={NEW_TOKENS}), median of {repeat} runs\n")
     print(f"{'prompt':<22}{'strategy':<10}{'tokens':>7}{'KV cache':>12}{'recompute':>12}{'x':>7}")
     for name, phrase in (("short", SHORT), ("long", LONG)):
