@@ -191,3 +191,24 @@ def test_only_the_instructor_may_change_the_due_date(db_path, student_id):
         wb.set_due_date(wb.user(ta.id), datetime.date.today())
     assert open_app(ta.id).date_input.len == 0  # a TA gets no due-date field
     assert wb.due_date() is None
+
+
+def test_home_progress_counts_what_the_ta_roster_counts(db_path, student_id):
+    with open_store(db_path) as store:
+        store.save_answer(student_id, "q1", "Batch, tokens, vocabulary.")
+        store.save_answer(student_id, "q2", "   ")  # blank answers do not count
+        store.save_cell(student_id, "step1", code="x", outputs=[], passed=True, message="ok")
+        store.set_tutorial_path(student_id, "project")
+        store.log_project(
+            student_id,
+            description="A classifier",
+            link="https://example.org/nb",
+            notebook_name=None,
+            notebook_bytes=None,
+            reflection="I learned about autograd.",
+        )
+    progress = Workbook(Settings.from_env()).progress(student_id)
+    assert (progress.steps_passed, progress.reflections, progress.answers) == (1, 2, 1)
+    assert (progress.steps_total, progress.answers_total) == (6, 3)
+    metrics = [m.value for m in open_app(student_id).metric]
+    assert metrics == ["1 / 6", "2 / 2", "1 / 3"]

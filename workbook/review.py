@@ -164,6 +164,14 @@ def _step_label(step: Any) -> str:
 # --- the roster -------------------------------------------------------------------------
 
 
+def reflections_counted(row: Any) -> int:
+    """Reflections written, 0-2, from a ``db.RosterRow``: a reflected mini-project counts as
+    both tutorials, since it replaces them."""
+    if row.tutorial_path == "project":
+        return 2 if row.project_reflection else 0
+    return row.reflections
+
+
 def roster_records(rows: Iterable[Any]) -> list[dict[str, Any]]:
     """Roster rows (``db.RosterRow``) as flat records for a table, one per student.
 
@@ -174,11 +182,7 @@ def roster_records(rows: Iterable[Any]) -> list[dict[str, Any]]:
     for row in rows:
         if row.archived:
             continue
-        reflections = (
-            (2 if row.project_reflection else 0)
-            if row.tutorial_path == "project"
-            else row.reflections
-        )
+        reflections = reflections_counted(row)
         records.append(
             {
                 "user_id": row.user_id,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from db import AuthenticationError, DbError, NotFoundError, Store, TutorialLog, User
+from db import AuthenticationError, DbError, NotFoundError, Store, User
 from workbook import exercises
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
@@ -183,17 +183,16 @@ class Workbook:
 
     # --- progress and feedback ---------------------------------------------------------
     def progress(self, user_id: int) -> Progress:
-        """How far a student is: steps passing, reflections written, answers given."""
-        cells = self.store.cells_for(user_id)
-        graded_steps = [step.id for step in self.steps() if not step.given]
-        log = self.store.tutorial_log(user_id)
-        answers = self.store.answers_for(user_id)
+        """How far a student is: the same counts the TAs' roster shows."""
+        from workbook import review
+
+        row = next(r for r in self.store.roster(include_archived=True) if r.user_id == user_id)
         return Progress(
-            steps_passed=sum(1 for sid in graded_steps if cells.get(sid) and cells[sid].passed),
-            steps_total=len(graded_steps),
-            reflections=_reflections_written(log),
-            answers=sum(1 for rev in answers.values() if rev.text.strip()),
-            answers_total=len(exercises.question_ids()),
+            steps_passed=row.steps_passed,
+            steps_total=sum(1 for step in self.steps() if not step.given),
+            reflections=review.reflections_counted(row),
+            answers=row.answers_nonempty,
+            answers_total=row.questions_total,
         )
 
     def released_feedback(self, user_id: int):
@@ -297,13 +296,6 @@ class CellRun:
     step_id: str
     result: Any  # workbook.kernel.ExecutionResult
     check: Any | None  # workbook.checks.CheckResult
-
-
-def _reflections_written(log: TutorialLog) -> int:
-    """Count reflections that have text (the project path counts as two when reflected)."""
-    if log.path == "project":
-        return 2 if log.project is not None and log.project.reflection.strip() else 0
-    return sum(1 for entry in log.entries.values() if entry.reflection.strip())
 
 
 def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:
