@@ -3,6 +3,7 @@
 import pytest
 from app_support import STUDENT_PASSWORD, open_store, use_fresh_database
 from db_fixtures import fresh_db, store  # noqa: F401 - fixtures: `store` (a file), `fresh_db` (memory)
+from export_data import fill_store, new_store
 
 
 @pytest.fixture
@@ -16,3 +17,13 @@ def student_id(db_path):
     """A registered student (ada@example.org) in the app's fresh database."""
     with open_store(db_path) as opened:
         return opened.create_user("ada@example.org", "Ada", STUDENT_PASSWORD).id
+
+
+@pytest.fixture
+def filled(tmp_path):
+    """A store holding one student's complete, good submission: ``(store, user)``."""
+    opened = new_store(tmp_path / "workbook.db")
+    user = opened.create_user("ana@example.org", "Ana Núñez", "correct horse battery")
+    fill_store(opened, user.id)
+    yield opened, user
+    opened.close()

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from export_data import (
     REFLECTION_1,
     REFLECTION_2,
     complete_log,
     complete_submission,
     entry,
-    fill_store,
-    new_store,
 )
 
 from db import ProjectEntry, TutorialLog
@@ -217,15 +214,6 @@ def test_every_item_links_to_a_page_the_app_registers():
     for item in checklist.items:
         assert f'"{item.page}"' in app
         assert item.link_label.startswith("Open")
-
-
-@pytest.fixture
-def filled(tmp_path):
-    store = new_store(tmp_path / "workbook.db")
-    user = store.create_user("ana@example.org", "Ana Núñez", "correct horse battery")
-    fill_store(store, user.id)
-    yield store, user
-    store.close()
 
 
 def test_checklist_from_the_store_passes_complete_work_and_sees_new_edits(filled):

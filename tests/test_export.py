@@ -17,8 +17,6 @@ from export_data import (
     GOOD_ANSWERS,
     STEP_OUTPUTS,
     complete_submission,
-    fill_store,
-    new_store,
 )
 
 from workbook import exercises
@@ -308,15 +306,6 @@ def test_safe_file_name_is_bounded_and_never_a_path():
 
 
 # --- from the store ----------------------------------------------------------------------
-@pytest.fixture
-def filled(tmp_path):
-    store = new_store(tmp_path / "workbook.db")
-    user = store.create_user("ana@example.org", "Ana Núñez", "correct horse battery")
-    fill_store(store, user.id)
-    yield store, user
-    store.close()
-
-
 def test_gathered_submission_holds_the_students_latest_work(filled):
     store, user = filled
     store.save_answer(user.id, "q2", "A newer answer about the second-to-last token.")
