@@ -56,12 +56,26 @@ class Settings:
             (``WORKBOOK_CATALOG``).
         cell_timeout_s: a cell running longer is interrupted (``WORKBOOK_CELL_TIMEOUT``).
         kernel_idle_s: an idle kernel is shut down after this long (``WORKBOOK_KERNEL_IDLE``).
-        kernel_memory_mb: address-space limit of one kernel (``WORKBOOK_KERNEL_MEMORY_MB``).
+        kernel_memory_mb: memory ceiling of one student's kernel; in hosted mode of the whole
+            sandbox, all its processes together (``WORKBOOK_KERNEL_MEMORY_MB``).
         max_kernels: at most this many student kernels at once (``WORKBOOK_MAX_KERNELS``).
         sandbox: run kernels inside bubblewrap, required on a shared server
             (``WORKBOOK_SANDBOX``).
         kernel_max_processes: process/thread cap inside a sandboxed kernel
             (``WORKBOOK_KERNEL_MAX_PROCS``).
+        sandbox_uid: the unprivileged host uid sandboxed kernels run as when the app runs as
+            root (``WORKBOOK_SANDBOX_UID``; unprivileged, they run as the app's uid).
+        kernel_cpus: cores' worth of CPU time one sandbox may use at once, as root
+            (``WORKBOOK_KERNEL_CPUS``).
+        kernel_cpu_budget_s: CPU seconds a kernel process may use in its whole life, the
+            hard limit no cell can lift (``WORKBOOK_KERNEL_CPU_BUDGET_S``).
+        kernel_tmp_mb: size of a sandbox's private RAM-backed ``/tmp``
+            (``WORKBOOK_KERNEL_TMP_MB``).
+        kernel_home_mb: quota on a sandboxed student's home folder
+            (``WORKBOOK_KERNEL_HOME_MB``).
+        kernel_home_files: most files and folders in that home (``WORKBOOK_KERNEL_HOME_FILES``).
+        cell_max_output_kb: output one cell may show; the rest is dropped with a note
+            (``WORKBOOK_CELL_MAX_OUTPUT_KB``).
         kernel_max_file_mb: largest file a sandboxed kernel may write
             (``WORKBOOK_KERNEL_MAX_FILE_MB``).
         kernel_cell_cpu_s: CPU seconds one cell may use, a backstop behind the wall-clock
@@ -82,6 +96,13 @@ class Settings:
     kernel_max_processes: int = 256
     kernel_max_file_mb: int = 100
     kernel_cell_cpu_s: int = 120
+    sandbox_uid: int = 65534
+    kernel_cpus: int = 1
+    kernel_cpu_budget_s: int = 3600
+    kernel_tmp_mb: int = 256
+    kernel_home_mb: int = 500
+    kernel_home_files: int = 10000
+    cell_max_output_kb: int = 1024
     session_idle_min: int = 120
 
     @classmethod
@@ -106,5 +127,14 @@ class Settings:
             kernel_max_processes=_int(env, "WORKBOOK_KERNEL_MAX_PROCS", cls.kernel_max_processes),
             kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
             kernel_cell_cpu_s=_int(env, "WORKBOOK_KERNEL_CELL_CPU_S", cls.kernel_cell_cpu_s),
+            sandbox_uid=_int(env, "WORKBOOK_SANDBOX_UID", cls.sandbox_uid),
+            kernel_cpus=_int(env, "WORKBOOK_KERNEL_CPUS", cls.kernel_cpus),
+            kernel_cpu_budget_s=_int(
+                env, "WORKBOOK_KERNEL_CPU_BUDGET_S", cls.kernel_cpu_budget_s, 10
+            ),
+            kernel_tmp_mb=_int(env, "WORKBOOK_KERNEL_TMP_MB", cls.kernel_tmp_mb),
+            kernel_home_mb=_int(env, "WORKBOOK_KERNEL_HOME_MB", cls.kernel_home_mb),
+            kernel_home_files=_int(env, "WORKBOOK_KERNEL_HOME_FILES", cls.kernel_home_files),
+            cell_max_output_kb=_int(env, "WORKBOOK_CELL_MAX_OUTPUT_KB", cls.cell_max_output_kb),
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
         )

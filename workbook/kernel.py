@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
-from workbook import sandbox
+from workbook import limits, sandbox
 from workbook.config import Settings
 from workbook.sandbox import KernelError, SandboxUnavailable
 
@@ -57,6 +58,10 @@ _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _INTERRUPT_GRACE_S = 5.0
 _START_TIMEOUT_S = 60.0
 _POLL_S = 0.25
+_STDERR_TAIL_BYTES = 8192
+# No single message from a kernel may be larger: ZeroMQ drops the connection instead of
+# buffering it, so a student printing gigabytes at once cannot grow the app's memory.
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class ServerBusy(KernelError):
@@ -108,23 +113,94 @@ def _spawn(argv: list[str], **popen_kwargs: Any) -> subprocess.Popen:
     return _spawner.submit(subprocess.Popen, argv, **popen_kwargs).result()
 
 
-class _Collector:
-    """Turns iopub messages of one request into nbformat outputs (like nbclient)."""
+_zmq_context: zmq.Context | None = None
 
-    def __init__(self) -> None:
+
+def _client_context() -> zmq.Context:
+    """The ZeroMQ context of every kernel client: no message above the size bound."""
+    global _zmq_context
+    with _spawner_lock:
+        if _zmq_context is None:
+            context = zmq.Context()
+            context.setsockopt(zmq.MAXMSGSIZE, _MAX_MESSAGE_BYTES)
+            _zmq_context = context
+    return _zmq_context
+
+
+def _size(value: Any) -> int:
+    """Roughly how many characters a message's content holds."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_size(v) for v in value)
+    return 8
+
+
+def _output_size(output: dict) -> int:
+    """Roughly how many characters an nbformat output holds (text and data values)."""
+    if output["output_type"] == "stream":
+        return len(output["text"])
+    return _size(output.get("data", {})) + _size(output.get("traceback", []))
+
+
+class _Collector:
+    """Turns iopub messages of one request into nbformat outputs (like nbclient).
+
+    Args:
+        max_bytes: output the cell may show; past it, further output is dropped and one
+            note says so (the student's messages still arrive, so memory stays bounded by
+            this size, not by what the cell printed). ``0`` = no cap.
+    """
+
+    def __init__(self, max_bytes: int = 0) -> None:
         self.outputs: list[dict] = []
         self.execution_count: int | None = None
+        self.truncated = False
+        self._max_bytes = max_bytes
+        self._received = 0  # characters received since the outputs were last cleared
         self._clear_pending = False
         self._display_index: dict[str, list[int]] = {}
+
+    def _truncate(self) -> None:
+        """Cut the outputs down to the cap and add the note (once)."""
+        budget = self._max_bytes
+        kept: list[dict] = []
+        for output in self.outputs:
+            size = _output_size(output)
+            if size <= budget:
+                kept.append(output)
+                budget -= size
+            elif output["output_type"] == "stream" and budget > 0:
+                kept.append({**output, "text": output["text"][:budget]})
+                budget = 0
+            else:
+                budget = 0
+        kb = self._max_bytes // 1024
+        note = f"\n[output truncated: this cell printed more than {kb} KB; the rest is not shown]\n"
+        kept.append({"output_type": "stream", "name": "stderr", "text": note})
+        self.outputs = kept
+        self._display_index.clear()
+        self.truncated = True
 
     def _append(self, output: dict) -> None:
         if self._clear_pending:
             self.outputs.clear()
             self._display_index.clear()
             self._clear_pending = False
+            self._received = _output_size(output)
         self.outputs.append(output)
 
     def add(self, msg: dict) -> None:
+        if self.truncated:
+            return  # over the cap: drop everything else this cell sends
+        self._received += _size(msg["content"])
+        self._add(msg)
+        if self._max_bytes and self._received > self._max_bytes:
+            self._truncate()
+
+    def _add(self, msg: dict) -> None:
         kind = msg["msg_type"]
         content = msg["content"]
         if kind == "execute_input":
@@ -170,6 +246,7 @@ class _Collector:
             else:
                 self.outputs.clear()
                 self._display_index.clear()
+                self._received = 0
 
 
 class StudentKernel:
@@ -203,7 +280,12 @@ class StudentKernel:
         self._client: BlockingKernelClient | None = None
         self._ipc_dir: Path | None = None
         self._lifeline_w: int | None = None
-        self._cap: sandbox.ProcessCap | None = None
+        self._stderr_fd: int | None = None
+        self._cgroups: limits.Cgroups | None = None
+        self._oom_seen = 0
+        self._guard: limits.Guard | None = None
+        # Told to the student on their next run: why their variables are gone.
+        self.pending_notice = ""
 
     # ----------------------------------------------------------------- life cycle
     def _env(self) -> dict[str, str]:
@@ -251,63 +333,76 @@ class StudentKernel:
     def start(self) -> None:
         """Start the kernel process and wait until it answers.
 
+        If the previous kernel process had died on its own (a crash, or a limit stopped
+        it), :attr:`pending_notice` says so for the student's next run.
+
         Raises:
             SandboxUnavailable: hosted mode is on but kernels cannot be sandboxed.
             KernelDied: the kernel did not start (the message includes its error output).
         """
         with self.lock:
+            if self._proc is not None and self._proc.poll() is not None:
+                self.pending_notice = self._death_notice(while_idle=True)
             self._stop()
             s = self.settings
-            self.cwd.mkdir(parents=True, exist_ok=True)
-            # Short path: a Unix socket path must stay under ~100 characters.
+            # Short path: a Unix socket path must stay under ~100 characters. The folder is
+            # the sandbox's to write (its sockets); the app only ever connects to sockets in it.
             self._ipc_dir = Path(tempfile.mkdtemp(prefix="wbk-", dir="/tmp"))
             connection_file = self._ipc_dir / "kernel.json"
-            write_connection_file(
+            _, connection = write_connection_file(
                 str(connection_file),
                 ip=str(self._ipc_dir / "k"),
                 transport="ipc",
                 key=uuid.uuid4().hex.encode(),
             )
+            # The kernel's error output goes to an unnamed file only the app holds: nothing
+            # inside the sandbox can swap it for a link, and the app reads a bounded tail.
+            self._stderr_fd = os.open("/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
             read_fd, self._lifeline_w = os.pipe()
-            limits = [
+            limits_args = [
                 "--memory-mb",
                 str(s.kernel_memory_mb),
                 "--cell-cpu-s",
                 str(s.kernel_cell_cpu_s),
             ]
-            limits += ["--lifeline-fd", str(read_fd)]
+            limits_args += ["--lifeline-fd", str(read_fd)]
             popen: dict[str, Any] = {
                 "env": self._env(),
                 "pass_fds": (read_fd,),
                 "start_new_session": True,
                 "stdin": subprocess.DEVNULL,
                 "stdout": subprocess.DEVNULL,
-                "stderr": open(self._ipc_dir / "stderr.log", "wb"),  # noqa: SIM115
+                "stderr": self._stderr_fd,
             }
-            if s.sandbox:
-                cache = self._model_cache()
-                readonly = [cache] if cache is not None else []
-                sandbox.check_available()
-                limits += ["--max-procs", str(s.kernel_max_processes)]
-                limits += ["--max-file-mb", str(s.kernel_max_file_mb)]
-                inner = [sys.executable, str(sandbox.launcher_path()), "-f", str(connection_file)]
-                argv = sandbox.bwrap_argv(
-                    inner + limits, home=self.cwd, ipc_dir=self._ipc_dir, readonly=readonly
-                )
-                if sandbox.needs_process_cap():
-                    self._cap = sandbox.ProcessCap(s.kernel_max_processes)
-                    popen["preexec_fn"] = self._cap.join
-                popen["cwd"] = "/"
-            else:
-                argv = [sys.executable, str(_LAUNCHER), "-f", str(connection_file), *limits]
-                popen["cwd"] = str(self.cwd)
             try:
+                if s.sandbox:
+                    argv = self._sandbox_argv(str(connection_file), limits_args, popen)
+                else:
+                    self.cwd.mkdir(parents=True, exist_ok=True)
+                    argv = [sys.executable, str(_LAUNCHER), "-f", str(connection_file)]
+                    argv += limits_args
+                    popen["cwd"] = str(self.cwd)
                 self._proc = _spawn(argv, **popen)
+            except BaseException:
+                self._stop()
+                raise
             finally:
                 os.close(read_fd)
-                popen["stderr"].close()
-            client = BlockingKernelClient(connection_file=str(connection_file))
-            client.load_connection_file()
+            if s.sandbox:
+                self._guard = limits.watchdog().watch(
+                    limits.Guard(
+                        root_pid=self._proc.pid,
+                        home=self.cwd,
+                        memory_mb=s.kernel_memory_mb,
+                        home_mb=s.kernel_home_mb,
+                        home_files=s.kernel_home_files,
+                        check_memory=self._cgroups is None,
+                    )
+                )
+            # The connection details come from memory: the file the kernel reads sits in a
+            # folder the sandbox can write, so the app never reads it back.
+            client = BlockingKernelClient(context=_client_context())
+            client.load_connection_info(connection)
             client.start_channels()
             self._client = client
             deadline = time.monotonic() + _START_TIMEOUT_S
@@ -328,16 +423,98 @@ class StudentKernel:
                         ) from None
             self.last_used = time.monotonic()
 
+    def _sandbox_argv(self, connection_file: str, limits_args: list[str], popen: dict) -> list[str]:
+        """The bubblewrap command for this kernel; sets up its folders and cgroups."""
+        s = self.settings
+        sandbox.check_available(s.sandbox_uid)
+        assert self._ipc_dir is not None
+        sandbox.prepare_folder(self.cwd, s.sandbox_uid)
+        sandbox.prepare_folder(self._ipc_dir, s.sandbox_uid)
+        sandbox.give(Path(connection_file), s.sandbox_uid)
+        cache = self._model_cache()
+        limits_args += ["--max-procs", str(s.kernel_max_processes)]
+        limits_args += ["--max-file-mb", str(s.kernel_max_file_mb)]
+        limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]
+        inner = [sys.executable, str(sandbox.launcher_path()), "-f", connection_file]
+        argv = sandbox.bwrap_argv(
+            inner + limits_args,
+            home=self.cwd,
+            ipc_dir=self._ipc_dir,
+            readonly=[cache] if cache is not None else [],
+            sandbox_uid=s.sandbox_uid,
+            tmp_mb=s.kernel_tmp_mb,
+        )
+        if sandbox.runs_as_root():
+            try:
+                self._cgroups = limits.Cgroups(
+                    s.kernel_memory_mb, s.kernel_max_processes, s.kernel_cpus
+                )
+            except limits.CgroupsUnavailable as exc:
+                raise SandboxUnavailable(str(exc)) from None
+            popen["preexec_fn"] = self._cgroups.join
+        popen["cwd"] = "/"
+        return argv
+
     def _stderr_tail(self) -> str:
-        if self._ipc_dir is None:
+        """The end of the kernel's error output, read from the app's own descriptor."""
+        if self._stderr_fd is None:
             return ""
         try:
-            text = (self._ipc_dir / "stderr.log").read_text(errors="replace")
+            size = os.fstat(self._stderr_fd).st_size
+            start = max(0, size - _STDERR_TAIL_BYTES)
+            data = os.pread(self._stderr_fd, _STDERR_TAIL_BYTES, start)
         except OSError:
             return ""
-        return text.strip()[-2000:]
+        return data.decode(errors="replace").strip()[-2000:]
+
+    def _stop_reason(self) -> str:
+        """Which limit stopped the sandbox (``memory``, ``disk``, ``cpu``...), or ``""``."""
+        if self._guard is not None and self._guard.reason():
+            return self._guard.reason()
+        if self._cgroups is not None and self._cgroups.oom_kills() > 0:
+            return "memory"
+        if (
+            self._guard is not None
+            and self._guard.kernel_cpu_s >= self.settings.kernel_cpu_budget_s - 2
+        ):
+            return "cpu_budget"
+        return ""
+
+    def _death_notice(self, *, while_idle: bool) -> str:
+        """Plain words for the student: why the kernel stopped, and what to do now."""
+        s = self.settings
+        why = {
+            "memory": (
+                f"all its processes together needed more than the {s.kernel_memory_mb} MB of "
+                "memory each student may use"
+            ),
+            "disk": (
+                f"your files grew past the {s.kernel_home_mb} MB (or {s.kernel_home_files} "
+                "files) your folder may hold; delete files you do not need"
+            ),
+            "cpu": "a program it started kept using the CPU after its cell had finished",
+            "cpu_budget": f"it used up its CPU time budget ({s.kernel_cpu_budget_s} s)",
+        }.get(self._stop_reason(), "")
+        if while_idle:
+            what = "Your kernel stopped while you were away"
+            what += f", because {why}" if why else " (it crashed or was stopped by the server)"
+            return (
+                f"{what}. It has been restarted, so the variables from your earlier cells are "
+                "gone: click **Run all above** to rebuild them, then run this cell again."
+            )
+        if why:
+            return (
+                f"Your kernel was stopped because {why}. It has been restarted: click **Run all "
+                "above** to rebuild your variables."
+            )
+        return (
+            "Your kernel stopped unexpectedly (it may have run out of memory or "
+            "crashed) and has been restarted. Run the cells above again."
+        )
 
     def _stop(self) -> None:
+        if self._guard is not None:
+            limits.watchdog().forget(self._guard)
         if self._client is not None:
             with contextlib.suppress(Exception):  # noqa: BLE001 - closing a broken socket
                 self._client.stop_channels()
@@ -351,16 +528,32 @@ class StudentKernel:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=10)
             self._proc = None
-        if self._lifeline_w is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lifeline_w)
-            self._lifeline_w = None
-        if self._cap is not None:
-            self._cap.remove()
-            self._cap = None
+        self._guard = None
+        for fd in (self._lifeline_w, self._stderr_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._lifeline_w = self._stderr_fd = None
+        if self._cgroups is not None:
+            self._cgroups.remove()
+            self._cgroups = None
+        self._oom_seen = 0
         if self._ipc_dir is not None:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
             self._ipc_dir = None
+
+    def cull_notice(self, *, idle: bool) -> str:
+        """What to tell the student whose kernel the pool is shutting down now."""
+        if self._proc is not None and self._proc.poll() is not None:
+            return self._death_notice(while_idle=True)
+        if idle:
+            minutes = max(1, round(self.settings.kernel_idle_s / 60))
+            return (
+                f"Your kernel was shut down after {minutes} minutes without use, so the "
+                "variables from your earlier cells are gone: click **Run all above** to "
+                "rebuild them, then run this cell again."
+            )
+        return ""
 
     def is_alive(self) -> bool:
         """Whether the kernel process is running."""
@@ -375,6 +568,7 @@ class StudentKernel:
         """Stop the kernel (losing its variables) and start a fresh one."""
         with self.lock:
             self.start()
+            self.pending_notice = ""  # the student asked for it: nothing to explain
 
     def shutdown(self) -> None:
         """Stop the kernel and release its sockets."""
@@ -382,6 +576,12 @@ class StudentKernel:
             self._stop()
 
     # ----------------------------------------------------------------- running code
+    def _cell_running(self) -> contextlib.AbstractContextManager[None]:
+        """Tell the watchdog a cell runs: its processes may use the CPU meanwhile."""
+        if self._guard is None:
+            return contextlib.nullcontext()
+        return self._guard.running_cell()
+
     def _interrupt(self) -> None:
         assert self._client is not None
         msg = self._client.session.msg("interrupt_request", content={})
@@ -408,7 +608,7 @@ class StudentKernel:
             user_expressions=expressions,
             allow_stdin=False,
         )
-        collector = _Collector()
+        collector = _Collector(self.settings.cell_max_output_kb * 1024)
         deadline = time.monotonic() + limit
         interrupted = False
         idle = False
@@ -464,10 +664,24 @@ class StudentKernel:
         """
         with self.lock:
             limit = self.settings.cell_timeout_s if timeout is None else timeout
+            if not self.is_alive():
+                self.start()  # records why the old one stopped in pending_notice
             try:
-                collector, reply, status = self._run(code, timeout, silent=False, expressions={})
+                with self._cell_running():
+                    collector, reply, status = self._run(
+                        code, timeout, silent=False, expressions={}
+                    )
             finally:
                 self.last_used = time.monotonic()
+            notice, self.pending_notice = self.pending_notice, ""
+            cgroups = self._cgroups
+            if cgroups is not None and self.is_alive() and cgroups.oom_kills() > self._oom_seen:
+                self._oom_seen = cgroups.oom_kills()
+                notice = (
+                    f"{notice} A process of this cell was stopped: all your processes "
+                    f"together needed more than the {self.settings.kernel_memory_mb} MB of "
+                    "memory each student may use."
+                ).strip()
             count = collector.execution_count
             if reply is not None and reply.get("execution_count") is not None:
                 count = reply["execution_count"]
@@ -507,11 +721,21 @@ class StudentKernel:
                     )
                     status = "timeout"
                 else:
-                    message = (
-                        "Your kernel stopped unexpectedly (it may have run out of memory or "
-                        "crashed) and has been restarted. Run the cells above again."
-                    )
+                    message = self._death_notice(while_idle=False)
                 self.start()
+                self.pending_notice = ""  # told just now, in this run's message
+            if collector.truncated:
+                message = " ".join(
+                    m
+                    for m in (
+                        message,
+                        f"This cell's output passed the {self.settings.cell_max_output_kb} KB "
+                        "a cell may show; the rest was dropped.",
+                    )
+                    if m
+                )
+            if notice:
+                message = f"{notice} {message}".strip()
             return ExecutionResult(
                 outputs=json.loads(json.dumps(collector.outputs)),
                 execution_count=count,
@@ -531,9 +755,10 @@ class StudentKernel:
         expression = "__import__('json').dumps(globals().pop('__workbook_result__'))"
         with self.lock:
             try:
-                _, reply, status = self._run(
-                    code, timeout, silent=True, expressions={"r": expression}
-                )
+                with self._cell_running():
+                    _, reply, status = self._run(
+                        code, timeout, silent=True, expressions={"r": expression}
+                    )
             finally:
                 self.last_used = time.monotonic()
             if status in ("timeout", "died"):
@@ -567,10 +792,11 @@ class KernelPool:
         self.extra_env = dict(extra_env or {})
         self._kernels: dict[str, StudentKernel] = {}
         self._lock = threading.Lock()
+        self._notices: dict[str, str] = {}  # why a culled kernel's variables are gone
         if settings.sandbox:
-            sandbox.check_available()
-            if sandbox.needs_process_cap():
-                sandbox.remove_stale_caps()
+            sandbox.check_available(settings.sandbox_uid)
+            if sandbox.runs_as_root():
+                limits.remove_stale()
         atexit.register(self.shutdown_all)
 
     def kernel_for(self, user_id: str) -> StudentKernel:
@@ -599,6 +825,7 @@ class KernelPool:
                     cwd=Path(self.settings.work_dir) / user_id,
                     extra_env=self.extra_env,
                 )
+                kernel.pending_notice = self._notices.pop(user_id, "")
                 self._kernels[user_id] = kernel  # reserve the slot before the slow start
         with kernel.lock:
             if not kernel.is_alive():
@@ -621,6 +848,7 @@ class KernelPool:
                 try:
                     if kernel._proc is None and not idle:
                         continue  # being started right now by kernel_for
+                    self._notices[user_id] = kernel.cull_notice(idle=idle)
                     kernel._stop()
                     del self._kernels[user_id]
                     culled.append(user_id)

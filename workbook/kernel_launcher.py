@@ -11,6 +11,10 @@ everything it starts:
   ``RuntimeError``) inside the kernel instead of exhausting the server.
 - ``--cell-cpu-s``: CPU seconds one cell may use. Before each cell the soft RLIMIT_CPU is
   moved to "used so far + limit"; when it is crossed, SIGXCPU raises ``CellCPUTimeExceeded``.
+- ``--cpu-budget-s``: the hard RLIMIT_CPU, the CPU seconds the kernel process (and each
+  process it starts) may use in its whole life. It is set before any student code runs and
+  an unprivileged process can never raise a hard limit, so no cell can lift the soft one
+  past it; at the hard limit Linux kills the process.
 - ``--max-procs``: RLIMIT_NPROC (a fork bomb fails with ``BlockingIOError``). Inside a user
   namespace the count is per sandbox, so one student's processes do not count against another's.
 - ``--max-file-mb``: RLIMIT_FSIZE; SIGXFSZ is ignored so a too-large write raises ``OSError``.
@@ -60,7 +64,10 @@ def _install_cpu_limit(shell: object, cell_cpu_s: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
 
     def arm(*_args: object) -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (used_cpu_s() + cell_cpu_s, hard))
+        soft = used_cpu_s() + cell_cpu_s
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
     def disarm(*_args: object) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cell-cpu-s", type=int, default=0)
     parser.add_argument("--max-procs", type=int, default=0)
     parser.add_argument("--max-file-mb", type=int, default=0)
+    parser.add_argument("--cpu-budget-s", type=int, default=0)
     parser.add_argument("--lifeline-fd", type=int, default=-1)
     args = parser.parse_args(argv)
 
@@ -99,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         _set_limit(resource.RLIMIT_AS, args.memory_mb * 1024 * 1024)
     if args.max_procs:
         _set_limit(resource.RLIMIT_NPROC, args.max_procs)
+    if args.cpu_budget_s:
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if hard == resource.RLIM_INFINITY or args.cpu_budget_s < hard:
+            _set_limit(resource.RLIMIT_CPU, args.cpu_budget_s)
     if args.max_file_mb:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         _set_limit(resource.RLIMIT_FSIZE, args.max_file_mb * 1024 * 1024)

@@ -1,0 +1,395 @@
+"""Per-student totals for hosted mode: one ceiling for a whole sandbox, not for one process.
+
+A student's sandbox may hold many processes (forked children, ``subprocess``, DataLoader
+workers). Resource limits on one process (``RLIMIT_*``, applied by the kernel launcher) do
+not add up across them, so the app bounds each sandbox as a whole with two mechanisms:
+
+- :class:`Cgroups` (the app runs as root and the host delegates cgroup v1 controllers): the
+  Linux kernel itself enforces a memory ceiling (``memory.limit_in_bytes``, and
+  ``memory.memsw.limit_in_bytes`` where swap accounting exists), a process ceiling
+  (``pids.max``) and a CPU quota (``cpu.cfs_quota_us``) on every process of the sandbox,
+  including the ones that outlive their cell.
+- :class:`Watchdog` (always): one thread in the app looks at every sandbox's process tree
+  twice a second. Where no memory cgroup is available it adds up the processes' memory
+  (proportional set size, so pages shared with other kernels, like the model weights, are
+  not counted twice) and stops the sandbox past the ceiling. It also enforces the quota on
+  the student's home folder, and stops processes that keep burning CPU after their cell has
+  returned.
+
+When a sandbox is stopped, :meth:`Guard.reason` says which limit did it, so the student's
+message can name it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Cgroups", "CgroupsUnavailable", "Guard", "Watchdog", "cgroup_roots", "watchdog"]
+
+_CGROUP_BASE = Path("/sys/fs/cgroup")
+_GROUP = "workbook"
+_TICK_S = 0.5
+_HOME_EVERY = 4  # ticks between two walks of a home folder
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+# A background process may use this share of one core, averaged over a few ticks, once its
+# cell has returned (an unfinished write or a DataLoader worker shutting down is fine).
+_IDLE_CPU_SHARE = 0.5
+_IDLE_GRACE_S = 2.0
+
+
+class CgroupsUnavailable(RuntimeError):
+    """The app runs as root but cannot create the cgroups that bound a sandbox."""
+
+
+def cgroup_roots() -> dict[str, Path]:
+    """The cgroup v1 controllers this process may create children in, by name."""
+    roots = {}
+    for name in ("memory", "pids", "cpu"):
+        base = _CGROUP_BASE / name
+        if (base / "cgroup.procs").exists() and os.access(base, os.W_OK):
+            roots[name] = base
+    return roots
+
+
+def remove_stale() -> None:
+    """Delete empty cgroups left behind by an app that was killed (non-empty ones stay)."""
+    for base in cgroup_roots().values():
+        parent = base / _GROUP
+        if parent.is_dir():
+            for child in parent.iterdir():
+                if child.is_dir():
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
+
+
+class Cgroups:
+    """One memory, pids and cpu cgroup holding one sandbox (the app runs as root).
+
+    Args:
+        memory_mb: ceiling for all the sandbox's memory together (RAM, plus swap where
+            the host accounts for it; files in its RAM-backed ``/tmp`` count too).
+        max_procs: processes and threads together.
+        cpus: how many cores' worth of CPU time the sandbox may use at most.
+
+    Raises:
+        CgroupsUnavailable: the memory or pids controller is missing or not writable.
+    """
+
+    def __init__(self, memory_mb: int, max_procs: int, cpus: int) -> None:
+        roots = cgroup_roots()
+        missing = [name for name in ("memory", "pids") if name not in roots]
+        if missing:
+            raise CgroupsUnavailable(
+                "Hosted mode cannot start: the app runs as root, where each sandbox's memory "
+                f"and process ceilings need writable cgroup v1 controllers ({', '.join(missing)}"
+                f" missing under {_CGROUP_BASE}). Mount them, or run the app as an "
+                "unprivileged user."
+            )
+        name = uuid.uuid4().hex[:12]
+        self.paths: dict[str, Path] = {}
+        self._procs_fds: list[int] = []
+        try:
+            for controller, base in roots.items():
+                path = base / _GROUP / name
+                path.mkdir(parents=True)
+                self.paths[controller] = path
+            memory = self.paths["memory"]
+            limit = str(memory_mb * 1024 * 1024)
+            (memory / "memory.limit_in_bytes").write_text(limit)
+            if (memory / "memory.memsw.limit_in_bytes").exists():
+                # memsw must stay >= limit_in_bytes; same value = no swap beyond the ceiling.
+                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
+            (self.paths["pids"] / "pids.max").write_text(str(max_procs))
+            if "cpu" in self.paths:
+                period = int(_read(self.paths["cpu"] / "cpu.cfs_period_us") or 100_000)
+                (self.paths["cpu"] / "cpu.cfs_quota_us").write_text(str(period * cpus))
+            for path in self.paths.values():
+                self._procs_fds.append(os.open(path / "cgroup.procs", os.O_WRONLY))
+        except OSError as exc:
+            self.remove()
+            raise CgroupsUnavailable(
+                f"Hosted mode cannot start: creating the sandbox's cgroups failed ({exc})."
+            ) from exc
+
+    def join(self) -> None:
+        """Move the calling process into every cgroup (run in the child before exec)."""
+        pid = str(os.getpid()).encode()
+        for fd in self._procs_fds:
+            os.write(fd, pid)
+
+    def oom_kills(self) -> int:
+        """How many processes the memory ceiling has killed so far."""
+        text = _read(self.paths.get("memory", Path("/nonexistent")) / "memory.oom_control")
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def remove(self) -> None:
+        """Delete the cgroups once their processes are gone."""
+        for fd in self._procs_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._procs_fds = []
+        for path in self.paths.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)  # the killed processes are still being reaped
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+@dataclass
+class _Proc:
+    pid: int
+    ppid: int
+    comm: str
+    start: int  # clock ticks after boot
+    cpu_ticks: int  # user + system
+
+
+def _processes() -> dict[int, _Proc]:
+    """Every process on the host, from /proc (one small read each)."""
+    table: dict[int, _Proc] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                raw = f.read(1024).decode(errors="replace")
+        except OSError:
+            continue
+        # comm is in parentheses and may itself contain spaces or parentheses.
+        head, _, rest = raw.rpartition(")")
+        fields = rest.split()
+        if len(fields) < 20:
+            continue
+        table[int(entry.name)] = _Proc(
+            pid=int(entry.name),
+            ppid=int(fields[1]),
+            comm=head.partition("(")[2],
+            start=int(fields[19]),
+            cpu_ticks=int(fields[11]) + int(fields[12]),
+        )
+    return table
+
+
+def _tree(root: int, table: dict[int, _Proc]) -> list[_Proc]:
+    children: dict[int, list[int]] = {}
+    for proc in table.values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            out.append(table[pid])
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size: private pages plus a fair share of the shared ones."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f.read(4096).splitlines():
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _home_usage(home: Path, max_files: int) -> tuple[int, int]:
+    """Bytes on disk and number of entries under ``home`` (stops counting past max_files)."""
+    total, count = 0, 0
+    todo = [str(home)]
+    while todo and count <= max_files:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            count += 1
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += info.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(entry.path)
+    return total, count
+
+
+@dataclass
+class Guard:
+    """What the watchdog knows about one sandbox.
+
+    Attributes:
+        root_pid: the sandbox's outermost process (bubblewrap), as the host sees it.
+        home: the student's home folder on the host.
+        memory_mb: ceiling for the whole sandbox, enforced here only when ``check_memory``.
+        home_mb, home_files: quota on the home folder.
+        check_memory: ``False`` when a memory cgroup enforces the ceiling already.
+    """
+
+    root_pid: int
+    home: Path
+    memory_mb: int
+    home_mb: int
+    home_files: int
+    check_memory: bool
+    kernel_pid: int | None = None
+    kernel_cpu_s: float = 0.0
+    memory_peak_mb: float = 0.0
+    _busy: int = 0
+    _idle_since: float = field(default_factory=time.monotonic)
+    _reason: str = ""
+    _cpu_seen: dict[int, int] = field(default_factory=dict)
+    _idle_burn: dict[int, float] = field(default_factory=dict)
+    _home_last: int = -1
+    _ticks: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def running_cell(self) -> Iterator[None]:
+        """Mark a cell as running: its processes may use the CPU freely meanwhile."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._idle_since = time.monotonic()
+                self._idle_burn.clear()
+
+    def reason(self) -> str:
+        """The limit that made the watchdog stop this sandbox, or ``""``."""
+        return self._reason
+
+    def _stop(self, reason: str, procs: list[_Proc]) -> None:
+        self._reason = reason
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
+
+    def check(self, table: dict[int, _Proc], now: float) -> None:
+        """Look at the sandbox once; stop it (or its background processes) past a limit."""
+        if self._reason:
+            return
+        procs = _tree(self.root_pid, table)
+        if not procs:
+            return
+        inside = [p for p in procs if p.pid != self.root_pid]
+        if self.kernel_pid is None:
+            # The kernel is the sandbox's first process that is not bubblewrap itself
+            # (setpriv execs into the inner bubblewrap, so it never shows up as such).
+            candidates = sorted((p for p in inside if p.comm != "bwrap"), key=lambda p: p.start)
+            if candidates:
+                self.kernel_pid = candidates[0].pid
+        if self.kernel_pid in table:
+            self.kernel_cpu_s = table[self.kernel_pid].cpu_ticks / _CLK_TCK
+        if self.check_memory:
+            used_mb = sum(_pss_bytes(p.pid) for p in inside) / 2**20
+            self.memory_peak_mb = max(self.memory_peak_mb, used_mb)
+            if used_mb > self.memory_mb:
+                self._stop("memory", procs)
+                return
+        self._ticks += 1
+        if self._ticks % _HOME_EVERY == 1:
+            size, count = _home_usage(self.home, self.home_files)
+            over = size > self.home_mb * 2**20 or count > self.home_files
+            # Only growth is punished: a fresh kernel over the quota may still delete files.
+            if over and size + count > self._home_last >= 0:
+                self._stop("disk", procs)
+                return
+            self._home_last = size + count
+        self._check_idle_cpu(inside, now)
+
+    def _check_idle_cpu(self, inside: list[_Proc], now: float) -> None:
+        with self._lock:
+            idle = self._busy == 0 and now - self._idle_since > _IDLE_GRACE_S
+        seen, self._cpu_seen = self._cpu_seen, {p.pid: p.cpu_ticks for p in inside}
+        if not idle:
+            return
+        for proc in inside:
+            if proc.comm == "bwrap":
+                continue
+            delta_s = (proc.cpu_ticks - seen.get(proc.pid, proc.cpu_ticks)) / _CLK_TCK
+            # An exponential average over about four ticks: a short burst is fine.
+            burn = self._idle_burn.get(proc.pid, 0.0) * 0.75 + delta_s / _TICK_S * 0.25
+            self._idle_burn[proc.pid] = burn
+            if burn > _IDLE_CPU_SHARE:
+                if proc.pid == self.kernel_pid:
+                    # A thread of the kernel itself: only stopping the kernel ends it.
+                    self._stop("cpu", inside)
+                    return
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(proc.pid, signal.SIGKILL)
+
+
+class Watchdog:
+    """One thread that checks every registered sandbox twice a second."""
+
+    def __init__(self) -> None:
+        self._guards: dict[int, Guard] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, guard: Guard) -> Guard:
+        """Start watching ``guard``'s sandbox (starts the thread on first use)."""
+        with self._lock:
+            self._guards[id(guard)] = guard
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="workbook-watchdog", daemon=True
+                )
+                self._thread.start()
+        return guard
+
+    def forget(self, guard: Guard) -> None:
+        """Stop watching ``guard``'s sandbox."""
+        with self._lock:
+            self._guards.pop(id(guard), None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(_TICK_S)
+            with self._lock:
+                guards = list(self._guards.values())
+            if not guards:
+                continue
+            table = _processes()
+            now = time.monotonic()
+            for guard in guards:
+                try:
+                    guard.check(table, now)
+                except Exception:  # noqa: BLE001 - one odd sandbox must not stop the others
+                    continue
+
+
+_watchdog = Watchdog()
+
+
+def watchdog() -> Watchdog:
+    """The app's one watchdog."""
+    return _watchdog
