@@ -1,4 +1,9 @@
-"""Hosted mode: each test is a real attempt from inside a sandboxed student kernel."""
+"""Hosted mode: each test is a real attempt from inside a sandboxed student kernel.
+
+Every attempt is followed by a check that another student's kernel (``bob``) kept answering,
+with its latency printed. ``test_sandbox_unprivileged.py`` runs this file again as an
+unprivileged user when the suite runs as root, so both ways are always covered.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +14,32 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from sandbox_support import (
+    AS_ROOT,
+    PROBLEM,
+    ROOT,
+    hosted_pool,
+    needs_sandbox,
+    rss_mb,
+    sandbox_processes,
+    still_answers,
+    value_of,
+)
 
 from workbook import sandbox
 from workbook.config import Settings
-from workbook.kernel import KernelPool, SandboxUnavailable
+from workbook.kernel import KernelDied, KernelPool, SandboxUnavailable
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _sandbox_problem() -> str | None:
-    try:
-        sandbox.check_available()
-    except SandboxUnavailable as exc:
-        return str(exc)
-    return None
-
-
-PROBLEM = _sandbox_problem()
-needs_sandbox = pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")
 
 
 @pytest.fixture(scope="module")
 def hosted(tmp_path_factory):
-    work = tmp_path_factory.mktemp("kernels")
-    db = tmp_path_factory.mktemp("data") / "workbook.db"
-    db.write_text("secret answers")
-    settings = Settings(
-        work_dir=work, db_path=db, sandbox=True, cell_timeout_s=10, kernel_max_processes=64
-    )
-    pool = KernelPool(settings)
+    pool, settings = hosted_pool(tmp_path_factory)
     yield pool, settings
     pool.shutdown_all()
 
@@ -65,10 +63,11 @@ def _fails(kernel, code: str) -> dict:
 
 
 @needs_sandbox
-def test_reading_the_database_file_fails(hosted, alice):
+def test_reading_the_database_file_fails(hosted, alice, bob):
     _, settings = hosted
     _fails(alice, f"open({str(settings.db_path.resolve())!r}).read()")
     _fails(alice, f"open({str(ROOT / 'workbook' / 'config.py')!r}).read()")
+    still_answers(bob)
 
 
 @needs_sandbox
@@ -78,10 +77,11 @@ def test_another_students_folder_cannot_be_listed_or_read(hosted, alice, bob):
     _fails(alice, f"open({str(bob.cwd / 'notes.txt')!r}).read()")
     listing = alice.execute("import os\nsorted(os.listdir('/home'))")
     assert listing.outputs[-1]["data"]["text/plain"] == "['student']"
+    still_answers(bob)
 
 
 @needs_sandbox
-def test_no_tcp_connection_even_to_localhost(alice):
+def test_no_tcp_connection_even_to_localhost(alice, bob):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -93,10 +93,11 @@ def test_no_tcp_connection_even_to_localhost(alice):
         assert error["ename"] in {"ConnectionRefusedError", "OSError", "TimeoutError"}
     finally:
         server.close()
+    still_answers(bob)
 
 
 @needs_sandbox
-def test_writing_outside_the_working_folder_fails_but_inside_works(alice):
+def test_writing_outside_the_working_folder_fails_but_inside_works(alice, bob):
     for target in (
         "/usr/evil.txt",
         "/etc/evil.txt",
@@ -112,14 +113,16 @@ def test_writing_outside_the_working_folder_fails_but_inside_works(alice):
     ok = alice.execute("open('mine.txt', 'w').write('ok')")
     assert ok.status == "ok"
     assert (alice.cwd / "mine.txt").read_text() == "ok"
+    still_answers(bob)
 
 
 @needs_sandbox
-def test_a_file_larger_than_the_limit_cannot_be_written(hosted, alice):
+def test_a_file_larger_than_the_limit_cannot_be_written(hosted, alice, bob):
     _, settings = hosted
     size = (settings.kernel_max_file_mb + 1) * 1024 * 1024
     error = _fails(alice, f"open('big.bin', 'wb').write(b'0' * {size})")
     assert error["ename"] == "OSError" and "too large" in error["evalue"].lower()
+    still_answers(bob)
 
 
 @needs_sandbox
@@ -145,15 +148,15 @@ def test_fork_bomb_allocation_and_loop_fail_while_another_kernel_answers(alice, 
     assert result.status == "error"
     assert result.outputs[-1]["ename"] == "BlockingIOError"
     assert int(result.outputs[0]["text"]) < 64
-    assert bob.execute("6 * 7").outputs[-1]["data"]["text/plain"] == "42"
+    still_answers(bob)
 
     result = alice.execute("import numpy as np\nx = np.ones(50 * 1024**3 // 8)")
     assert result.status == "error" and result.outputs[-1]["ename"] == "MemoryError"
-    assert bob.execute("6 * 7").outputs[-1]["data"]["text/plain"] == "42"
+    still_answers(bob)
 
     result = alice.execute("while True:\n    pass", timeout=2)
     assert result.status == "timeout"
-    assert bob.execute("6 * 7").outputs[-1]["data"]["text/plain"] == "42"
+    still_answers(bob)
     assert alice.execute("1").status == "ok"
 
 
@@ -199,6 +202,11 @@ def test_sandboxed_kernel_dies_when_the_app_dies(tmp_path):
         pytest.fail("the sandboxed kernel outlived the app")
 
 
+@pytest.mark.skipif(PROBLEM is None, reason="the sandbox works here")
+def test_the_reason_the_sandbox_cannot_start_is_clear():
+    assert "Hosted mode cannot start" in (PROBLEM or "")
+
+
 def test_hosted_mode_refuses_to_start_without_bubblewrap(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     sandbox._probe.cache_clear()
@@ -209,14 +217,25 @@ def test_hosted_mode_refuses_to_start_without_bubblewrap(monkeypatch, tmp_path):
         sandbox._probe.cache_clear()
 
 
-def test_sandbox_command_hides_the_repository_and_the_network(tmp_path):
-    argv = sandbox.bwrap_argv(["python"], home=tmp_path / "h", ipc_dir=tmp_path / "ipc")
-    assert "--unshare-all" in argv and "--share-net" not in argv
+@pytest.mark.parametrize("as_root", [True, False])
+def test_sandbox_command_hides_the_repository_and_the_network(tmp_path, as_root):
+    argv = sandbox.bwrap_argv(
+        ["python"], home=tmp_path / "h", ipc_dir=tmp_path / "ipc", as_root=as_root
+    )
+    assert "--unshare-net" in argv and "--share-net" not in argv
     assert "--die-with-parent" in argv
     bound = {argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
     assert str(ROOT) not in bound
     writable = {argv[i + 1] for i, a in enumerate(argv) if a == "--bind"}
     assert writable == {str(tmp_path / "h"), str(tmp_path / "ipc")}
+    # The kernel's own user namespace: uid 1000, no capability, no further namespaces.
+    inner = argv[argv.index("--unshare-user") :]
+    for switch in (["--uid", "1000"], ["--disable-userns"], ["--cap-drop", "ALL"]):
+        assert any(inner[i : i + len(switch)] == switch for i in range(len(inner)))
+    # As root, the drop to the unprivileged sandbox user comes before that namespace.
+    assert ("setpriv" in argv) == as_root
+    if as_root:
+        assert argv.index("--reuid=65534") < argv.index("--unshare-user")
 
 
 @needs_sandbox
@@ -256,3 +275,235 @@ def test_the_exercise_loads_the_real_model_inside_the_sandbox(hosted, alice):
     assert value["top"] == expected
     assert value["peak_mb"] < hosted[1].kernel_memory_mb
     print(f"peak RSS of a sandboxed kernel after loading the model: {value['peak_mb']} MB")
+
+
+# ---------------------------------------------------------------- no privilege (issue 12.1)
+_STATUS = (
+    "dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines()"
+    " if ':\\t' in line)"
+)
+
+
+@needs_sandbox
+def test_student_code_holds_no_privilege_on_the_host(hosted, alice, bob):
+    _, settings = hosted
+    inside = value_of(
+        alice.execute(
+            "import os, subprocess\n"
+            "child = subprocess.Popen(['sleep', '60'])\n"
+            f"status = {_STATUS}\n"
+            "(os.getuid(), os.geteuid(), os.getgid(), status['CapEff'].strip(),"
+            " status['CapBnd'].strip(), status['NoNewPrivs'].strip())"
+        )
+    )
+    uid, euid, gid, cap_eff, cap_bnd, no_new_privs = inside
+    assert 0 not in (uid, euid, gid)
+    assert int(cap_eff, 16) == 0 and int(cap_bnd, 16) == 0 and no_new_privs == "1"
+
+    # What the host sees: the kernel and the process it started, read from the app's side.
+    seen = sandbox_processes(alice)
+    students = [p for p in seen if p["Name"] != "bwrap"]
+    assert any(p["Name"] == "sleep" for p in students), [p["Name"] for p in seen]
+    expected_uid = settings.sandbox_uid if AS_ROOT else os.geteuid()
+    for proc in students:
+        assert {int(x) for x in proc["Uid"].split()} == {expected_uid}, proc
+        assert 0 not in {int(x) for x in proc["Gid"].split()}, proc
+        assert int(proc["CapEff"], 16) == 0 and int(proc["CapPrm"], 16) == 0, proc
+        assert proc["NoNewPrivs"].strip() == "1", proc
+    for proc in seen:
+        if proc["pid"] != str(alice.pid):  # bubblewrap's own helpers keep none either
+            assert int(proc["CapEff"], 16) == 0, proc
+    alice.execute("child.kill(); child.wait()")
+    still_answers(bob)
+
+
+@needs_sandbox
+def test_read_only_binds_cannot_be_remounted_or_written(alice, bob):
+    import sysconfig
+
+    cache = alice._model_cache()
+    site = Path(sysconfig.get_paths()["purelib"])
+    # inside path -> where a write would land on the host
+    targets = {
+        "/etc": Path("/etc"),
+        str(site): site,
+        "/opt/workbook/lm_engine": ROOT / "lm_engine",
+        str(cache): cache,
+        "/usr/lib": Path("/usr/lib"),
+    }
+    tag = f"evil-{uuid.uuid4().hex[:8]}"
+    code = textwrap.dedent(
+        f"""
+        import ctypes, os, subprocess
+        libc = ctypes.CDLL(None, use_errno=True)
+        MS_REMOUNT, MS_BIND = 32, 4096
+        attempts = {{}}
+        for folder in {list(targets)!r}:
+            rc = libc.mount(None, folder.encode(), None, MS_REMOUNT | MS_BIND, None)
+            tool = subprocess.run(['mount', '-o', 'remount,rw', folder], capture_output=True)
+            try:
+                with open(os.path.join(folder, {tag!r}), 'w') as f:
+                    f.write('x')
+                wrote = True
+            except OSError:
+                wrote = False
+            attempts[folder] = (rc, tool.returncode, wrote)
+        attempts
+        """
+    )
+    attempts = value_of(alice.execute(code))
+    for folder, (rc, tool_rc, wrote) in attempts.items():
+        assert rc == -1 and tool_rc != 0 and not wrote, (folder, rc, tool_rc, wrote)
+    for host in targets.values():
+        assert not (host / tag).exists()
+    still_answers(bob)
+
+
+@needs_sandbox
+def test_the_shadow_file_cannot_be_read(alice, bob):
+    error = _fails(alice, "open('/etc/shadow').read()")
+    assert error["ename"] == "PermissionError"
+    still_answers(bob)
+
+
+@needs_sandbox
+def test_a_setuid_binary_left_in_the_home_gives_no_privilege(hosted, alice, bob):
+    code = textwrap.dedent(
+        """
+        import os, shutil, subprocess
+        shutil.copy('/usr/bin/id', 'suid-id')
+        os.chmod('suid-id', 0o6755)
+        run = subprocess.run(['./suid-id', '-u'], capture_output=True, text=True)
+        (os.stat('suid-id').st_mode & 0o6000 == 0o6000, run.stdout.strip())
+        """
+    )
+    bits_set, euid_inside = value_of(alice.execute(code))
+    assert euid_inside == "1000"  # nosuid mounts and no-new-privileges: the bit does nothing
+    host_file = alice.cwd / "suid-id"
+    owner = host_file.stat().st_uid
+    assert owner != 0  # so whoever runs it on the host can become this uid at most
+    if AS_ROOT and bits_set:
+        # Run it on the host as another unprivileged user (through a descriptor: the
+        # student's folder is closed to other users).
+        fd = os.open(host_file, os.O_PATH)
+        try:
+            done = subprocess.run(
+                ["setpriv", "--reuid=1", "--regid=1", "--clear-groups", f"/proc/self/fd/{fd}"]
+                + ["-u"],
+                pass_fds=(fd,),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        finally:
+            os.close(fd)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() in {"1", str(owner)}
+        print(f"setuid file left by the student, run by uid 1 on the host: euid {done.stdout}")
+    host_file.unlink()
+    still_answers(bob)
+
+
+@needs_sandbox
+def test_no_further_user_namespace_can_be_created(alice, bob):
+    code = textwrap.dedent(
+        """
+        import ctypes, subprocess
+        libc = ctypes.CDLL(None, use_errno=True)
+        CLONE_NEWUSER = 0x10000000
+        pid = __import__('os').fork()
+        if pid == 0:  # try it in a child: the kernel itself must stay as it is
+            __import__('os')._exit(0 if libc.unshare(CLONE_NEWUSER) == 0 else 1)
+        own = __import__('os').waitpid(pid, 0)[1] >> 8
+        (own, subprocess.run(['unshare', '-U', 'true']).returncode,
+         subprocess.run(['unshare', '-Ur', 'id'], capture_output=True).returncode)
+        """
+    )
+    own, tool, tool_root = value_of(alice.execute(code))
+    assert own != 0 and tool != 0 and tool_root != 0
+    still_answers(bob)
+
+
+# ------------------------------------------------- nothing the app reads is theirs (12.2)
+@needs_sandbox
+def test_a_startup_file_cannot_make_the_app_show_or_read_host_files(hosted, bob, tmp_path):
+    pool, settings = hosted
+    token = f"TOP-SECRET-{uuid.uuid4().hex}"
+    secret = tmp_path / "secret.txt"
+    secret.write_text(token)  # readable by the app, never by a sandbox
+    home = Path(settings.work_dir) / "carol"
+    startup = home / ".ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-swap.py").write_text(
+        textwrap.dedent(
+            f"""
+            import glob, os
+            from ipykernel.kernelapp import IPKernelApp
+            folders = {{os.path.dirname(IPKernelApp.instance().connection_file)}}
+            folders.update(glob.glob('/tmp/wbk-*'))
+            for folder in folders:
+                for name in ['stderr.log', 'kernel.json', 'stdout.log', 'stderr']:
+                    path = os.path.join(folder, name)
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
+                    os.symlink({str(secret)!r} if name != 'stderr' else '/dev/zero', path)
+            try:
+                os.write(2, b'x' * (20 * 1024 * 1024))  # a flood of error output
+            except OSError:
+                pass
+            os.write(2, b'\\nstartup says goodbye\\n')
+            os._exit(1)
+            """
+        )
+    )
+    if AS_ROOT:
+        for path in (home / ".ipython").rglob("*"):
+            os.chown(path, settings.sandbox_uid, settings.sandbox_uid)
+        os.chown(home / ".ipython", settings.sandbox_uid, settings.sandbox_uid)
+    before = rss_mb()
+    try:
+        with pytest.raises(KernelDied) as caught:
+            pool.kernel_for("carol")
+    finally:
+        (startup / "00-swap.py").unlink()
+    grown = rss_mb() - before
+    message = str(caught.value)
+    print(f"app memory grew by {grown:.0f} MB; message of {len(message)} characters")
+    assert token not in message
+    assert "startup says goodbye" in message  # the kernel's real error output still shows
+    assert len(message) < 5000
+    assert grown < 200  # bounded, whatever the links point to
+    still_answers(bob)
+
+
+# ------------------------------------------------------------ died while idle (12.5)
+@needs_sandbox
+def test_a_kernel_that_died_while_idle_says_so_on_the_next_run(hosted, bob):
+    pool, _ = hosted
+
+    def kill_kernel_process(kernel) -> None:
+        students = [p for p in sandbox_processes(kernel) if p["Name"] != "bwrap"]
+        os.kill(int(students[0]["pid"]), signal.SIGKILL)  # as a crash or the OOM killer would
+        deadline = time.monotonic() + 15
+        while kernel.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not kernel.is_alive()
+
+    erin = pool.kernel_for("erin")
+    assert erin.execute("answer = 42").status == "ok"
+    kill_kernel_process(erin)
+    result = pool.kernel_for("erin").execute("answer")
+    assert result.status == "error" and result.outputs[-1]["ename"] == "NameError"
+    assert "stopped while you were away" in result.message
+    assert "Run all above" in result.message
+    assert pool.kernel_for("erin").execute("1").message == ""  # said once
+
+    # The same when the pool's clean-up removed the dead kernel before the student came back.
+    kill_kernel_process(pool.kernel_for("erin"))
+    assert "erin" in pool.cull_idle()
+    result = pool.kernel_for("erin").execute("answer")
+    assert "stopped while you were away" in result.message
+    assert "Run all above" in result.message
+    still_answers(bob)
