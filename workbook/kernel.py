@@ -365,6 +365,7 @@ class StudentKernel:
                 "--cell-cpu-s",
                 str(s.kernel_cell_cpu_s),
             ]
+            limits_args += ["--max-output-kb", str(s.cell_max_output_kb)]
             limits_args += ["--lifeline-fd", str(read_fd)]
             popen: dict[str, Any] = {
                 "env": self._env(),

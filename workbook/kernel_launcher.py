@@ -18,6 +18,9 @@ everything it starts:
 - ``--max-procs``: RLIMIT_NPROC (a fork bomb fails with ``BlockingIOError``). Inside a user
   namespace the count is per sandbox, so one student's processes do not count against another's.
 - ``--max-file-mb``: RLIMIT_FSIZE; SIGXFSZ is ignored so a too-large write raises ``OSError``.
+- ``--max-output-kb``: what one cell may print. Past it ``sys.stdout``/``sys.stderr`` drop
+  the rest, so an accidental flood never leaves the kernel. The app caps what arrives too
+  (a cell can get around this one on purpose), and adds the "output truncated" note.
 - ``--lifeline-fd``: the read end of a pipe whose write end only the app holds. When the app
   dies the pipe reports end-of-file and the kernel exits, so no kernel outlives its app.
 """
@@ -31,6 +34,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 
 class CellCPUTimeExceeded(BaseException):
@@ -81,6 +85,27 @@ def _install_cpu_limit(shell: object, cell_cpu_s: int) -> None:
     shell.events.register("post_run_cell", disarm)  # type: ignore[attr-defined]
 
 
+def _install_output_cap(shell: object, max_chars: int) -> None:
+    printed = [0]
+
+    def reset(*_args: object) -> None:
+        printed[0] = 0
+
+    def capped(write: Callable[[str], object]) -> Callable[[str], int]:
+        def write_capped(text: str) -> int:
+            room = max_chars - printed[0]
+            printed[0] += len(text)
+            if room > 0:
+                write(text[:room])
+            return len(text)  # what print() expects, whether or not it was kept
+
+        return write_capped
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.write = capped(stream.write)  # type: ignore[method-assign]
+    shell.events.register("pre_run_cell", reset)  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Apply the limits, then run the kernel until it is shut down."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -90,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-procs", type=int, default=0)
     parser.add_argument("--max-file-mb", type=int, default=0)
     parser.add_argument("--cpu-budget-s", type=int, default=0)
+    parser.add_argument("--max-output-kb", type=int, default=0)
     parser.add_argument("--lifeline-fd", type=int, default=-1)
     args = parser.parse_args(argv)
 
@@ -121,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     app.initialize(["-f", args.connection_file])
     if args.cell_cpu_s:
         _install_cpu_limit(app.shell, args.cell_cpu_s)
+    if args.max_output_kb:
+        # A little more than the app shows, so the app sees it was cut and says so.
+        _install_output_cap(app.shell, args.max_output_kb * 1024 + 4096)
     app.start()
 
 

@@ -39,9 +39,11 @@ _GROUP = "workbook"
 _TICK_S = 0.5
 _HOME_EVERY = 4  # ticks between two walks of a home folder
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-# A background process may use this share of one core, averaged over a few ticks, once its
-# cell has returned (an unfinished write or a DataLoader worker shutting down is fine).
-_IDLE_CPU_SHARE = 0.5
+# Once its cell has returned, a process that keeps wanting the CPU (runnable, or using half
+# a core) for about two seconds is stopped; a short burst (a write finishing, a DataLoader
+# worker shutting down) is fine. "Runnable" matters on a busy server, where a spinning
+# process may get far less than half a core and still take it from everyone else.
+_IDLE_BURN_LIMIT = 0.8
 _IDLE_GRACE_S = 2.0
 
 
@@ -163,6 +165,7 @@ class _Proc:
     pid: int
     ppid: int
     comm: str
+    state: str  # R = running or waiting for a CPU
     start: int  # clock ticks after boot
     cpu_ticks: int  # user + system
 
@@ -187,6 +190,7 @@ def _processes() -> dict[int, _Proc]:
             pid=int(entry.name),
             ppid=int(fields[1]),
             comm=head.partition("(")[2],
+            state=fields[0],
             start=int(fields[19]),
             cpu_ticks=int(fields[11]) + int(fields[12]),
         )
@@ -264,6 +268,7 @@ class Guard:
     _idle_since: float = field(default_factory=time.monotonic)
     _reason: str = ""
     _cpu_seen: dict[int, int] = field(default_factory=dict)
+    _cpu_seen_at: float = 0.0
     _idle_burn: dict[int, float] = field(default_factory=dict)
     _home_last: int = -1
     _ticks: int = 0
@@ -329,16 +334,18 @@ class Guard:
         with self._lock:
             idle = self._busy == 0 and now - self._idle_since > _IDLE_GRACE_S
         seen, self._cpu_seen = self._cpu_seen, {p.pid: p.cpu_ticks for p in inside}
-        if not idle:
+        elapsed, self._cpu_seen_at = now - self._cpu_seen_at, now
+        if not idle or elapsed <= 0 or elapsed > 10 * _TICK_S:
             return
         for proc in inside:
             if proc.comm == "bwrap":
                 continue
             delta_s = (proc.cpu_ticks - seen.get(proc.pid, proc.cpu_ticks)) / _CLK_TCK
-            # An exponential average over about four ticks: a short burst is fine.
-            burn = self._idle_burn.get(proc.pid, 0.0) * 0.75 + delta_s / _TICK_S * 0.25
+            busy = proc.state == "R" or delta_s / elapsed > 0.5
+            # An exponential average: about four busy ticks in a row cross the limit.
+            burn = self._idle_burn.get(proc.pid, 0.0) * 0.6 + (0.4 if busy else 0.0)
             self._idle_burn[proc.pid] = burn
-            if burn > _IDLE_CPU_SHARE:
+            if burn > _IDLE_BURN_LIMIT:
                 if proc.pid == self.kernel_pid:
                     # A thread of the kernel itself: only stopping the kernel ends it.
                     self._stop("cpu", inside)
