@@ -27,6 +27,7 @@ from sandbox_support import (
     rss_mb,
     sandbox_processes,
     still_answers,
+    text_of,
     value_of,
 )
 
@@ -507,3 +508,36 @@ def test_a_kernel_that_died_while_idle_says_so_on_the_next_run(hosted, bob):
     assert "stopped while you were away" in result.message
     assert "Run all above" in result.message
     still_answers(bob)
+
+
+# ------------------------------------------------------- the exercise still works inside
+@needs_sandbox
+def test_the_whole_exercise_passes_inside_the_sandbox(tmp_path_factory, bob):
+    """Setup, steps 1-6 with their checks, a restart, then "Run all above" and step 6 again."""
+    from lm_engine import load_model
+    from workbook import exercises
+    from workbook.checks import run_check
+
+    # The default limits (4 GB, the real checks' time) on a machine that may be busy.
+    pool, _ = hosted_pool(tmp_path_factory, cell_timeout_s=300)
+    lm = load_model(exercises.DEFAULT_MODEL, device="cpu")
+    kernel = pool.kernel_for("grace")
+    steps = exercises.steps()
+
+    def run_all(upto: int) -> None:
+        for step in steps[:upto]:
+            code = step.starter_code if step.given else step.solution
+            result = kernel.execute(code, timeout=300)
+            assert result.status == "ok", (step.id, text_of(result)[-2000:])
+            if step.check is not None:
+                check = run_check(step, kernel, lm, outputs=result.outputs)
+                assert check.passed, (step.id, check.message)
+
+    try:
+        run_all(len(steps))
+        kernel.restart()
+        assert kernel.execute("model").outputs[-1]["ename"] == "NameError"
+        run_all(len(steps))  # what "Run all above" + the last step does after a restart
+    finally:
+        pool.shutdown_all()
+    still_answers(bob, "after the whole exercise")

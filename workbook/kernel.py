@@ -433,6 +433,8 @@ class StudentKernel:
         sandbox.prepare_folder(self._ipc_dir, s.sandbox_uid)
         sandbox.give(Path(connection_file), s.sandbox_uid)
         cache = self._model_cache()
+        if cache is not None:
+            sandbox.share_read_only(cache)
         limits_args += ["--max-procs", str(s.kernel_max_processes)]
         limits_args += ["--max-file-mb", str(s.kernel_max_file_mb)]
         limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]

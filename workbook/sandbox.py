@@ -35,6 +35,7 @@ import functools
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,24 @@ def give(path: Path, sandbox_uid: int) -> None:
     """Hand ``path`` (never a link's target) to the sandbox user when the app runs as root."""
     if runs_as_root():
         os.chown(path, sandbox_uid, _gid_of(sandbox_uid), follow_symlinks=False)
+
+
+def share_read_only(path: Path) -> None:
+    """Let every user read ``path`` (the model cache), as root, where it is not yet so.
+
+    As root the kernel runs as ``sandbox_uid``, which must read the weights the app cached
+    (built with private permissions). They are public model files: opening them to all
+    users gives away nothing. Links are never followed.
+    """
+    if not runs_as_root() or not Path(path).is_dir():
+        return
+    for folder, dirs, files in os.walk(path):
+        for name, wanted in [(folder, 0o555)] + [(os.path.join(folder, f), 0o444) for f in files]:
+            info = os.lstat(name)
+            if stat.S_ISLNK(info.st_mode) or info.st_mode & wanted == wanted:
+                continue
+            os.chmod(name, stat.S_IMODE(info.st_mode) | wanted, follow_symlinks=False)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
 
 
 def launcher_path() -> Path:
