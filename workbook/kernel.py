@@ -422,6 +422,8 @@ class StudentKernel:
                         raise KernelDied(
                             f"The kernel did not answer within {_START_TIMEOUT_S:.0f} s. {err}"
                         ) from None
+            if s.sandbox:
+                sandbox.lock_folder(self._ipc_dir)
             self.last_used = time.monotonic()
 
     def _sandbox_argv(self, connection_file: str, limits_args: list[str], popen: dict) -> list[str]:

@@ -197,6 +197,18 @@ def give(path: Path, sandbox_uid: int) -> None:
         os.chown(path, sandbox_uid, _gid_of(sandbox_uid), follow_symlinks=False)
 
 
+def lock_folder(path: Path) -> None:
+    """Take ``path`` back from the sandbox user once the kernel has made its sockets.
+
+    As root, the IPC folder returns to root (mode 0755): the kernel keeps using its sockets
+    but can no longer swap one for a link, which the app would otherwise follow when it
+    reconnects. Unprivileged, the sandbox and the app are one uid and nothing changes.
+    """
+    if runs_as_root():
+        os.chown(path, 0, 0, follow_symlinks=False)
+        os.chmod(path, 0o755, follow_symlinks=False)
+
+
 def share_read_only(path: Path) -> None:
     """Let every user read ``path`` (the model cache), as root, where it is not yet so.
 
