@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import inspect
 import io
 import json
 import linecache
@@ -184,18 +185,15 @@ def test_step1_float_ids_report_the_dtype(kernel, lm):
     failed_with(check(kernel, lm, 1, code), "dtype torch.float32", "integers")
 
 
-def test_step1_ids_of_another_phrase_name_the_position(kernel, lm):
+def test_step1_ids_of_another_phrase_name_that_phrase(kernel, lm):
     code = (
         solution("step1")
         + 'input_ids = tokenizer("this weekend i go to", return_tensors="pt")["input_ids"]\n'
     )
-    want = lm.encode(exercises.START_PHRASE)[0].tolist()
-    got = lm.encode("this weekend i go to")[0].tolist()
-    position = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
-    failed_with(
-        check(kernel, lm, 1, code),
-        f"at [0, {position}]: {got[position]} instead of {want[position]}",
-    )
+    result = check(kernel, lm, 1, code)
+    failed_with(result, "are the tokens of 'this weekend i go to', not of `phrase`")
+    # The ids the step asks for are never shown.
+    assert str(lm.encode(exercises.START_PHRASE)[0].tolist()[3]) not in result.message
 
 
 def test_step1_undefined_names_are_reported_not_raised(kernel, lm):
@@ -204,7 +202,7 @@ def test_step1_undefined_names_are_reported_not_raised(kernel, lm):
 
 def test_step1_phrase_of_the_wrong_type(kernel, lm):
     result = check(kernel, lm, 1, solution("step1") + "phrase = 42\n")
-    failed_with(result, "`phrase` is a int; it should be a string")
+    failed_with(result, "`phrase` is an int; it should be a string")
 
 
 # --- step 2 ----------------------------------------------------------------------------
@@ -231,15 +229,17 @@ def test_step2_output_must_show_the_shape_as_a_list(kernel, lm):
 
 
 def test_step2_model_output_without_logits(kernel, lm):
-    failed_with(check(kernel, lm, 2, "model_output = 5"), "`model_output` is a int without")
+    failed_with(check(kernel, lm, 2, "model_output = 5"), "`model_output` is an int without")
 
 
-def test_step2_large_tensors_are_compared_on_a_strided_sample(kernel, lm, monkeypatch):
-    monkeypatch.setattr(checks, "_MAX_VALUES", 37)
+def test_step2_large_tensors_are_compared_by_their_row_summaries(kernel, lm, monkeypatch):
+    monkeypatch.setattr(checks, "_FULL_LIMIT", 37)
     assert check(kernel, lm, 2).passed
-    kernel.execute("model_output.logits.add_(0.5)")
+    digest = kernel.inspect(checks.inspection_snippet("step2"))
+    assert "data" not in digest["values"]["model_output.logits"]
+    kernel.execute("model_output.logits[0, 2, 7] += 1.0")
     result = run_check("step2", kernel, lm)
-    failed_with(result, "entries checked")
+    failed_with(result, "in 1 of", "rows along the last dimension; the first is [0, 2, :]")
 
 
 # --- step 3 ----------------------------------------------------------------------------
@@ -301,8 +301,10 @@ def test_step4_wrong_printed_probability_is_reported(kernel, lm):
     code = solution("step4").replace(
         "most_likely_token_probability.item():.2%", "most_likely_token_probability.item() / 2:.2%"
     )
-    want = round(float(lm.top_k(exercises.START_PHRASE, 1)["probabilities"][0]) * 100, 2)
-    failed_with(check(kernel, lm, 4, code), f"expected {want:.2f}%")
+    want = f"{float(lm.top_k(exercises.START_PHRASE, 1)['probabilities'][0]):.2%}"
+    result = check(kernel, lm, 4, code)
+    failed_with(result, "printed percentage is not the most likely token's probability")
+    assert want not in result.message
 
 
 def test_step4_printing_a_fraction_instead_of_a_percentage_is_reported(kernel, lm):
@@ -331,11 +333,13 @@ def test_step5_wrong_k_reports_the_number_of_entries(kernel, lm):
     failed_with(check(kernel, lm, 5, code), "has shape [5]; expected [10]")
 
 
-def test_step5_topk_of_the_logits_has_the_wrong_values(kernel, lm):
+def test_step5_topk_of_the_logits_passes_with_a_note(kernel, lm):
     code = solution("step5").replace(
         "last_token_probabilities.topk(10)", "last_token_logits.topk(10)"
     )
-    failed_with(check(kernel, lm, 5, code), "not the probabilities of those tokens")
+    result = check(kernel, lm, 5, code)
+    assert result.passed, result.message
+    assert "Note: you took topk of the logits" in result.message
 
 
 def test_step5_table_with_percentages_names_the_row(kernel, lm):
@@ -343,7 +347,7 @@ def test_step5_table_with_percentages_names_the_row(kernel, lm):
         '"probabilities": probabilities_of_most_likely_tokens',
         '"probabilities": probabilities_of_most_likely_tokens * 100',
     )
-    failed_with(check(kernel, lm, 5, code), "row 0 of 'probabilities'", "between 0 and 1")
+    failed_with(check(kernel, lm, 5, code), "'probabilities' are percentages", "between 0 and 1")
 
 
 def test_step5_table_with_token_ids_instead_of_strings(kernel, lm):
@@ -501,7 +505,7 @@ def test_engine_answers_are_reused_across_steps_on_the_same_phrase(kernel, lm):
 
         def __getattr__(self, name):
             attr = getattr(lm, name)
-            if not callable(attr):
+            if not inspect.ismethod(attr):
                 return attr
 
             def counted(*args, **kwargs):
@@ -551,8 +555,8 @@ def test_tensors_travel_as_little_endian_float32(kernel, lm):
     run_solutions(kernel, 3)
     digest = kernel.inspect(checks.inspection_snippet("step3"))
     desc = digest["values"]["last_token_logits"]
-    assert desc["encoding"] == "float32" and desc["stride"] == 1
-    values = checks._tensor(desc)
+    assert desc["encoding"] == "float32"
+    values = checks._values(desc)
     assert torch.equal(values, kernel.ns["last_token_logits"].float())
 
 
