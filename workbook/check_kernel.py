@@ -75,9 +75,10 @@ def _k_type_name(value):
 def _k_describe(value, opts):
     """A JSON-able description of ``value``: kind, type and (for data) its contents.
 
-    Tensors of at most ``opts["full_limit"]`` elements travel whole (base64 little-endian
-    float32 / int64); larger floating tensors travel as a per-row summary (see
-    :func:`_k_summary`), a few hundred numbers instead of megabytes of JSON.
+    Floating tensors of at most ``opts["full_limit"]`` elements travel whole (base64
+    little-endian float32); larger ones travel as a per-row summary (see :func:`_k_summary`),
+    a few hundred numbers instead of megabytes of JSON. Integer tensors (token ids) travel
+    whole up to ``opts["int_limit"]`` elements.
     """
     import base64
     import math
@@ -108,8 +109,8 @@ def _k_describe(value, opts):
             out["summary"] = _k_summary(t, opts["sketch"])
             return out
         flat = t.reshape(-1)
-        if flat.numel() > opts["full_limit"]:  # a huge integer tensor: its head is enough
-            flat = flat[: opts["full_limit"]]
+        if flat.numel() > opts["int_limit"]:  # a huge integer tensor: its head is enough
+            flat = flat[: opts["int_limit"]]
             out["truncated"] = True
         if t.is_floating_point():
             array = flat.to(torch.float32).numpy().astype("<f4")

@@ -103,6 +103,7 @@ _PROB_RTOL = 1e-3  # single probabilities and table cells
 # Tensors of at most this many elements travel whole (token ids, top-k results, a tiny
 # model's logits); larger floating tensors travel as per-row summaries.
 _FULL_LIMIT = 4096
+_INT_LIMIT = 65_536  # integer tensors (token ids) travel whole up to this many elements
 _SKETCH_SIZE = 16  # projections per row: the sketch's estimate is within ~+-35% (chi2, 16)
 
 
@@ -209,7 +210,13 @@ def inspection_snippet(step: exercises.Step | str) -> str:
         CheckError: the step has no check.
     """
     step_id = _step_id(step)
-    request = dict(_REQUESTS[step_id], step=step_id, full_limit=_FULL_LIMIT, sketch=_SKETCH_SIZE)
+    request = dict(
+        _REQUESTS[step_id],
+        step=step_id,
+        full_limit=_FULL_LIMIT,
+        int_limit=_INT_LIMIT,
+        sketch=_SKETCH_SIZE,
+    )
     return check_kernel.snippet(request)
 
 
@@ -226,9 +233,14 @@ def _short_type(desc: Mapping) -> str:
     return str(desc.get("type", "?")).rsplit(".", 1)[-1]
 
 
+# Type names said letter by letter, so they take "an" although they start with a consonant.
+_SPELLED = ("ndarray", "nd", "fp", "mps", "rng", "lstm")
+
+
 def _a(word: str) -> str:
     """``word`` with its indefinite article: "an int", "an ndarray", "a list"."""
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+    vowel_sound = word[:1].lower() in "aeiou" or word.lower().startswith(_SPELLED)
+    return f"{'an' if vowel_sound else 'a'} {word}"
 
 
 def _a_type(desc: Mapping) -> str:
@@ -441,7 +453,8 @@ def _tensor_problems(
     dtype_note = ""
     if not integer and desc["dtype"] != "torch.float32":
         dtype_note = f" (its dtype is {desc['dtype']}; the reference is torch.float32)"
-    return [f"`{label}` differs from the expected values {where}{dtype_note}.".replace("  ", " ")]
+    where = f" {where}" if where else ""
+    return [f"`{label}` differs from the expected values{where}{dtype_note}."]
 
 
 def _phrase_problem(digest: Mapping) -> str | None:
