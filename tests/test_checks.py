@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import inspect
 import io
 import json
 import linecache
@@ -184,18 +185,15 @@ def test_step1_float_ids_report_the_dtype(kernel, lm):
     failed_with(check(kernel, lm, 1, code), "dtype torch.float32", "integers")
 
 
-def test_step1_ids_of_another_phrase_name_the_position(kernel, lm):
+def test_step1_ids_of_another_phrase_name_that_phrase(kernel, lm):
     code = (
         solution("step1")
         + 'input_ids = tokenizer("this weekend i go to", return_tensors="pt")["input_ids"]\n'
     )
-    want = lm.encode(exercises.START_PHRASE)[0].tolist()
-    got = lm.encode("this weekend i go to")[0].tolist()
-    position = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
-    failed_with(
-        check(kernel, lm, 1, code),
-        f"at [0, {position}]: {got[position]} instead of {want[position]}",
-    )
+    result = check(kernel, lm, 1, code)
+    failed_with(result, "are the tokens of 'this weekend i go to', not of `phrase`")
+    # The ids the step asks for are never shown.
+    assert str(lm.encode(exercises.START_PHRASE)[0].tolist()[3]) not in result.message
 
 
 def test_step1_undefined_names_are_reported_not_raised(kernel, lm):
@@ -204,7 +202,7 @@ def test_step1_undefined_names_are_reported_not_raised(kernel, lm):
 
 def test_step1_phrase_of_the_wrong_type(kernel, lm):
     result = check(kernel, lm, 1, solution("step1") + "phrase = 42\n")
-    failed_with(result, "`phrase` is a int; it should be a string")
+    failed_with(result, "`phrase` is an int; it should be a string")
 
 
 # --- step 2 ----------------------------------------------------------------------------
@@ -231,15 +229,17 @@ def test_step2_output_must_show_the_shape_as_a_list(kernel, lm):
 
 
 def test_step2_model_output_without_logits(kernel, lm):
-    failed_with(check(kernel, lm, 2, "model_output = 5"), "`model_output` is a int without")
+    failed_with(check(kernel, lm, 2, "model_output = 5"), "`model_output` is an int without")
 
 
-def test_step2_large_tensors_are_compared_on_a_strided_sample(kernel, lm, monkeypatch):
-    monkeypatch.setattr(checks, "_MAX_VALUES", 37)
+def test_step2_large_tensors_are_compared_by_their_row_summaries(kernel, lm, monkeypatch):
+    monkeypatch.setattr(checks, "_FULL_LIMIT", 37)
     assert check(kernel, lm, 2).passed
-    kernel.execute("model_output.logits.add_(0.5)")
+    digest = kernel.inspect(checks.inspection_snippet("step2"))
+    assert "data" not in digest["values"]["model_output.logits"]
+    kernel.execute("model_output.logits[0, 2, 7] += 1.0")
     result = run_check("step2", kernel, lm)
-    failed_with(result, "entries checked")
+    failed_with(result, "in 1 of", "rows along the last dimension; the first is [0, 2, :]")
 
 
 # --- step 3 ----------------------------------------------------------------------------
@@ -301,8 +301,10 @@ def test_step4_wrong_printed_probability_is_reported(kernel, lm):
     code = solution("step4").replace(
         "most_likely_token_probability.item():.2%", "most_likely_token_probability.item() / 2:.2%"
     )
-    want = round(float(lm.top_k(exercises.START_PHRASE, 1)["probabilities"][0]) * 100, 2)
-    failed_with(check(kernel, lm, 4, code), f"expected {want:.2f}%")
+    want = f"{float(lm.top_k(exercises.START_PHRASE, 1)['probabilities'][0]):.2%}"
+    result = check(kernel, lm, 4, code)
+    failed_with(result, "printed percentage is not the most likely token's probability")
+    assert want not in result.message
 
 
 def test_step4_printing_a_fraction_instead_of_a_percentage_is_reported(kernel, lm):
@@ -331,11 +333,13 @@ def test_step5_wrong_k_reports_the_number_of_entries(kernel, lm):
     failed_with(check(kernel, lm, 5, code), "has shape [5]; expected [10]")
 
 
-def test_step5_topk_of_the_logits_has_the_wrong_values(kernel, lm):
+def test_step5_topk_of_the_logits_passes_with_a_note(kernel, lm):
     code = solution("step5").replace(
         "last_token_probabilities.topk(10)", "last_token_logits.topk(10)"
     )
-    failed_with(check(kernel, lm, 5, code), "not the probabilities of those tokens")
+    result = check(kernel, lm, 5, code)
+    assert result.passed, result.message
+    assert "Note: you took topk of the logits" in result.message
 
 
 def test_step5_table_with_percentages_names_the_row(kernel, lm):
@@ -343,7 +347,7 @@ def test_step5_table_with_percentages_names_the_row(kernel, lm):
         '"probabilities": probabilities_of_most_likely_tokens',
         '"probabilities": probabilities_of_most_likely_tokens * 100',
     )
-    failed_with(check(kernel, lm, 5, code), "row 0 of 'probabilities'", "between 0 and 1")
+    failed_with(check(kernel, lm, 5, code), "'probabilities' are percentages", "between 0 and 1")
 
 
 def test_step5_table_with_token_ids_instead_of_strings(kernel, lm):
@@ -501,7 +505,7 @@ def test_engine_answers_are_reused_across_steps_on_the_same_phrase(kernel, lm):
 
         def __getattr__(self, name):
             attr = getattr(lm, name)
-            if not callable(attr):
+            if not inspect.ismethod(attr):
                 return attr
 
             def counted(*args, **kwargs):
@@ -551,8 +555,8 @@ def test_tensors_travel_as_little_endian_float32(kernel, lm):
     run_solutions(kernel, 3)
     digest = kernel.inspect(checks.inspection_snippet("step3"))
     desc = digest["values"]["last_token_logits"]
-    assert desc["encoding"] == "float32" and desc["stride"] == 1
-    values = checks._tensor(desc)
+    assert desc["encoding"] == "float32"
+    values = checks._values(desc)
     assert torch.equal(values, kernel.ns["last_token_logits"].float())
 
 
@@ -560,3 +564,183 @@ def test_snippet_is_valid_python_for_every_step():
     for step_id in checks.CHECKS:
         compile(checks.inspection_snippet(step_id), step_id, "exec")
     assert textwrap.dedent(checks.inspection_snippet("step1")).startswith("def __workbook")
+
+
+# --- issue 14: right solutions pass, causes are named, answers are not handed over ----------
+
+
+def _answer_values(lm) -> list[str]:
+    """What step 4 asks the student to find, as it could appear in a message."""
+    top = lm.top_k(exercises.START_PHRASE, 1)
+    token, token_id = str(top["tokens"][0]), int(top["token_ids"][0])
+    return [repr(token), f"id {token_id}", f"{float(top['probabilities'][0]):.2%}"]
+
+
+def test_setup_helper_counts_only_real_reads_of_globals(kernel):
+    kernel.execute(solution("step1"))  # leaves a global `input_ids`
+    kernel.execute(
+        "def by_attribute(phrase, k):\n"
+        "    return tokenizer(phrase, return_tensors='pt').input_ids\n"
+        "def by_global(phrase, k):\n"
+        "    return [input_ids for _ in range(k)]\n"
+    )
+    kernel.execute(
+        "check_global_vars(by_attribute, allowed_globals=['torch', 'tokenizer', 'pd', 'model'])"
+    )
+    with pytest.raises(AssertionError, match="uses global variables it should not: input_ids"):
+        kernel.execute(
+            "check_global_vars(by_global, allowed_globals=['torch', 'tokenizer', 'pd', 'model'])"
+        )
+
+
+def test_step6_attribute_named_like_a_global_passes(kernel, lm):
+    code = _GOOD_FUNCTION.replace(
+        'tokenizer(phrase, return_tensors="pt")["input_ids"]',
+        'tokenizer(phrase, return_tensors="pt").input_ids',
+    )
+    result = check6(kernel, lm, code)
+    assert result.passed, result.message
+
+
+def test_step2_without_no_grad_fails_and_says_why(kernel, lm):
+    code = "model_output = model(input_ids)\nprint(list(model_output.logits.shape))\n"
+    failed_with(check(kernel, lm, 2, code), "requires_grad=True", "torch.no_grad()", "memory")
+
+
+def test_step2_phrase_changed_without_running_step1_again(kernel, lm):
+    run_solutions(kernel, 1)
+    kernel.execute('phrase = "the cat sat on the mat"')
+    result = check(kernel, lm, 2)  # reruns step 1's solution first: rebind afterwards
+    assert result.passed
+    kernel.execute('phrase = "the cat sat on the mat"')
+    kernel.execute(solution("step2"))
+    failed_with(
+        run_check("step2", kernel, lm),
+        "are the tokens of 'this weekend i plan to'",
+        "Run all above",
+    )
+
+
+def test_step3_after_a_new_phrase_without_step2_names_the_stale_model_output(kernel, lm):
+    run_solutions(kernel, 2)
+    kernel.execute(solution("step1").replace(exercises.START_PHRASE, "the cat sat on the mat"))
+    kernel.execute(solution("step3"))
+    failed_with(
+        run_check("step3", kernel, lm), "`model_output` (step 2) does not belong", "Run all above"
+    )
+
+
+def test_step2_attention_mask_given_as_ids_is_named(kernel, lm):
+    code = solution("step2").replace("model(input_ids)", 'model(batch["attention_mask"])')
+    failed_with(check(kernel, lm, 2, code), "attention mask instead of the token ids")
+
+
+@pytest.mark.parametrize(
+    ("replacement", "fragments"),
+    [
+        ('batch["attention_mask"]', ("only 1s", "attention mask")),
+        ("batch", ("whole BatchEncoding", "Take only its 'input_ids' entry")),
+        ("batch.encodings[0]", ("is an Encoding", "'input_ids' entry")),
+        ('tokenizer(phrase, return_tensors="np")["input_ids"]', ("is an ndarray",)),
+    ],
+)
+def test_step1_wrong_kinds_of_input_ids_say_what_to_do(kernel, lm, replacement, fragments):
+    code = solution("step1").replace('input_ids = batch["input_ids"]', f"input_ids = {replacement}")
+    failed_with(check(kernel, lm, 1, code), *fragments)
+
+
+def test_step3_softmax_already_applied_is_named(kernel, lm):
+    code = solution("step3").replace("[0, -1]", "[0, -1].softmax(dim=-1)")
+    failed_with(check(kernel, lm, 3, code), "already holds probabilities", "step 4")
+
+
+def test_step4_softmax_twice_names_step3(kernel, lm):
+    run_solutions(kernel, 2)
+    kernel.execute(solution("step3").replace("[0, -1]", "[0, -1].softmax(dim=-1)"))
+    outputs = kernel.execute(solution("step4"))
+    failed_with(run_check("step4", kernel, lm, outputs=outputs), "Softmax was applied twice")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("last_token_probabilities.argmax()", "last_token_probabilities.argmin()", "*least*"),
+        (
+            "last_token_probabilities[most_likely_token_id]",
+            "last_token_probabilities[most_likely_token_id] * 100",
+            "is a percentage",
+        ),
+        (
+            "last_token_probabilities[most_likely_token_id]",
+            "last_token_logits[most_likely_token_id]",
+            "is a logit",
+        ),
+        ("tokenizer.decode(most_likely_token_id)", "str(most_likely_token_id.item())", "as text"),
+        (
+            "most_likely_token_probability.item():.2%",
+            "most_likely_token_probability.item() * 100:.2%",
+            "100 times too large",
+        ),
+        ("most_likely_token_id.item()}", "0}", "does not show the most likely token's id"),
+    ],
+)
+def test_step4_says_what_kind_of_thing_is_wrong_never_the_answer(kernel, lm, old, new, fragment):
+    code = solution("step4")
+    assert old in code
+    result = check(kernel, lm, 4, code.replace(old, new))
+    failed_with(result, fragment)
+    for answer in _answer_values(lm):
+        assert answer not in result.message, (answer, result.message)
+
+
+def test_step5_wrong_table_tokens_do_not_show_the_expected_ones(kernel, lm):
+    code = solution("step5").replace(
+        "for token_id in most_likely_tokens.indices]",
+        "for token_id in most_likely_tokens.indices.flip(0)]",
+    )
+    result = check(kernel, lm, 5, code)
+    failed_with(result, "right ones in another order")
+    assert _answer_values(lm)[0] not in result.message
+
+
+def test_every_step_passes_and_wrong_ones_fail_with_row_summaries(kernel, lm, monkeypatch):
+    """With every tensor summarised (as the real model's are), the checks behave the same."""
+    monkeypatch.setattr(checks, "_FULL_LIMIT", 8)
+    for step in range(1, 7):
+        result = check(kernel, lm, step)
+        assert result.passed, (step, result.message)
+    digest = kernel.inspect(checks.inspection_snippet("step4"))
+    assert "summary" in digest["values"]["last_token_probabilities"]
+    n = lm.encode(exercises.START_PHRASE).shape[1]
+    kernel.execute("last_token_logits = model_output.logits[0, -2]")
+    failed_with(run_check("step3", kernel, lm), f"token position {n - 2} of {n}")
+    kernel.execute("last_token_logits = model_output.logits[0, -1].softmax(dim=-1)")
+    failed_with(run_check("step3", kernel, lm), "already holds probabilities")
+
+
+def test_summaries_are_the_same_in_the_kernel_and_on_the_server(kernel, lm, monkeypatch):
+    monkeypatch.setattr(checks, "_FULL_LIMIT", 8)
+    run_solutions(kernel, 2)
+    digest = kernel.inspect(checks.inspection_snippet("step2"))
+    mine = checks._Rows.from_summary(digest["values"]["model_output.logits"]["summary"])
+    reference = checks._Rows.of(lm.logits(exercises.START_PHRASE))
+    assert mine.mismatched_rows(reference, checks._LOGITS_TOL) == []
+    assert mine.sketch.shape == (lm.encode(exercises.START_PHRASE).shape[1], checks._SKETCH_SIZE)
+
+
+def test_checker_code_is_compiled_once_per_kernel(kernel, lm):
+    import sys
+
+    run_solutions(kernel, 1)
+    run_check("step1", kernel, lm)
+    checker = sys.modules["__workbook_check__"]
+    run_check("step1", kernel, lm)
+    assert sys.modules["__workbook_check__"] is checker
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("int", "an int"), ("ndarray", "an ndarray"), ("Encoding", "an Encoding"), ("list", "a list")],
+)
+def test_types_get_the_right_article(word, expected):
+    assert checks._a(word) == expected

@@ -37,6 +37,7 @@ from workbook.export import (
     notebook_bytes,
     safe_file_name,
     validate_notebook,
+    verbatim_markdown,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / NOTEBOOK_NAME
@@ -135,7 +136,7 @@ def test_each_answer_follows_its_question_and_is_visibly_marked():
         assert answer.id == f"{question.id}-answer"
         assert question.prompt in nb.cells[q_index].source.replace("> ", "")
         assert f"My answer to {question.label}" in answer.source
-        assert question.answer.strip() in answer.source
+        assert verbatim_markdown(question.answer.strip()) in answer.source
         # The prompt is quoted; the answer is not, so the two look different.
         assert nb.cells[q_index].source.splitlines()[-1].startswith(">")
         assert not answer.source.startswith(">")
@@ -148,9 +149,8 @@ def test_tutorial_log_section_holds_both_reflections():
     start = ids.index("tutorial-log")
     assert ids[start + 1 :] == ["tutorial-1", "tutorial-2"]
     for entry, cell in zip(submission.reflections, nb.cells[start + 1 :], strict=True):
-        assert entry.text in cell.source
-        assert entry.title in cell.source
-        assert entry.category in cell.source
+        for typed in (entry.text, entry.title, entry.category):
+            assert verbatim_markdown(typed) in cell.source
 
 
 def test_metadata_records_student_model_and_build_time():

@@ -2,22 +2,28 @@
 
 :func:`workbook.checks.inspection_snippet` sends these functions' source to the student's
 kernel, where they build the JSON digest of the student's objects. They are real, linted
-code, but self-contained: imports inside each function, no module globals, because only
-their source travels.
+code, but self-contained: imports inside each function, no module globals but the cache
+``_K_CACHE``, because only their source travels. The server calls :func:`_k_summary` itself
+on the engine's reference, so both sides fingerprint tensors with the very same code.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import inspect
 import json
 import textwrap
+
+# Kernel-side cache (the sign matrices of _k_signs); the shipped body defines its own.
+_K_CACHE: dict = {}
 
 
 def _k_main(user_ns, request):
     """Entry point in the kernel: the digest for ``request`` from the namespace ``user_ns``."""
     digest = {"step": request["step"], "values": {}, "function": None}
     for label, path in request["values"]:
-        digest["values"][label] = _k_resolve_and_describe(user_ns, path, request["max_values"])
+        digest["values"][label] = _k_resolve_and_describe(user_ns, path, request)
     if request.get("function"):
         digest["function"] = _k_function_report(user_ns, request["function"], request)
     return digest
@@ -30,7 +36,7 @@ def _k_error(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _k_resolve_and_describe(user_ns, path, max_values):
+def _k_resolve_and_describe(user_ns, path, opts):
     """Follow ``path`` (name, then .attr / [key] steps) and describe what is there."""
     name = path[0][1]
     if name not in user_ns:
@@ -53,7 +59,7 @@ def _k_resolve_and_describe(user_ns, path, max_values):
         except Exception as exc:  # noqa: BLE001 - student objects may raise anything
             return {"kind": "error", "where": shown, "error": _k_error(exc)}
     try:
-        return _k_describe(value, max_values)
+        return _k_describe(value, opts)
     except Exception as exc:  # noqa: BLE001 - report, never crash the check
         return {"kind": "error", "where": shown, "error": _k_error(exc)}
 
@@ -66,8 +72,14 @@ def _k_type_name(value):
     return f"{module}.{cls.__qualname__}"
 
 
-def _k_describe(value, max_values):
-    """A JSON-able description of ``value``: kind, type and (for data) its contents."""
+def _k_describe(value, opts):
+    """A JSON-able description of ``value``: kind, type and (for data) its contents.
+
+    Floating tensors of at most ``opts["full_limit"]`` elements travel whole (base64
+    little-endian float32); larger ones travel as a per-row summary (see :func:`_k_summary`),
+    a few hundred numbers instead of megabytes of JSON. Integer tensors (token ids) travel
+    whole up to ``opts["int_limit"]`` elements.
+    """
     import base64
     import math
 
@@ -80,27 +92,32 @@ def _k_describe(value, max_values):
         torch = None
     if torch is not None and isinstance(value, torch.Tensor):
         t = value.detach()
+        grad_fn = getattr(value, "grad_fn", None)
         out.update(
             kind="tensor",
             shape=list(t.shape),
             dtype=str(t.dtype),
             device=str(t.device),
             requires_grad=bool(value.requires_grad),
+            grad_fn=type(grad_fn).__name__ if grad_fn is not None else None,
             floating=bool(t.is_floating_point()),
         )
         if t.is_complex():
             return out
         t = t.to("cpu")
+        if t.numel() > opts["full_limit"] and t.is_floating_point():
+            out["summary"] = _k_summary(t, opts["sketch"])
+            return out
         flat = t.reshape(-1)
-        stride = max(1, math.ceil(flat.numel() / max_values))
-        flat = flat[::stride]
+        if flat.numel() > opts["int_limit"]:  # a huge integer tensor: its head is enough
+            flat = flat[: opts["int_limit"]]
+            out["truncated"] = True
         if t.is_floating_point():
             array = flat.to(torch.float32).numpy().astype("<f4")
             out["encoding"] = "float32"
         else:
             array = flat.to(torch.int64).numpy().astype("<i8")
             out["encoding"] = "int64"
-        out["stride"] = stride
         out["data"] = base64.b64encode(array.tobytes()).decode("ascii")
         return out
     try:
@@ -147,6 +164,64 @@ def _k_describe(value, max_values):
         out.update(kind="sequence", length=len(value))
     else:
         out.update(kind="other", repr=_k_repr(value))
+    return out
+
+
+def _k_signs(columns, size):
+    """A fixed (columns, size) matrix of +1/-1, the same in every process (no RNG state).
+
+    An integer hash of each (column, projection) pair picks the sign, so the kernel and the
+    server build the very same matrix; it is cached because long rows make it large.
+    """
+    import torch
+
+    key = ("signs", columns, size)
+    if key not in _K_CACHE:
+        index = torch.arange(columns * size, dtype=torch.int64).reshape(columns, size)
+        h = (index * 2654435761 + 97531) % 2147483648
+        h = h ^ (h >> 15)
+        h = (h * 2246822519) % 2147483648
+        h = h ^ (h >> 13)
+        signs = ((h >> 7) & 1).to(torch.float32) * 2 - 1  # (columns, size)
+        if len(_K_CACHE) > 8:
+            _K_CACHE.clear()
+        _K_CACHE[key] = signs
+    return _K_CACHE[key]
+
+
+def _k_summary(tensor, size):
+    """A per-row fingerprint of a floating tensor: rows are its last dimension.
+
+    For each row: mean, root mean square, max (and where), min, and ``size`` projections on
+    fixed random signs divided by sqrt(columns). The projections of a difference estimate
+    its root mean square (a Johnson-Lindenstrauss sketch), so two summaries tell whether two
+    rows agree within a tolerance without either side seeing the other's values.
+    """
+    import math
+
+    import torch
+
+    t = tensor.detach().to("cpu", torch.float32)
+    columns = int(t.shape[-1]) if t.dim() else 1
+    rows = t.reshape(-1, columns) if columns else t.reshape(0, 1)  # (R, C)
+    out = {"rows": int(rows.shape[0]), "columns": columns}
+    if rows.numel() == 0:
+        return out
+    if rows.shape[0] > 2048:  # nobody's phrase is that long: summarise the first rows only
+        rows, out["rows_truncated"] = rows[:2048], True
+    finite = torch.isfinite(rows)
+    out["nonfinite"] = int((~finite).sum())
+    if out["nonfinite"]:
+        rows = torch.where(finite, rows, torch.zeros_like(rows))
+    wide = rows.double()
+    out["mean"] = wide.mean(dim=1).tolist()
+    out["rms"] = wide.square().mean(dim=1).sqrt().tolist()
+    top = rows.max(dim=1)
+    out["max"] = top.values.tolist()
+    out["argmax"] = top.indices.tolist()
+    out["min"] = rows.min(dim=1).values.tolist()
+    sketch = (rows @ _k_signs(columns, size)) / math.sqrt(columns)  # (R, size)
+    out["sketch"] = sketch.tolist()
     return out
 
 
@@ -197,25 +272,22 @@ def _k_function_report(user_ns, spec, request):
     report["globals_used"] = _k_globals_used(func, spec["allowed_globals"])
     report["comments"] = _k_comments(func)
     for phrase, k in spec["calls"]:
-        report["calls"].append(_k_call(func, phrase, k, request["max_values"]))
+        report["calls"].append(_k_call(func, phrase, k, request))
     return report
 
 
 def _k_globals_used(func, allowed):
-    """Globals ``func`` reads beyond ``allowed``: as the course's check_global_vars does.
+    """Globals ``func`` really reads beyond ``allowed``, as the setup cell's helper counts them.
 
-    inspect.getclosurevars only looks at the function's own code; comprehensions and
-    lambdas have code objects of their own (Python 3.11), so those are walked too.
+    Walks the bytecode of the function and of every code object inside it (comprehensions,
+    lambdas, nested functions) for global loads. Attribute names (``batch.input_ids``) are
+    not loads of a global, whatever globals exist with the same name.
     """
-    import contextlib
     import dis
-    import inspect
     import types
 
     names = set()
-    with contextlib.suppress(TypeError, ValueError):
-        names.update(inspect.getclosurevars(func).globals)
-    stack = [c for c in func.__code__.co_consts if isinstance(c, types.CodeType)]
+    stack = [func.__code__]
     while stack:
         code = stack.pop()
         for instruction in dis.get_instructions(code):
@@ -248,7 +320,7 @@ def _k_comments(func):
     return comments[:100]
 
 
-def _k_call(func, phrase, k, max_values):
+def _k_call(func, phrase, k, opts):
     """Call ``func(phrase, k)`` capturing stdout, stderr and rich displays."""
     import contextlib
     import io
@@ -275,7 +347,7 @@ def _k_call(func, phrase, k, max_values):
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             result = func(phrase, k)
-        call["result"] = _k_describe(result, max_values)
+        call["result"] = _k_describe(result, opts)
     except Exception as exc:  # noqa: BLE001 - the student's function may raise anything
         call["error"] = _k_error(exc)
     finally:
@@ -295,6 +367,8 @@ _KERNEL_FUNCTIONS = (
     _k_resolve_and_describe,
     _k_type_name,
     _k_describe,
+    _k_signs,
+    _k_summary,
     _k_repr,
     _k_cell,
     _k_function_report,
@@ -303,14 +377,24 @@ _KERNEL_FUNCTIONS = (
     _k_call,
 )
 
-# The snippet: one throw-away function (deleted afterwards) execs the checker's code in a
-# private scope with the real builtins and hands it the student's namespace.
+# The snippet: one throw-away function (deleted afterwards) runs the checker with the real
+# builtins (a student may have a variable called ``getattr``) and hands it the student's
+# namespace. The checker's code is compiled once per kernel and kept as a private module,
+# keyed by a hash of its source, so a check pays for no compilation after the first one
+# and a kernel that outlived an upgrade of the app gets the new code.
 _SNIPPET = """\
 def __workbook_inspect__():
     import builtins
-    scope = {{"__builtins__": builtins, "__name__": "__workbook_check__"}}
-    builtins.exec({body}, scope)
-    return scope["_k_main"](builtins.globals(), scope["json"].loads({request}))
+    import sys
+    checker = sys.modules.get("__workbook_check__")
+    if builtins.getattr(checker, "VERSION", None) != {version!r}:
+        import types
+        checker = types.ModuleType("__workbook_check__")
+        checker.__dict__["__builtins__"] = builtins
+        builtins.exec({body}, checker.__dict__)
+        checker.VERSION = {version!r}
+        sys.modules["__workbook_check__"] = checker
+    return checker._k_main(builtins.globals(), checker.json.loads({request}))
 try:
     __workbook_result__ = __workbook_inspect__()
 finally:
@@ -318,13 +402,16 @@ finally:
 """
 
 
+@functools.cache
 def _kernel_body() -> str:
-    """The checker's source: ``json`` and every kernel-side function."""
-    parts = ["import json"]
+    """The checker's source: ``json``, its cache and every kernel-side function."""
+    parts = ["import json", "_K_CACHE = {}"]
     parts += [textwrap.dedent(inspect.getsource(f)) for f in _KERNEL_FUNCTIONS]
     return "\n\n".join(parts)
 
 
 def snippet(request: dict) -> str:
     """Source that runs the checker on ``request`` and binds ``__workbook_result__``."""
-    return _SNIPPET.format(body=repr(_kernel_body()), request=repr(json.dumps(request)))
+    body = _kernel_body()
+    version = hashlib.sha256(body.encode()).hexdigest()[:16]
+    return _SNIPPET.format(body=repr(body), version=version, request=repr(json.dumps(request)))

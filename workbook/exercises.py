@@ -124,7 +124,7 @@ _SETUP_TEMPLATE = '''\
 #     tokenizer = AutoTokenizer.from_pretrained("distilgpt2", add_prefix_space=True)
 #     model = AutoModelForCausalLM.from_pretrained("distilgpt2")
 # (GPT-2-family tokenizers need add_prefix_space=True.)
-import inspect
+import dis
 
 import pandas as pd
 import torch
@@ -139,7 +139,17 @@ def check_global_vars(func, allowed_globals):
     The most common bug when turning notebook code into a function is silently reading a
     global variable instead of a value computed inside the function.
     """
-    used_globals = inspect.getclosurevars(func).globals
+    # Read the bytecode for the names the function really loads as globals: an attribute
+    # such as `batch.input_ids` is not a global, even if a global `input_ids` exists.
+    used_globals = set()
+    codes = [func.__code__]  # the function, then the comprehensions and lambdas inside it
+    while codes:
+        code = codes.pop()
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                if instruction.argval in func.__globals__:  # not a builtin such as len
+                    used_globals.add(instruction.argval)
+        codes.extend(const for const in code.co_consts if isinstance(const, type(code)))
     disallowed = sorted(name for name in used_globals if name not in allowed_globals)
     assert not disallowed, (
         f"{{func.__name__}} uses global variables it should not: {{', '.join(disallowed)}}"

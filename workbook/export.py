@@ -57,6 +57,7 @@ __all__ = [
     "notebook_bytes",
     "safe_file_name",
     "validate_notebook",
+    "verbatim_markdown",
 ]
 
 # The file name the course asks for; Moodle submissions are matched by it.
@@ -350,25 +351,92 @@ def _setup_code(code: str) -> str:
     return RUN_ELSEWHERE_COMMENT + code
 
 
+# Markdown cells show what a student typed exactly as typed. Marks that are Markdown syntax
+# anywhere (emphasis, code, links, tables, strike-through, math) are backslash-escaped, as
+# are those that start a block at the beginning of a line (headings, lists, quotes, setext
+# underlines); &, < and > and the backslash become character references, so "<script>"
+# stays text and no "\(" starts math. Runs of spaces and tabs keep their width as no-break
+# spaces, and every line break is a hard break ("\" at the end of the line), so the text
+# is one paragraph laid out line by line as typed. Commas and full stops stay readable.
+_ANYWHERE = frozenset("`*_[]|~$")
+_LINE_START = frozenset("#+-=")
+_LIST_NUMBER = re.compile(r"\d{1,9}[.)]")
+_REFERENCES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "&#92;"}
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$'()*+,;=%]+")
+
+
+def verbatim_markdown(text: str) -> str:
+    """Markdown that Jupyter renders as exactly ``text`` (line breaks and spacing included).
+
+    Args:
+        text: anything a student typed.
+
+    Returns:
+        Markdown source; rendered, its text equals ``text`` (with no-break spaces where
+        ``text`` has leading spaces, runs of spaces or tabs).
+    """
+    lines = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = line.expandtabs(4)
+        body = line.lstrip(" ")
+        numbered = _LIST_NUMBER.match(body)
+        list_mark = len(line) - len(body) + numbered.end() - 1 if numbered else -1
+        out = []
+        previous_space = True  # a space at the start of a line would be dropped
+        first = True  # no mark yet on this line: a block could start here
+        for position, char in enumerate(line):
+            if char == " ":
+                out.append("&nbsp;" if previous_space else " ")
+                previous_space = True
+                continue
+            previous_space = False
+            if char in _REFERENCES:
+                out.append(_REFERENCES[char])
+            elif (
+                char in _ANYWHERE
+                or position == list_mark
+                or (first and char in _LINE_START)
+                or (char == ":" and line.startswith("//", position + 1))  # no bare-URL link
+            ):
+                out.append("\\" + char)
+            else:
+                out.append(char)
+            first = False
+        if out and out[-1] == " ":
+            out[-1] = "&nbsp;"  # a trailing space before a hard break would be dropped
+        lines.append("".join(out) or "&nbsp;")
+    return "\\\n".join(lines)
+
+
 def _answer_markdown(question: QuestionContent) -> str:
     """The answer cell: a visible label, then the student's text (or a placeholder)."""
     label = f"**✍️ My answer to {question.label}:**"
-    text = question.answer.strip()
-    return f"{label}\n\n{text}" if text else f"{label}\n\n*(not answered)*"
+    text = question.answer.strip("\n")
+    if not text.strip():
+        return f"{label}\n\n*(not answered)*"
+    return f"{label}\n\n{verbatim_markdown(text)}"
 
 
 def _reflection_markdown(entry: ReflectionContent) -> str:
+    title = verbatim_markdown(" ".join(entry.title.split()))
     if entry.slot == "project":
-        heading = f"### Mini-project: {entry.title or '(no description)'}"
+        heading = f"### Mini-project: {title or '(no description)'}"
     else:
-        heading = f"### Tutorial {entry.slot}: {entry.title or '(untitled)'}"
+        heading = f"### Tutorial {entry.slot}: {title or '(untitled)'}"
     facts = []
     if entry.category:
-        facts.append(f"- Category: {entry.category}")
+        facts.append(f"- Category: {verbatim_markdown(' '.join(entry.category.split()))}")
     if entry.url:
-        facts.append(f"- Link: <{entry.url}>")
-    facts.extend(f"- {label}: {value}" for label, value in entry.details)
-    reflection = entry.text.strip() or "*(no reflection written)*"
+        url = " ".join(entry.url.split())
+        # A plain web address stays a link (its text is the address as typed).
+        link = f"<{url}>" if _PLAIN_URL.fullmatch(url) else verbatim_markdown(url)
+        facts.append(f"- Link: {link}")
+    facts.extend(
+        f"- {label}: {verbatim_markdown(' '.join(str(value).split()))}"
+        for label, value in entry.details
+    )
+    text = entry.text.strip("\n")
+    reflection = verbatim_markdown(text) if text.strip() else "*(no reflection written)*"
     parts = [heading]
     if facts:
         parts.append("\n".join(facts))
@@ -388,7 +456,8 @@ def build_notebook(submission: Submission, *, built_at: datetime | None = None):
     """
     built_at = built_at or datetime.now(UTC)
     cells = []
-    intro = f"# {submission.title}\n\nStudent: **{submission.student_name}**"
+    name = verbatim_markdown(" ".join(submission.student_name.split()))
+    intro = f"# {submission.title}\n\nStudent: **{name}**"
     if submission.introduction.strip():
         intro += "\n\n" + submission.introduction.strip()
     cells.append(v4.new_markdown_cell(intro, id="title"))
