@@ -274,7 +274,10 @@ class UsersMixin:
 
         Raises:
             NotFoundError: no such user.
+            ValidationError: ``browser`` is not a non-empty string.
         """
+        if not isinstance(browser, str) or not browser:
+            raise ValidationError("browser", "a browser token must be non-empty text")
         with self._write() as db:
             self._require_user(db, user_id)
             self._trust(db, user_id, _token_hash(browser), _ts(_now()))

@@ -28,7 +28,6 @@ __all__ = ["User", "Workbook", "WorkbookError"]
 DUE_DATE_KEY = "due_date"
 
 
-
 class Workbook:
     """App-wide services; cheap to build (everything heavy is created on first use)."""
 
@@ -158,6 +157,13 @@ class Workbook:
         except AuthenticationError as exc:
             raise WorkbookError("Wrong email or password.") from exc
         return user
+
+    def trust_browser(self, user_id: int, browser: str) -> None:
+        """Trust this browser's token for the user (after registering in it)."""
+        try:
+            self.store.trust_browser(user_id, browser)
+        except NotFoundError as exc:
+            raise WorkbookError("That account no longer exists.") from exc
 
     @staticmethod
     def new_browser_token() -> str:
