@@ -163,9 +163,9 @@ def sign_in(user: User, *, browser: str | None = None) -> None:
 def _browser_cookie() -> str | None:
     """This browser's sign-in token from its cookie, if it sent a well-formed one."""
     value = st.context.cookies.get(BROWSER_COOKIE)
-    if isinstance(value, str) and 20 <= len(value) <= 100:
-        if all(ch.isalnum() or ch in "-_" for ch in value):
-            return value
+    well_formed = isinstance(value, str) and 20 <= len(value) <= 100
+    if well_formed and all(ch.isalnum() or ch in "-_" for ch in value):
+        return value
     return None
 
 

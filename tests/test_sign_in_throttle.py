@@ -265,3 +265,26 @@ def test_workbook_says_how_long_to_wait(tmp_path, monkeypatch):
     )
     # The same account from another address is checked (and the right password works).
     assert wb.sign_in(EMAIL, PASSWORD, client="192.0.2.10").email == EMAIL
+
+
+def test_a_browser_is_trusted_only_for_its_account_and_only_for_a_while(store):
+    owner = make_student(store)
+    other = make_student(store, 2)
+    store.trust_browser(other.id, "other's browser")
+    store.trust_browser(owner.id, "owner's browser")
+    busy = SignInPolicy(free_per_account=2, account_interval_s=600)
+    for n in range(2):
+        assert _attempt(store, WRONG, busy, client=f"198.51.100.{n}") == "checked"
+    # Another account's trusted browser is nobody special here.
+    assert _attempt(store, PASSWORD, busy, browser="other's browser") == "throttled"
+    # Trust runs out: past trusted_browser_days the owner's browser is untrusted again.
+    expired = SignInPolicy(free_per_account=2, account_interval_s=600, trusted_browser_days=0)
+    assert _attempt(store, PASSWORD, expired, browser="owner's browser") == "throttled"
+    assert _attempt(store, PASSWORD, busy, browser="owner's browser") == "signed in"
+
+
+def test_deleting_an_account_forgets_its_trusted_browsers(store):
+    owner = make_student(store)
+    store.trust_browser(owner.id, "owner's browser")
+    store.delete_user(owner.id)
+    assert list(store._db().query("SELECT * FROM trusted_browsers")) == []
