@@ -40,7 +40,7 @@ system-deps:
 	fi
 
 run: $(STAMP)
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
+	$(VENV)/bin/streamlit run serve.py --server.port $(PORT) --server.headless true
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest

@@ -17,6 +17,7 @@ from db.errors import (
     DbError,
     NotFoundError,
     PermissionDeniedError,
+    ThrottledError,
     ValidationError,
 )
 from db.models import (
@@ -35,6 +36,7 @@ from db.models import (
     User,
 )
 from db.store import DEFAULT_QUESTION_IDS, DEFAULT_SLOTS, DEFAULT_STEP_IDS, Store
+from db.users import SignInPolicy
 
 __all__ = [
     "DEFAULT_QUESTION_IDS",
@@ -55,7 +57,9 @@ __all__ = [
     "Revision",
     "RosterRow",
     "Snippet",
+    "SignInPolicy",
     "Store",
+    "ThrottledError",
     "TutorialEntry",
     "TutorialLog",
     "User",

@@ -35,6 +35,18 @@ class AuthenticationError(DbError):
     """
 
 
+class ThrottledError(DbError):
+    """Too many failed sign-ins: this attempt was refused without checking the password.
+
+    Attributes:
+        retry_after_s: whole seconds to wait before the next attempt can be checked.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ConflictError(DbError):
     """The change would break the store's promises (e.g. deleting a user who has work,
     or creating a second account with the same email)."""

@@ -199,3 +199,39 @@ def m003_sign_in_sessions(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX sign_in_sessions_user ON sign_in_sessions (user_id)")
+
+
+@migrations(name="m004_sign_in_throttle")
+def m004_sign_in_throttle(db: Database) -> None:
+    """Sign-in attempts reserved before the password check, and trusted browsers.
+
+    ``sign_in_attempts`` replaces ``login_attempts``: a row is written as ``pending`` in the
+    same transaction that decides the attempt may go ahead, so parallel attempts see each
+    other. ``client`` is the key the throttle counts per (an address, or a trusted browser);
+    ``trusted`` marks attempts from a browser that signed in to this account before, which the
+    account-wide slow-down does not hold back. Only a hash of a browser's token is stored.
+    """
+    db.execute("DROP TABLE login_attempts")
+    db.execute(
+        """
+        CREATE TABLE sign_in_attempts (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL COLLATE NOCASE,
+            client TEXT NOT NULL,
+            trusted INTEGER NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('pending', 'failed', 'succeeded')),
+            at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_sign_in_attempts_email_at ON sign_in_attempts (email, at)")
+    db.execute(
+        """
+        CREATE TABLE trusted_browsers (
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            token_hash TEXT NOT NULL,
+            last_success_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, token_hash)
+        )
+        """
+    )

@@ -4,9 +4,11 @@ archive and delete. Mixed into ``Store``.
 
 from __future__ import annotations
 
+import math
 import secrets
 import sqlite3
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -19,9 +21,54 @@ from db.errors import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
+    ThrottledError,
     ValidationError,
 )
 from db.models import ROLES, User
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How hard repeated failed sign-ins are slowed down (see README, "Sign-in throttling").
+
+    Two rules, both counted over the last ``window_s`` seconds and both only ever delays,
+    never a lock that a correct password cannot get through once the delay has passed:
+
+    * per (email, client): ``free_per_client`` failures without any delay; after that each
+      further attempt must come ``first_delay_s`` after that client's previous one, then
+      twice as long each time (2, 4, 8, ... seconds by default, at most
+      ``max_client_delay_s``). A success from the client starts it afresh.
+    * per email, over every client that is not a trusted browser of the account: after
+      ``free_per_account`` failures, at most one attempt per ``account_interval_s``. A
+      trusted browser (one that signed in to the account within ``trusted_browser_days``)
+      is exempt, so an attacker's failures never hold the owner back there.
+    """
+
+    window_s: float = 900.0  # failures older than this are forgotten
+    free_per_client: int = 5  # failures one client gets before any delay
+    first_delay_s: float = 2.0  # the per-client delay after the free failures, then doubled
+    max_client_delay_s: float = 60.0  # the per-client delay stops doubling here
+    free_per_account: int = 20  # untrusted failures per email before the account-wide pace
+    account_interval_s: float = 30.0  # then one untrusted attempt per this many seconds
+    trusted_browser_days: int = 90  # a browser stays trusted this long after a success
+
+    def client_delay_s(self, failures: int) -> float:
+        """Seconds one client must leave after its previous attempt, given its failures."""
+        if failures < self.free_per_client:
+            return 0.0
+        doubled = self.first_delay_s * 2.0 ** (failures - self.free_per_client)
+        return min(doubled, self.max_client_delay_s)
+
+    def account_delay_s(self, failures: int) -> float:
+        """Seconds between untrusted attempts on one email, given their failures."""
+        return self.account_interval_s if failures >= self.free_per_account else 0.0
+
+
+def _remaining(delay_s: float, last: str | None, now: datetime) -> float:
+    """How much of ``delay_s`` after the attempt at ``last`` is still to run at ``now``."""
+    if delay_s <= 0 or last is None:
+        return 0.0
+    return delay_s - (now - _dt(last)).total_seconds()
 
 
 class UsersMixin:
@@ -90,37 +137,159 @@ class UsersMixin:
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no user with id {user_id}")
 
-    def authenticate(self, email: str, password: str) -> User:
-        """Return the user whose email and password match; record the attempt.
+    def authenticate(
+        self,
+        email: str,
+        password: str,
+        *,
+        client: str = "",
+        browser: str | None = None,
+        policy: SignInPolicy | None = None,
+    ) -> User:
+        """Return the user whose email and password match, throttling repeated failures.
 
-        Also updates ``last_seen_at``. Use ``failed_logins_since`` to slow down repeated
-        failures.
+        The attempt is reserved first, in one write transaction that counts every earlier
+        attempt still in the window (finished or still being checked) and either records
+        this one as pending or refuses it. Parallel attempts therefore queue on SQLite's
+        write lock and each one sees the others: no more than the policy allows ever reach
+        the password check. The reserved row is then marked failed or succeeded.
+
+        Args:
+            email: the account's email (compared case-insensitively).
+            password: the password to check.
+            client: where the attempt comes from (e.g. the browser's IP address); the
+                per-client allowance is counted per (email, client).
+            browser: the sign-in browser's own token (kept in an HttpOnly cookie), if any.
+                A browser that signed in to this account before is *trusted*: it is counted
+                on its own and is never held back by other clients' failures. On success
+                the token becomes (or stays) trusted for this account.
+            policy: the throttle's numbers; ``SignInPolicy()`` when omitted.
 
         Raises:
+            ThrottledError: too many recent failures; the password was not checked.
             AuthenticationError: unknown email, wrong password or archived account (the
                 message does not say which).
         """
-        cleaned = email.strip().lower() if isinstance(email, str) else ""
+        policy = policy or SignInPolicy()
+        cleaned = email.strip().lower()[: check.MAX_EMAIL] if isinstance(email, str) else ""
         password = password if isinstance(password, str) else ""
-        row = self._one(
-            self._db(), "SELECT id, password_hash, archived FROM users WHERE email = ?", [cleaned]
-        )
-        if row is None:
-            passwords.burn_time(password)
-            ok = False
-        else:
-            ok = passwords.verify_password(password, row["password_hash"]) and not row["archived"]
-        now = _ts(_now())
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO login_attempts (email, succeeded, at) VALUES (?, ?, ?)",
-                [cleaned[: check.MAX_EMAIL], int(ok), now],
+        browser_hash = _token_hash(browser) if isinstance(browser, str) and browser else None
+        attempt_id = self._reserve_attempt(cleaned, str(client), browser_hash, policy)
+        row = None
+        ok = False
+        try:
+            row = self._one(
+                self._db(),
+                "SELECT id, password_hash, archived FROM users WHERE email = ?",
+                [cleaned],
             )
-            if ok:
-                db.execute("UPDATE users SET last_seen_at = ? WHERE id = ?", [now, row["id"]])
+            if row is None:
+                passwords.burn_time(password)
+            else:
+                ok = passwords.verify_password(password, row["password_hash"]) and not bool(
+                    row["archived"]
+                )
+        finally:
+            # Also on an unexpected error: a pending row would count as a failure forever.
+            self._finish_attempt(attempt_id, ok, row["id"] if ok else None, browser_hash)
         if not ok:
             raise AuthenticationError("wrong email or password")
         return self.user(row["id"])
+
+    def _reserve_attempt(
+        self, email: str, client: str, browser_hash: str | None, policy: SignInPolicy
+    ) -> int:
+        """Decide, atomically, whether this attempt may check a password; record it if so."""
+        now = _now()
+        since = _ts(now - timedelta(seconds=policy.window_s))
+        with self._write() as db:
+            trusted = browser_hash is not None and (
+                self._one(
+                    db,
+                    "SELECT 1 AS x FROM trusted_browsers t JOIN users u ON u.id = t.user_id"
+                    " WHERE u.email = ? AND t.token_hash = ? AND t.last_success_at >= ?",
+                    [
+                        email,
+                        browser_hash,
+                        _ts(now - timedelta(days=policy.trusted_browser_days)),
+                    ],
+                )
+                is not None
+            )
+            key = f"browser:{browser_hash}" if trusted else f"client:{client}"
+            # This client's failures since its last success (a success starts it afresh).
+            mine = self._one(
+                db,
+                "SELECT count(*) AS n, max(at) AS last FROM sign_in_attempts"
+                " WHERE email = ? AND client = ? AND outcome != 'succeeded' AND at >= ?"
+                " AND at > coalesce((SELECT max(at) FROM sign_in_attempts WHERE email = ?"
+                " AND client = ? AND outcome = 'succeeded'), '')",
+                [email, key, since, email, key],
+            )
+            wait = _remaining(policy.client_delay_s(mine["n"]), mine["last"], now)
+            if not trusted:
+                # Every untrusted client's failures together: an attacker spread over many
+                # addresses is slowed down as one. The owner's own successes do not reset
+                # this count (they would hand the attacker a fresh allowance).
+                everyone = self._one(
+                    db,
+                    "SELECT count(*) AS n, max(at) AS last FROM sign_in_attempts"
+                    " WHERE email = ? AND trusted = 0 AND outcome != 'succeeded' AND at >= ?",
+                    [email, since],
+                )
+                wait = max(
+                    wait, _remaining(policy.account_delay_s(everyone["n"]), everyone["last"], now)
+                )
+            if wait > 0:
+                seconds = max(1, math.ceil(wait))
+                raise ThrottledError(
+                    f"too many failed sign-ins; try again in {seconds} s", retry_after_s=seconds
+                )
+            cursor = db.execute(
+                "INSERT INTO sign_in_attempts (email, client, trusted, outcome, at)"
+                " VALUES (?, ?, ?, 'pending', ?)",
+                [email, key, int(trusted), _ts(now)],
+            )
+            return int(cursor.lastrowid)
+
+    def _finish_attempt(
+        self, attempt_id: int, ok: bool, user_id: int | None, browser_hash: str | None
+    ) -> None:
+        now = _ts(_now())
+        with self._write() as db:
+            db.execute(
+                "UPDATE sign_in_attempts SET outcome = ? WHERE id = ?",
+                ["succeeded" if ok else "failed", attempt_id],
+            )
+            if ok:
+                db.execute("UPDATE users SET last_seen_at = ? WHERE id = ?", [now, user_id])
+                if browser_hash is not None:
+                    self._trust(db, user_id, browser_hash, now)
+
+    def trust_browser(self, user_id: int, browser: str) -> None:
+        """Trust a browser's token for this account, as a successful sign-in from it does.
+
+        Used right after registering, where the browser proved nothing but created the
+        account itself.
+
+        Raises:
+            NotFoundError: no such user.
+            ValidationError: ``browser`` is not a non-empty string.
+        """
+        if not isinstance(browser, str) or not browser:
+            raise ValidationError("browser", "a browser token must be non-empty text")
+        with self._write() as db:
+            self._require_user(db, user_id)
+            self._trust(db, user_id, _token_hash(browser), _ts(_now()))
+
+    @staticmethod
+    def _trust(db: Database, user_id: int, browser_hash: str, now: str) -> None:
+        db.execute(
+            "INSERT INTO trusted_browsers (user_id, token_hash, last_success_at)"
+            " VALUES (?, ?, ?) ON CONFLICT (user_id, token_hash)"
+            " DO UPDATE SET last_success_at = excluded.last_success_at",
+            [user_id, browser_hash, now],
+        )
 
     def failed_logins_since(self, email: str, seconds: float) -> int:
         """How many failed sign-ins for ``email`` happened in the last ``seconds``."""
@@ -128,7 +297,7 @@ class UsersMixin:
         since = _ts(_now() - timedelta(seconds=seconds))
         row = self._one(
             self._db(),
-            "SELECT count(*) AS n FROM login_attempts WHERE email = ? AND succeeded = 0"
+            "SELECT count(*) AS n FROM sign_in_attempts WHERE email = ? AND outcome = 'failed'"
             " AND at >= ?",
             [cleaned, since],
         )
@@ -235,6 +404,7 @@ class UsersMixin:
             try:
                 # Remembered sign-ins are not work: they go with the account.
                 db.execute("DELETE FROM sign_in_sessions WHERE user_id = ?", [user_id])
+                db.execute("DELETE FROM trusted_browsers WHERE user_id = ?", [user_id])
                 db.execute("DELETE FROM users WHERE id = ?", [user_id])
             except sqlite3.IntegrityError:
                 # Feedback or snippets still reference the user.

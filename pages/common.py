@@ -14,24 +14,30 @@ import streamlit as st
 
 from workbook.config import Settings, SettingsError
 from workbook.service import User, Workbook, WorkbookError
+from workbook.sign_in_cookies import (
+    BROWSER_COOKIE,
+    BROWSER_COOKIE_MAX_AGE_S,
+    COOKIE_ROUTE,
+    HANDOFF,
+    SESSION_COOKIE,
+    Cookie,
+)
 
 USER_KEY = "auth:user_id"
 ACTIVE_KEY = "auth:last_active"
 TOKEN_KEY = "auth:token"
 COOKIE_KEY = "auth:cookie"  # a cookie change waiting to be sent to the browser
-COOKIE_NAME = "lmwb_session"
+COOKIE_NAME = SESSION_COOKIE
 
-# Sets or clears the sign-in cookie from the page (components v2 run in the page itself,
-# not in an iframe). A reload sends the cookie with the new connection, and
-# ``current_user`` signs the student back in from it.
+# Trades a one-time code for the sign-in cookies: the server's answer sets them HttpOnly
+# (see workbook/sign_in_cookies.py), so no script in the page ever holds the session token.
+# Components v2 run in the page itself (not an iframe), so the request is same-origin.
 _COOKIE_JS = """
 export default function(component) {
   const { data } = component;
-  if (!data || !data.name) { return; }
-  const secure = location.protocol === "https:" ? "; Secure" : "";
-  const value = data.token ? encodeURIComponent(data.token) : "";
-  const maxAge = data.token ? data.max_age : 0;
-  document.cookie = `${data.name}=${value}; path=/; max-age=${maxAge}; SameSite=Strict${secure}`;
+  if (!data || !data.code || !data.url) { return; }
+  fetch(data.url, { method: "POST", body: data.code, credentials: "same-origin",
+                    cache: "no-store" }).catch(() => {});
 }
 """
 
@@ -118,18 +124,49 @@ def current_user() -> User | None:
     return user
 
 
-def sign_in(user: User) -> None:
-    """Sign this browser session in and remember it in a cookie."""
+def sign_in_with_password(email: str, password: str) -> None:
+    """Check a password (throttled per address and browser) and sign this session in.
+
+    Raises:
+        WorkbookError: wrong email or password, or too many failures (says how long to wait).
+    """
     wb = get_workbook()
+    browser = _browser_cookie() or wb.new_browser_token()
+    user = wb.sign_in(email, password, client=st.context.ip_address or "", browser=browser)
+    sign_in(user, browser=browser)
+
+
+def sign_in(user: User, *, browser: str | None = None) -> None:
+    """Sign this browser session in and remember it in HttpOnly cookies.
+
+    Args:
+        user: the user who just proved who they are (a password, or registering).
+        browser: this browser's sign-in token if ``wb.sign_in`` already trusted it; else the
+            browser's token (or a new one) is trusted for the user here.
+    """
+    wb = get_workbook()
+    if browser is None:
+        browser = _browser_cookie() or wb.new_browser_token()
+        wb.trust_browser(user.id, browser)
     token = wb.start_session(user.id)
     st.session_state[USER_KEY] = user.id
     st.session_state[TOKEN_KEY] = token
     st.session_state[ACTIVE_KEY] = time.time()
-    st.session_state[COOKIE_KEY] = {
-        "name": COOKIE_NAME,
-        "token": token,
-        "max_age": wb.settings.session_idle_min * 60,
-    }
+    st.session_state[COOKIE_KEY] = HANDOFF.offer(
+        [
+            Cookie(SESSION_COOKIE, token, wb.settings.session_idle_min * 60),
+            Cookie(BROWSER_COOKIE, browser, BROWSER_COOKIE_MAX_AGE_S),
+        ]
+    )
+
+
+def _browser_cookie() -> str | None:
+    """This browser's sign-in token from its cookie, if it sent a well-formed one."""
+    value = st.context.cookies.get(BROWSER_COOKIE)
+    well_formed = isinstance(value, str) and 20 <= len(value) <= 100
+    if well_formed and all(ch.isalnum() or ch in "-_" for ch in value):
+        return value
+    return None
 
 
 def sign_out() -> None:
@@ -139,14 +176,17 @@ def sign_out() -> None:
         get_workbook().end_session(token)
     for key in (USER_KEY, ACTIVE_KEY, TOKEN_KEY):
         st.session_state.pop(key, None)
-    st.session_state[COOKIE_KEY] = {"name": COOKIE_NAME, "token": "", "max_age": 0}
+    st.session_state[COOKIE_KEY] = HANDOFF.offer([Cookie(SESSION_COOKIE, "", 0)])
 
 
 def send_cookie() -> None:
-    """Send a pending sign-in cookie change to the browser (called once per run by app.py)."""
-    change = st.session_state.pop(COOKIE_KEY, None)
-    if change is not None:
-        _cookie_writer(key="auth:cookie-writer", data=change, height=0)
+    """Send a pending sign-in cookie change to the browser (called once per run by app.py).
+
+    Only a one-time code goes to the page; the server's answer to it sets the cookies.
+    """
+    code = st.session_state.pop(COOKIE_KEY, None)
+    if isinstance(code, str):
+        _cookie_writer(key="auth:cookie-writer", data={"code": code, "url": COOKIE_ROUTE}, height=0)
 
 
 def require_user(*roles: str) -> User:

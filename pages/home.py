@@ -26,7 +26,7 @@ if user is None:
         password = st.text_input("Password", type="password", key="home:sign_in:password")
         if st.form_submit_button("Sign in", type="primary"):
             with common.friendly_errors():
-                common.sign_in(wb.sign_in(email, password))
+                common.sign_in_with_password(email, password)
                 st.rerun()
     with register_tab, st.form("home:register"):
         name = st.text_input("Your name (as in Moodle)", key="home:register:name")

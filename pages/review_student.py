@@ -1,7 +1,9 @@
 """The "Review one student" view of the TA review page: their work beside the feedback form.
 
 Everything a student typed is drawn with ``st.text`` or ``st.code`` (never as markdown or
-HTML), so markup or script in a reflection shows as the characters the student typed.
+HTML), so markup or script in a reflection shows as the characters the student typed. Their
+cells' outputs go through ``widgets.render_outputs``: rich outputs only inside a sandboxed,
+no-network frame (``workbook/output_view.py``), so nothing in them runs in the TA's browser.
 """
 
 from __future__ import annotations

@@ -96,32 +96,23 @@ def autosave_text_area(
 
 
 def render_outputs(outputs: list[dict]) -> None:
-    """Draw nbformat outputs the way Jupyter would (text, HTML tables, images, errors)."""
-    from workbook.outputs import joined_text, traceback_text
+    """Draw a student's nbformat outputs, on their own page and on a TA's alike.
+
+    Text, tracebacks and unknown types are drawn as plain text. Rich outputs (HTML, a pandas
+    Styler, SVG, Markdown, images) are drawn only inside the sandboxed, no-network frame of
+    ``workbook.output_view``: nothing a student outputs can run script or load anything in
+    the viewer's browser, and a JavaScript output is never run.
+    """
+    from workbook.output_view import views
 
     for output in outputs:
-        kind = output.get("output_type")
-        if kind == "stream":
-            text = joined_text(output.get("text", ""))
-            if not text.strip():
-                continue
-            if output.get("name") == "stderr":
-                st.code(text, language=None, wrap_lines=True)
+        for view in views(output):
+            if view.kind == "frame":
+                st.iframe(view.document, height=view.height, alt="Cell output")
+            elif view.kind == "note":
+                st.caption(view.text)
             else:
-                st.code(text, language=None)
-        elif kind in {"execute_result", "display_data"}:
-            data = output.get("data", {})
-            if "text/html" in data:
-                # st.html sanitises the markup (no scripts); pandas tables keep their styling.
-                st.html(joined_text(data["text/html"]))
-            elif "image/png" in data:
-                import base64
-
-                st.image(base64.b64decode(joined_text(data["image/png"])))
-            elif "text/plain" in data:
-                st.code(joined_text(data["text/plain"]), language=None)
-        elif kind == "error":
-            st.code(traceback_text(output), language=None)
+                st.code(view.text, language=None, wrap_lines=view.kind == "stderr")
 
 
 def render_check(passed: bool, message: str) -> None:

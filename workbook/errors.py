@@ -8,4 +8,12 @@ class WorkbookError(Exception):
 
 
 class SignInThrottled(WorkbookError):
-    """Too many failed sign-ins for one email in a short time."""
+    """Too many failed sign-ins for one email in a short time; the password was not checked.
+
+    Attributes:
+        retry_after_s: whole seconds until the next attempt will be checked.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

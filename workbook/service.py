@@ -7,13 +7,14 @@ the engine is read-only at inference, and the kernel pool locks per student.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from db import AuthenticationError, DbError, NotFoundError, Store, User
+from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
 from workbook import exercises
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["User", "Workbook", "WorkbookError"]
 
 DUE_DATE_KEY = "due_date"
-
-# Failed sign-ins for one email within this window slow the next attempt down.
-THROTTLE_WINDOW_S = 300
-THROTTLE_FREE_ATTEMPTS = 3
 
 
 class Workbook:
@@ -131,23 +128,47 @@ class Workbook:
         except DbError as exc:
             raise WorkbookError(str(exc)) from exc
 
-    def sign_in(self, email: str, password: str) -> User:
-        """Check a password; repeated failures for one email are slowed down."""
-        failures = self.store.failed_logins_since(email, THROTTLE_WINDOW_S)
-        if failures >= THROTTLE_FREE_ATTEMPTS:
-            # Each extra failure doubles the wait, capped, so guessing gets slow fast.
-            delay = min(2 ** (failures - THROTTLE_FREE_ATTEMPTS), 30)
-            if failures >= THROTTLE_FREE_ATTEMPTS + 6:
-                raise SignInThrottled(
-                    "Too many failed sign-ins for this email. Wait five minutes and try again."
-                )
-            time.sleep(delay)
+    def sign_in(
+        self, email: str, password: str, *, client: str = "", browser: str | None = None
+    ) -> User:
+        """Check a password; repeated failures are slowed down (``db.SignInPolicy``).
+
+        Args:
+            email: the account's email.
+            password: the password typed.
+            client: where the attempt comes from (the connection's IP address; empty when
+                unknown). Failures are counted per (email, client).
+            browser: this browser's sign-in token (an HttpOnly cookie), if it has one. A
+                browser that signed in to the account before is not held back by failures
+                from elsewhere; after a success the token is trusted for the account.
+
+        Raises:
+            SignInThrottled: too many recent failures; the message says how long to wait.
+            WorkbookError: wrong email or password.
+        """
         try:
-            user = self.store.authenticate(email, password)
+            user = self.store.authenticate(email, password, client=client, browser=browser)
+        except ThrottledError as exc:
+            raise SignInThrottled(
+                "Too many failed sign-ins for this account. "
+                f"Try again in {_wait_words(exc.retry_after_s)}.",
+                retry_after_s=exc.retry_after_s,
+            ) from exc
         except AuthenticationError as exc:
             raise WorkbookError("Wrong email or password.") from exc
-        self.store.touch_user(user.id)
         return user
+
+    def trust_browser(self, user_id: int, browser: str) -> None:
+        """Trust this browser's token for the user (after registering in it)."""
+        try:
+            self.store.trust_browser(user_id, browser)
+        except NotFoundError as exc:
+            raise WorkbookError("That account no longer exists.") from exc
+
+    @staticmethod
+    def new_browser_token() -> str:
+        """A fresh random token for a browser that has none yet (see ``sign_in``)."""
+        return secrets.token_urlsafe(32)
 
     # --- course settings (the instructor's) -------------------------------------------------
     def due_date(self) -> date | None:
@@ -303,3 +324,11 @@ def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:
     while True:
         time.sleep(every_s)
         pool.cull_idle()
+
+
+def _wait_words(seconds: int) -> str:
+    """``45`` -> "45 seconds", ``90`` -> "2 minutes" (rounded up: never shorter than needed)."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

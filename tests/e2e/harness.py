@@ -3,7 +3,7 @@
 Shared by ``conftest.py`` (the fixtures) and the tests (the accounts' constants). A module
 of its own, so that its name cannot clash with ``tests/conftest.py``.
 
-The ``app`` fixture starts ``streamlit run app.py`` on a free localhost port with a fresh temporary
+The ``app`` fixture starts ``streamlit run serve.py`` (app.py and its cookie route) on a free localhost port with a fresh temporary
 database and kernel folder (the real bundled model, from the engine's cache), waits until it
 answers, and stops it with all its kernels afterwards. ``browser`` launches Debian's Chromium
 through Playwright's sync API; Playwright never downloads a browser here: it is only ever
@@ -81,7 +81,7 @@ def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, time
 
 
 def start_app(folder: Path, extra_env: dict[str, str] | None = None) -> RunningApp:
-    """Start ``streamlit run app.py`` on a free port with its own database and kernel folder.
+    """Start ``streamlit run serve.py`` on a free port with its own database and kernel folder.
 
     The app runs in its own process group so that stopping it also stops its kernels.
     """
@@ -101,7 +101,7 @@ def start_app(folder: Path, extra_env: dict[str, str] | None = None) -> RunningA
         "-m",
         "streamlit",
         "run",
-        "app.py",
+        "serve.py",  # app.py plus the route that sets the HttpOnly sign-in cookies
         "--server.port",
         str(port),
         "--server.address",
