@@ -69,7 +69,10 @@ def value_of(result):
     assert result.status == "ok", result.outputs
     import ast
 
-    return ast.literal_eval(result.outputs[-1]["data"]["text/plain"])
+    # Output a child process wrote to its file descriptors may arrive after the value.
+    shown = [o for o in result.outputs if o["output_type"] == "execute_result"]
+    assert shown, result.outputs
+    return ast.literal_eval(shown[-1]["data"]["text/plain"])
 
 
 def sandbox_processes(kernel) -> list[dict[str, str]]:

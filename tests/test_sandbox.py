@@ -416,7 +416,7 @@ def test_no_further_user_namespace_can_be_created(alice, bob):
         if pid == 0:  # try it in a child: the kernel itself must stay as it is
             __import__('os')._exit(0 if libc.unshare(CLONE_NEWUSER) == 0 else 1)
         own = __import__('os').waitpid(pid, 0)[1] >> 8
-        (own, subprocess.run(['unshare', '-U', 'true']).returncode,
+        (own, subprocess.run(['unshare', '-U', 'true'], capture_output=True).returncode,
          subprocess.run(['unshare', '-Ur', 'id'], capture_output=True).returncode)
         """
     )

@@ -162,7 +162,8 @@ def _run_as(user: pwd.struct_passwd, top: Path) -> None:
     output = done.stdout + done.stderr
     print(f"--- the hosted-mode tests as {USER} (uid {user.pw_uid}) ---")
     print("\n".join(line for line in output.splitlines() if line.startswith(("[", "SKIPPED"))))
-    summary = output.strip().splitlines()[-1] if output.strip() else "(no output)"
+    # pytest's summary is stdout's last line (stderr holds the model loader's progress).
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)"
     print(summary)
     assert done.returncode == 0, output[-6000:]
     assert "passed" in summary and "failed" not in summary and "error" not in summary

@@ -424,6 +424,8 @@ class StudentKernel:
                         ) from None
             if s.sandbox:
                 sandbox.lock_folder(self._ipc_dir)
+            if self._guard is not None:
+                self._guard.ready()
             self.last_used = time.monotonic()
 
     def _sandbox_argv(self, connection_file: str, limits_args: list[str], popen: dict) -> list[str]:

@@ -210,6 +210,27 @@ def _tree(root: int, table: dict[int, _Proc]) -> list[_Proc]:
     return out
 
 
+def _any_thread_runnable(pid: int) -> bool:
+    """Whether a thread of ``pid`` is running or waiting for a CPU (state R).
+
+    The process's own state is its main thread's; a kernel's event loop sleeps while a
+    thread the student started spins.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                raw = f.read(512)
+        except OSError:
+            continue
+        if raw.rpartition(b")")[2].split()[:1] == [b"R"]:
+            return True
+    return False
+
+
 def _pss_bytes(pid: int) -> int:
     """Proportional set size: private pages plus a fair share of the shared ones."""
     try:
@@ -264,7 +285,7 @@ class Guard:
     kernel_pid: int | None = None
     kernel_cpu_s: float = 0.0
     memory_peak_mb: float = 0.0
-    _busy: int = 0
+    _busy: int = 1  # starting up counts as busy, until :meth:`ready`
     _idle_since: float = field(default_factory=time.monotonic)
     _reason: str = ""
     _cpu_seen: dict[int, int] = field(default_factory=dict)
@@ -287,6 +308,12 @@ class Guard:
                 self._idle_since = time.monotonic()
                 self._idle_burn.clear()
 
+    def ready(self) -> None:
+        """The kernel has started: from now on, CPU used between cells is watched."""
+        with self._lock:
+            self._busy -= 1
+            self._idle_since = time.monotonic()
+
     def reason(self) -> str:
         """The limit that made the watchdog stop this sandbox, or ``""``."""
         return self._reason
@@ -308,7 +335,8 @@ class Guard:
         if self.kernel_pid is None:
             # The kernel is the sandbox's first process that is not bubblewrap itself
             # (setpriv execs into the inner bubblewrap, so it never shows up as such).
-            candidates = sorted((p for p in inside if p.comm != "bwrap"), key=lambda p: p.start)
+            alive = (p for p in inside if p.comm != "bwrap" and p.state != "Z")
+            candidates = sorted(alive, key=lambda p: p.start)
             if candidates:
                 self.kernel_pid = candidates[0].pid
         if self.kernel_pid in table:
@@ -341,7 +369,7 @@ class Guard:
             if proc.comm == "bwrap":
                 continue
             delta_s = (proc.cpu_ticks - seen.get(proc.pid, proc.cpu_ticks)) / _CLK_TCK
-            busy = proc.state == "R" or delta_s / elapsed > 0.5
+            busy = delta_s / elapsed > 0.5 or _any_thread_runnable(proc.pid)
             # An exponential average: about four busy ticks in a row cross the limit.
             burn = self._idle_burn.get(proc.pid, 0.0) * 0.6 + (0.4 if busy else 0.0)
             self._idle_burn[proc.pid] = burn
