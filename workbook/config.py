@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -42,6 +42,14 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
+def cpu_cores() -> int:
+    """CPU cores the app may use (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app can be configured with.
@@ -68,6 +76,10 @@ class Settings:
             ``cell_timeout_s`` (``WORKBOOK_KERNEL_CELL_CPU_S``).
         session_idle_min: a signed-in session expires after this many idle minutes
             (``WORKBOOK_SESSION_IDLE_MIN``).
+        run_slots: how many cells and checks run at once; more wait in line
+            (``WORKBOOK_RUN_SLOTS``, default: one per CPU core).
+        spare_kernels: kernels kept started and warmed up for the next students
+            (``WORKBOOK_SPARE_KERNELS``; 0 turns them off).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -83,6 +95,8 @@ class Settings:
     kernel_max_file_mb: int = 100
     kernel_cell_cpu_s: int = 120
     session_idle_min: int = 120
+    run_slots: int = field(default_factory=cpu_cores)
+    spare_kernels: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,4 +121,6 @@ class Settings:
             kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
             kernel_cell_cpu_s=_int(env, "WORKBOOK_KERNEL_CELL_CPU_S", cls.kernel_cell_cpu_s),
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
+            run_slots=_int(env, "WORKBOOK_RUN_SLOTS", cpu_cores()),
+            spare_kernels=_int(env, "WORKBOOK_SPARE_KERNELS", cls.spare_kernels, 0),
         )
