@@ -12,12 +12,22 @@ from workbook.config import Settings, SettingsError
     ("running", "cores", "expected"),
     [(1, 2, 2), (2, 2, 1), (10, 2, 1), (1, 16, 16), (3, 16, 5), (0, 4, 4)],
 )
-def test_each_run_gets_an_equal_share_of_the_cores(running, cores, expected):
-    assert threads.share(running, cores) == expected
+def test_each_run_gets_an_equal_share_of_a_quiet_machines_cores(running, cores, expected):
+    assert threads.share(running, cores, load=0.2) == expected
 
 
-def test_the_app_uses_half_the_cores_and_at_least_one():
-    assert [threads.app_threads(n) for n in (1, 2, 3, 16)] == [1, 1, 1, 8]
+@pytest.mark.parametrize(
+    ("running", "cores", "load", "expected"),
+    [(1, 2, 1.0, 1), (1, 2, 9.5, 1), (1, 16, 10.2, 6), (2, 16, 3.0, 8), (1, 4, 4.0, 1)],
+)
+def test_a_run_never_gets_more_threads_than_the_load_leaves_cores_idle(
+    running, cores, load, expected
+):
+    assert threads.share(running, cores, load=load) == expected
+
+
+def test_the_app_uses_a_quarter_of_the_cores_and_at_least_one():
+    assert [threads.app_threads(n) for n in (1, 2, 4, 8, 16)] == [1, 1, 1, 2, 4]
 
 
 def test_kernels_start_with_one_thread_in_every_library():

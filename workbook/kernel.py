@@ -665,8 +665,8 @@ class KernelPool:
         self._spares.keep_filled()
 
     def spares_ready(self) -> int:
-        """Spare kernels started or warming up."""
-        return len(self._spares)
+        """Spare kernels warmed up and waiting for a student."""
+        return self._spares.ready()
 
     def _adopt(self, kernel: StudentKernel, user_id: str) -> StudentKernel:
         """Hand a spare to a student: its folder becomes theirs (see workbook.spares)."""

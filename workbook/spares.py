@@ -135,6 +135,11 @@ class SparePool:
         with self._lock:
             return len(self._ready) + self._warming
 
+    def ready(self) -> int:
+        """Spares warmed up and waiting for a student."""
+        with self._lock:
+            return len(self._ready)
+
     def take(self) -> Any | None:
         """A ready spare (removed from the pool), or None; wakes the refill."""
         with self._lock:
