@@ -132,3 +132,57 @@ def test_waiting_for_a_busy_cpu_does_not_count_against_a_cells_limit(tmp_path):
             hog.kill()
             hog.wait()
         pool.shutdown_all()
+
+
+def _sandbox_problem() -> str | None:
+    from workbook import sandbox
+
+    try:
+        sandbox.check_available()
+    except sandbox.SandboxUnavailable as exc:
+        return str(exc)
+    return None
+
+
+SANDBOX_PROBLEM = _sandbox_problem()
+
+
+@pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=SANDBOX_PROBLEM or "")
+def test_a_sandboxed_spare_gets_the_students_home_and_keeps_every_sandbox_rule(tmp_path):
+    from workbook.cell_clock import kernel_process
+
+    work = tmp_path / "kernels"
+    (work / "zoe").mkdir(parents=True)
+    (work / "zoe" / "notes.txt").write_text("mine")
+    (work / "other").mkdir()
+    (work / "other" / "marker-of-another-student.txt").write_text("not zoe's")
+    pool = KernelPool(Settings(work_dir=work, sandbox=True, spare_kernels=1))
+    try:
+        assert pool._spares.fill_one()
+        kernel = pool.kernel_for("zoe")
+        text = printed(
+            kernel.execute(
+                "import os, sys\n"
+                "print(os.getcwd(), os.environ['HOME'], open('/home/student/notes.txt').read(),"
+                " sorted(f for f in os.listdir('/home/student') if not f.startswith('.')),"
+                " 'torch' in sys.modules)"
+            )
+        )
+        assert text.split() == ["/home/student", "/home/student", "mine", "['notes.txt']", "True"]
+        # What the kernel writes at home lands in zoe's folder on the server.
+        kernel.execute("open('/home/student/new.txt', 'w').write('written')")
+        assert (work / "zoe" / "new.txt").read_text() == "written"
+        # Still sandboxed: no other student's folder, no network.
+        probe = kernel.execute(
+            "import socket\n"
+            "print(any('marker-of-another' in f for d, _, fs in os.walk('/') for f in fs"
+            " if not d.startswith('/proc')), end=' ')\n"
+            "try:\n    socket.create_connection(('127.0.0.1', 8501), timeout=1)\n"
+            "except OSError:\n    print('no-network')\n"
+        )
+        assert printed(probe).split() == ["False", "no-network"]
+        # The cell clock finds the kernel inside bubblewrap.
+        inner = kernel_process(kernel.pid)
+        assert inner is not None and inner != kernel.pid
+    finally:
+        pool.shutdown_all()

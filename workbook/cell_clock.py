@@ -20,7 +20,7 @@ from pathlib import Path
 
 __all__ = ["CellClock", "kernel_process"]
 
-_LAUNCHER_MARK = "kernel_launcher"
+_LAUNCHER_SCRIPT = "kernel_launcher.py"
 
 
 def kernel_process(pid: int | None) -> int | None:
@@ -37,10 +37,13 @@ def kernel_process(pid: int | None) -> int | None:
         root = psutil.Process(pid)
         for proc in [root, *root.children(recursive=True)]:
             try:
-                if any(_LAUNCHER_MARK in part for part in proc.cmdline()):
-                    return proc.pid
+                # The interpreter running the launcher script, not bubblewrap (whose own
+                # command line names the script too).
+                command = proc.cmdline()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            if len(command) > 1 and command[1].endswith(_LAUNCHER_SCRIPT):
+                return proc.pid
     except Exception:  # noqa: BLE001 - psutil missing or the process is gone: fall back
         return None
     return None

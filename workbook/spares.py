@@ -9,7 +9,7 @@ kernel (first run, restart) gets a spare when one is ready, else a fresh one as 
 
 **Folders.** A kernel's working folder is fixed when it starts (in hosted mode it is bound as
 the sandbox's ``/home/student``), and a spare does not know its student yet. So each spare
-starts in a fresh, empty folder of its own (``WORKBOOK_WORK_DIR/.spare-<random>``); when a
+starts in a fresh, empty folder of its own (``WORKBOOK_WORK_DIR/.spare-<app pid>-<random>``); when a
 student takes it, :func:`adopt_folder` moves the student's existing files (if any) into
 that folder and renames it to the student's folder (``WORKBOOK_WORK_DIR/<user>``). A rename
 keeps the bind mount and the process's working directory pointing at the same folder, so
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import uuid
@@ -67,8 +68,11 @@ def warm_up_code(model_name: str) -> str:
 
 
 def spare_name() -> str:
-    """A fresh spare's id, which is also its folder's name (hidden, never a user id)."""
-    return f"{SPARE_PREFIX}{uuid.uuid4().hex[:12]}"
+    """A fresh spare's id, which is also its folder's name (hidden, never a user id).
+
+    It names this app's process, so an app sharing the folder never removes it as stale.
+    """
+    return f"{SPARE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 def remove_stale_folders(work_dir: Path) -> None:
@@ -76,7 +80,20 @@ def remove_stale_folders(work_dir: Path) -> None:
     if not work_dir.is_dir():
         return
     for folder in work_dir.glob(f"{SPARE_PREFIX}*"):
+        owner = folder.name[len(SPARE_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def adopt_folder(spare_folder: Path, student_folder: Path) -> None:
