@@ -743,11 +743,14 @@ class KernelPool:
         Raises:
             ServerBusy, KernelError, KernelDied: as :meth:`kernel_for`.
         """
-        old = self.kernel_for(user_id)
+        old = self.current(user_id)
+        if old is None:
+            return self.kernel_for(user_id)  # no kernel yet: a fresh one (a spare if ready)
         with old.lock:
             with self._lock:
-                if self._kernels.get(user_id) is not old:
-                    return self.kernel_for(user_id)  # someone else replaced it meanwhile
+                replaced = self._kernels.get(user_id) is not old
+            if replaced:  # by another tab's restart, or culled, while we waited for its lock
+                return self.kernel_for(user_id)
             old._stop()  # the folder must be free before the spare takes it over
             with self._lock:
                 spare = self._take_spare(user_id)
