@@ -84,3 +84,25 @@ def test_a_second_student_waits_in_line_and_sees_their_place(tmp_path):
     assert wb.run_state(bob.id).state == "idle"
     # The code was saved even though the cell failed.
     assert wb.cells(bob.id)["step1"].code == "x = 1"
+
+
+def test_preload_loads_the_reference_model_and_starts_the_spares_in_the_background(
+    tmp_path, monkeypatch
+):
+    wb = Workbook(Settings(db_path=tmp_path / "wb.db", work_dir=tmp_path / "k"))
+    loaded = threading.Event()
+    spares_started = threading.Event()
+    monkeypatch.setattr(wb, "engine", lambda: loaded.set())
+    configured = threading.Event()
+    monkeypatch.setattr("workbook.threads.configure_app", configured.set)
+
+    class Pool(FakePool):
+        def keep_spares(self, quiet) -> None:
+            assert quiet() is True  # nobody waits in the run queue
+            spares_started.set()
+
+    wb._kernels = Pool()
+    wb.preload()
+    wb.preload()  # only the first call starts anything
+    assert configured.wait(10) and loaded.wait(10) and spares_started.wait(10)
+    assert [t.name for t in threading.enumerate()].count("workbook-preload") <= 1
