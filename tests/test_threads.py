@@ -58,7 +58,9 @@ class FakeKernel:
             exec(code, ns)
             return ns["__workbook_result__"]
         finally:
-            if saved is not None:
+            if saved is None:
+                sys.modules.pop("torch", None)
+            else:
                 sys.modules["torch"] = saved
 
 
@@ -94,6 +96,7 @@ def test_grant_before_torch_is_imported_changes_nothing_and_asks_again_later():
 def test_run_slots_and_spares_come_from_the_environment():
     settings = Settings.from_env({"WORKBOOK_RUN_SLOTS": "3", "WORKBOOK_SPARE_KERNELS": "0"})
     assert settings.run_slots == 3 and settings.spare_kernels == 0
+    assert Settings.from_env({"WORKBOOK_PRELOAD": "0"}).preload is False
     assert Settings.from_env({}).run_slots >= 1
     with pytest.raises(SettingsError):
         Settings.from_env({"WORKBOOK_RUN_SLOTS": "0"})

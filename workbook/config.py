@@ -80,6 +80,8 @@ class Settings:
             (``WORKBOOK_RUN_SLOTS``, default: one per CPU core).
         spare_kernels: kernels kept started and warmed up for the next students
             (``WORKBOOK_SPARE_KERNELS``; 0 turns them off).
+        preload: at start-up, load the reference model and start the spare kernels in the
+            background (``WORKBOOK_PRELOAD``; off, both wait for first use).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -97,6 +99,7 @@ class Settings:
     session_idle_min: int = 120
     run_slots: int = field(default_factory=cpu_cores)
     spare_kernels: int = 2
+    preload: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,4 +126,5 @@ class Settings:
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
             run_slots=_int(env, "WORKBOOK_RUN_SLOTS", cpu_cores()),
             spare_kernels=_int(env, "WORKBOOK_SPARE_KERNELS", cls.spare_kernels, 0),
+            preload=_bool(env, "WORKBOOK_PRELOAD", cls.preload),
         )

@@ -80,10 +80,11 @@ class Workbook:
 
         Sets the app's torch threads (``workbook.threads``), loads the reference model so
         no student's first check waits for it, and starts the kernel pool with its spare
-        kernels. Failures are logged and surface again where the part is used.
+        kernels. Failures are logged and surface again where the part is used. Does nothing
+        when ``settings.preload`` is off (page tests).
         """
         with self._kernels_lock:
-            if self._preloaded:
+            if self._preloaded or not self.settings.preload:
                 return
             self._preloaded = True
 
