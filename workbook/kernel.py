@@ -624,6 +624,10 @@ class KernelPool:
         self.extra_env = dict(extra_env or {})
         self._kernels: dict[str, StudentKernel] = {}
         self._lock = threading.Lock()
+        # Starting a kernel is a burst of CPU (Python, ipykernel, their imports). Thirty
+        # students starting at once on two cores would each take so long that they run
+        # into the start timeout; one start per core at a time gets them all going sooner.
+        self._starting = threading.BoundedSemaphore(threads.cores())
         if settings.sandbox:
             sandbox.check_available()
             if sandbox.needs_process_cap():
@@ -634,6 +638,7 @@ class KernelPool:
             settings.spare_kernels,
             settings.model_name,
             room=self._room_for_spare,
+            start=self._start,
         )
         atexit.register(self.shutdown_all)
 
@@ -649,6 +654,11 @@ class KernelPool:
     def _new_spare(self) -> StudentKernel:
         """Build a spare kernel: an ordinary kernel in a fresh folder of its own."""
         return self._new_kernel(spares.spare_name())
+
+    def _start(self, kernel: StudentKernel) -> None:
+        """Start a kernel once a start slot is free (see ``_starting``)."""
+        with self._starting:
+            kernel.start()
 
     def _room_for_spare(self) -> bool:
         with self._lock:
@@ -720,7 +730,7 @@ class KernelPool:
         with kernel.lock:
             if not kernel.is_alive():
                 try:
-                    kernel.start()
+                    self._start(kernel)
                 except KernelError:
                     with self._lock:
                         if self._kernels.get(user_id) is kernel:
@@ -757,7 +767,7 @@ class KernelPool:
                 if spare is not None:
                     self._kernels[user_id] = spare
             if spare is None:
-                old.start()
+                self._start(old)
                 return old
         return spare
 

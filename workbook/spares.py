@@ -124,6 +124,7 @@ class SparePool:
         model_name: the model the warm-up loads.
         room: whether one more kernel may run now (the pool's cap on kernels).
         quiet: whether the machine has time for a warm-up now (no student waits to run).
+        start: starts a kernel (the pool's, which limits how many start at once).
     """
 
     def __init__(
@@ -134,12 +135,14 @@ class SparePool:
         *,
         room: Callable[[], bool],
         quiet: Callable[[], bool] = lambda: True,
+        start: Callable[[Any], None] = lambda kernel: kernel.start(),
     ) -> None:
         self.size = size
         self.model_name = model_name
         self._make = make
         self._room = room
         self._quiet = quiet
+        self._start = start
         self._ready: list[Any] = []
         self._warming = 0
         self._lock = threading.Lock()
@@ -187,7 +190,7 @@ class SparePool:
         kernel = None
         try:
             kernel = self._make()
-            kernel.start()
+            self._start(kernel)
             kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a failed spare is only a missed speed-up
             log.warning("could not prepare a spare kernel: %s", exc)
