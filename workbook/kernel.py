@@ -682,9 +682,10 @@ class KernelPool:
         """Hand a spare to a student: its folder becomes theirs (see workbook.spares)."""
         folder = Path(self.settings.work_dir) / user_id
         with kernel.lock:
-            spares.adopt_folder(kernel.cwd, folder)
+            if getattr(kernel, "cwd", None) is not None:  # a kernel with a local folder
+                spares.adopt_folder(kernel.cwd, folder)
+                kernel.cwd = folder.resolve()
             kernel.user_id = user_id
-            kernel.cwd = folder.resolve()
             kernel.last_used = time.monotonic()
         return kernel
 
