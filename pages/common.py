@@ -75,6 +75,8 @@ def _preflight_error(settings: Settings) -> str | None:
         _workbook_for(settings).preflight()
     except WorkbookError as exc:
         return str(exc)
+    # Reference model, kernel pool and spare kernels get ready in the background.
+    _workbook_for(settings).preload()
     return None
 
 

@@ -21,6 +21,9 @@ def use_fresh_database(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("WORKBOOK_DB", str(path))
     monkeypatch.setenv("WORKBOOK_WORK_DIR", str(tmp_path / "kernels"))
     monkeypatch.delenv("WORKBOOK_CATALOG", raising=False)
+    # Page tests load the model and start kernels only when a test needs them: nothing in
+    # the background (no reference model, no spare kernels).
+    monkeypatch.setenv("WORKBOOK_PRELOAD", "0")
     return path
 
 

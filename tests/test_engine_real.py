@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -125,11 +124,9 @@ def test_cache_is_built_once_and_reused_on_the_second_load(tmp_path, monkeypatch
 
     monkeypatch.setattr(loaders, "_write_bundled_cache", must_not_rebuild)
     clear_loaded_models()
-    start = time.perf_counter()
+    # How fast this is belongs to bench/engine.py; here: the cache, not the GGUF, was read.
     lm = load_model(config=config)
-    elapsed = time.perf_counter() - start
     assert lm.source.path == first.path
-    assert elapsed < 2.0, f"loading from the cache took {elapsed:.2f} s"
     clear_loaded_models()
 
 

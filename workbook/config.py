@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -40,6 +40,14 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+def cpu_cores() -> int:
+    """CPU cores the app may use (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,12 @@ class Settings:
             ``cell_timeout_s`` (``WORKBOOK_KERNEL_CELL_CPU_S``).
         session_idle_min: a signed-in session expires after this many idle minutes
             (``WORKBOOK_SESSION_IDLE_MIN``).
+        run_slots: how many cells and checks run at once; more wait in line
+            (``WORKBOOK_RUN_SLOTS``, default: one per CPU core).
+        spare_kernels: kernels kept started and warmed up for the next students
+            (``WORKBOOK_SPARE_KERNELS``; 0 turns them off).
+        preload: at start-up, load the reference model and start the spare kernels in the
+            background (``WORKBOOK_PRELOAD``; off, both wait for first use).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -104,6 +118,9 @@ class Settings:
     kernel_home_files: int = 10000
     cell_max_output_kb: int = 1024
     session_idle_min: int = 120
+    run_slots: int = field(default_factory=cpu_cores)
+    spare_kernels: int = 2
+    preload: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,4 +154,7 @@ class Settings:
             kernel_home_files=_int(env, "WORKBOOK_KERNEL_HOME_FILES", cls.kernel_home_files),
             cell_max_output_kb=_int(env, "WORKBOOK_CELL_MAX_OUTPUT_KB", cls.cell_max_output_kb),
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
+            run_slots=_int(env, "WORKBOOK_RUN_SLOTS", cpu_cores()),
+            spare_kernels=_int(env, "WORKBOOK_SPARE_KERNELS", cls.spare_kernels, 0),
+            preload=_bool(env, "WORKBOOK_PRELOAD", cls.preload),
         )

@@ -119,8 +119,8 @@ the GPT-2 announcement: `"{ALTERNATIVE_PHRASE}"`.
 _SETUP_TEMPLATE = '''\
 # Setup (given): imports, a helper for step 6, and the course's language model.
 #
-# Running this notebook somewhere else (e.g. Colab)? Replace the three lines that use
-# lm_engine with a model from the Hugging Face Hub, for example:
+# Running this notebook somewhere else (e.g. Colab)? Replace the lines that use lm_engine
+# and src with a model from the Hugging Face Hub, for example:
 #     tokenizer = AutoTokenizer.from_pretrained("distilgpt2", add_prefix_space=True)
 #     model = AutoModelForCausalLM.from_pretrained("distilgpt2")
 # (GPT-2-family tokenizers need add_prefix_space=True.)
@@ -160,7 +160,11 @@ MODEL_NAME = {model_name!r}
 src = lm_engine.resolve(MODEL_NAME)  # where this model's files are on this server
 tokenizer = AutoTokenizer.from_pretrained(src.path, **src.tokenizer_kwargs)
 tokenizer.pad_token = tokenizer.eos_token
-model = AutoModelForCausalLM.from_pretrained(src.path)
+# Running this cell again keeps the model already loaded: a second copy would not fit in
+# the memory your kernel may use.
+if "model" not in globals() or getattr(model, "name_or_path", None) != src.path:
+    model = AutoModelForCausalLM.from_pretrained(src.path)
+model.eval()
 
 print(f"The vocabulary has {{len(tokenizer):,}} strings.")
 print(f"The model has {{sum(p.numel() for p in model.parameters()):,}} parameters.")

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,8 @@ import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
-from workbook import limits, sandbox
+from workbook import limits, sandbox, spares, threads
+from workbook.cell_clock import CellClock
 from workbook.config import Settings
 from workbook.sandbox import KernelError, SandboxUnavailable
 
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 Status = Literal["ok", "error", "timeout", "died"]
+# Which limit stopped a cell: its own running time, or (a backstop for an overloaded server)
+# the wall time since it was admitted.
+StopReason = Literal["own", "wall"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
@@ -62,6 +66,8 @@ _STDERR_TAIL_BYTES = 8192
 # No single message from a kernel may be larger: ZeroMQ drops the connection instead of
 # buffering it, so a student printing gigabytes at once cannot grow the app's memory.
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# However busy the server, a cell is stopped after this many times its limit in wall time.
+_WALL_BACKSTOP_FACTOR = 10
 
 
 class ServerBusy(KernelError):
@@ -596,12 +602,18 @@ class StudentKernel:
 
     def _run(
         self, code: str, timeout: float | None, *, silent: bool, expressions: dict[str, str]
-    ) -> tuple[_Collector, dict | None, Status]:
+    ) -> tuple[_Collector, dict | None, Status, StopReason | None]:
         """Send one execute request; collect outputs until the kernel is idle again.
 
-        Returns the collected outputs, the execute_reply content (``None`` if none came) and
-        the status: ``ok``/``error`` from the reply, ``timeout`` if it had to be interrupted
-        (and did stop), ``died`` if the process ended or ignored the interrupt.
+        The limit counts the time the cell has had (:class:`workbook.cell_clock.CellClock`:
+        wall time less the time the kernel waited for a CPU), so a busy server does not cut
+        a cell off; ``_WALL_BACKSTOP_FACTOR`` times the limit in plain wall time is the
+        backstop for a server so overloaded that a cell never gets to finish.
+
+        Returns the collected outputs, the execute_reply content (``None`` if none came), the
+        status: ``ok``/``error`` from the reply, ``timeout`` if it had to be interrupted
+        (and did stop), ``died`` if the process ended or ignored the interrupt; and, when it
+        was interrupted, which limit it crossed.
         """
         if not self.is_alive() or self._client is None:
             self.start()
@@ -615,20 +627,24 @@ class StudentKernel:
             user_expressions=expressions,
             allow_stdin=False,
         )
+        clock = CellClock(self.pid)
         collector = _Collector(self.settings.cell_max_output_kb * 1024)
-        deadline = time.monotonic() + limit
-        interrupted = False
+        stopped_by: StopReason | None = None
+        interrupted_at = 0.0
         idle = False
         while not idle:
-            now = time.monotonic()
-            if now > deadline:
-                if interrupted:
-                    return collector, None, "died"  # ignored the interrupt
-                interrupted = True
-                self._interrupt()
-                deadline = now + _INTERRUPT_GRACE_S
+            if stopped_by is None:
+                if clock.own() > limit:
+                    stopped_by = "own"
+                elif clock.wall() > limit * _WALL_BACKSTOP_FACTOR:
+                    stopped_by = "wall"
+                if stopped_by is not None:
+                    self._interrupt()
+                    interrupted_at = time.monotonic()
+            elif time.monotonic() - interrupted_at > _INTERRUPT_GRACE_S:
+                return collector, None, "died", stopped_by  # ignored the interrupt
             if not self.is_alive():
-                return collector, None, "died"
+                return collector, None, "died", stopped_by
             try:
                 msg = client.get_iopub_msg(timeout=_POLL_S)
             except Exception:  # noqa: BLE001 - queue.Empty: nothing yet, poll again
@@ -649,11 +665,11 @@ class StudentKernel:
             if shell_msg.get("parent_header", {}).get("msg_id") == msg_id:
                 reply = shell_msg["content"]
                 break
-        if interrupted:
-            return collector, reply, "timeout"
+        if stopped_by is not None:
+            return collector, reply, "timeout", stopped_by
         if reply is None:
-            return collector, None, "died" if not self.is_alive() else "error"
-        return collector, reply, "ok" if reply.get("status") == "ok" else "error"
+            return collector, None, "died" if not self.is_alive() else "error", None
+        return collector, reply, "ok" if reply.get("status") == "ok" else "error", None
 
     def execute(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """Run one cell like a notebook does (numbered, in history, outputs captured).
@@ -675,7 +691,7 @@ class StudentKernel:
                 self.start()  # records why the old one stopped in pending_notice
             try:
                 with self._cell_running():
-                    collector, reply, status = self._run(
+                    collector, reply, status, stopped_by = self._run(
                         code, timeout, silent=False, expressions={}
                     )
             finally:
@@ -710,21 +726,23 @@ class StudentKernel:
                         f"This cell used more than {self.settings.kernel_cell_cpu_s} s of CPU "
                         "time and was stopped. Your variables are kept."
                     )
-                elif error is not None and error["ename"] == "MemoryError":
+                elif error is not None and _is_memory_error(error):
                     message = (
                         f"This cell needed more memory than the {self.settings.kernel_memory_mb} "
-                        "MB a kernel may use. Your variables are kept."
+                        "MB a kernel may use, so it stopped. Your variables are kept. Delete "
+                        "large variables you no longer need (`del name`), or restart the "
+                        "kernel and run the cells above again."
                     )
             elif status == "timeout":
                 message = (
-                    f"This cell ran longer than {limit:g} s and was interrupted. Variables "
-                    "set before the interruption are kept."
+                    f"{_over_limit(stopped_by, limit)} and was interrupted. Variables set "
+                    "before the interruption are kept."
                 )
             elif status == "died":
                 if self.is_alive():
                     message = (
-                        f"This cell ran longer than {limit:g} s and did not stop when "
-                        "interrupted, so your kernel was restarted. Run the cells above again."
+                        f"{_over_limit(stopped_by, limit)} and did not stop when interrupted, "
+                        "so your kernel was restarted. Run the cells above again."
                     )
                     status = "timeout"
                 else:
@@ -763,7 +781,7 @@ class StudentKernel:
         with self.lock:
             try:
                 with self._cell_running():
-                    _, reply, status = self._run(
+                    _, reply, status, _ = self._run(
                         code, timeout, silent=True, expressions={"r": expression}
                     )
             finally:
@@ -783,8 +801,45 @@ class StudentKernel:
             return json.loads(ast.literal_eval(result["data"]["text/plain"]))
 
 
+# How torch, numpy and the OS word "out of memory" when an allocation hits the kernel's
+# address-space limit: MemoryError, or a RuntimeError from torch's allocator or from mmap.
+_MEMORY_ERROR = re.compile(
+    r"out of memory|not enough memory|can't allocate memory|cannot allocate memory"
+    r"|bad_alloc|mmap|errno 12",
+    re.IGNORECASE,
+)
+
+
+def _is_memory_error(error: Mapping[str, Any]) -> bool:
+    """Whether an nbformat error output is the kernel running out of memory."""
+    if error.get("ename") in ("MemoryError", "OutOfMemoryError"):
+        return True
+    return error.get("ename") in ("RuntimeError", "OSError") and bool(
+        _MEMORY_ERROR.search(str(error.get("evalue", "")))
+    )
+
+
+def _over_limit(stopped_by: StopReason | None, limit: float) -> str:
+    """The first half of a timeout message: which limit the cell crossed."""
+    if stopped_by == "wall":
+        return (
+            f"The server is very busy: this cell had not finished after "
+            f"{limit * _WALL_BACKSTOP_FACTOR:g} s (waiting for the server included; try again "
+            "in a few minutes)"
+        )
+    return (
+        f"This cell ran longer than its limit of {limit:g} s (only the time it actually "
+        "ran counts, not time spent waiting for a busy server)"
+    )
+
+
 class KernelPool:
     """One kernel per student, at most ``settings.max_kernels`` at once.
+
+    A few spare kernels (``settings.spare_kernels``, see :mod:`workbook.spares`) can be kept
+    warm for students who need a kernel next; they only start while student kernels plus
+    spares stay under ``max_kernels``, and a ready spare is shut down when a student needs
+    its place.
 
     Args:
         settings: limits, folders and whether to sandbox.
@@ -800,14 +855,86 @@ class KernelPool:
         self._kernels: dict[str, StudentKernel] = {}
         self._lock = threading.Lock()
         self._notices: dict[str, str] = {}  # why a culled kernel's variables are gone
+        # Starting a kernel is a burst of CPU (Python, ipykernel, their imports). Thirty
+        # students starting at once on two cores would each take so long that they run
+        # into the start timeout; one start per core at a time gets them all going sooner.
+        self._starting = threading.BoundedSemaphore(threads.cores())
         if settings.sandbox:
             sandbox.check_available(settings.sandbox_uid)
             if sandbox.runs_as_root():
                 limits.remove_stale()
+        spares.remove_stale_folders(Path(settings.work_dir))
+        self._spares = spares.SparePool(
+            self._new_spare,
+            settings.spare_kernels,
+            settings.model_name,
+            room=self._room_for_spare,
+            start=self._start,
+        )
         atexit.register(self.shutdown_all)
 
+    # ----------------------------------------------------------------- building kernels
+    def _new_kernel(self, user_id: str) -> StudentKernel:
+        """Build (not start) a kernel working in ``work_dir/<user_id>``."""
+        # One torch thread until the run queue grants more (workbook.threads).
+        env = {**threads.kernel_env(), **self.extra_env}
+        return StudentKernel(
+            user_id, self.settings, cwd=Path(self.settings.work_dir) / user_id, extra_env=env
+        )
+
+    def _new_spare(self) -> StudentKernel:
+        """Build a spare kernel: an ordinary kernel in a fresh folder of its own."""
+        return self._new_kernel(spares.spare_name())
+
+    def _start(self, kernel: StudentKernel) -> None:
+        """Start a kernel once a start slot is free (see ``_starting``)."""
+        with self._starting:
+            kernel.start()
+
+    def _room_for_spare(self) -> bool:
+        with self._lock:
+            return len(self._kernels) + len(self._spares) < self.settings.max_kernels
+
+    def keep_spares(self, quiet: Callable[[], bool] = lambda: True) -> None:
+        """Start refilling the spare kernels in the background.
+
+        Args:
+            quiet: whether the machine has time to warm a spare now (the app passes "no
+                student is waiting in the run queue").
+        """
+        self._spares._quiet = quiet
+        self._spares.keep_filled()
+
+    def spares_ready(self) -> int:
+        """Spare kernels warmed up and waiting for a student."""
+        return self._spares.ready()
+
+    def _adopt(self, kernel: StudentKernel, user_id: str) -> StudentKernel:
+        """Hand a spare to a student: its folder becomes theirs (see workbook.spares)."""
+        folder = Path(self.settings.work_dir) / user_id
+        with kernel.lock:
+            if getattr(kernel, "cwd", None) is not None:  # a kernel with a local folder
+                spares.adopt_folder(kernel.cwd, folder)
+                kernel.cwd = folder.resolve()
+            kernel.user_id = user_id
+            kernel.last_used = time.monotonic()
+        return kernel
+
+    def _take_spare(self, user_id: str) -> StudentKernel | None:
+        spare = self._spares.take()
+        if spare is None:
+            return None
+        try:
+            return self._adopt(spare, user_id)
+        except OSError:
+            spare.shutdown()  # a folder could not be moved: fall back to a fresh kernel
+            return None
+
+    # ----------------------------------------------------------------- handing them out
     def kernel_for(self, user_id: str) -> StudentKernel:
         """The student's kernel, started on first use (or restarted if it died).
+
+        A warm spare is used when one is ready.
 
         Raises:
             ServerBusy: all kernel slots are taken by active students.
@@ -826,24 +953,56 @@ class KernelPool:
                         "The server is busy: all student kernels are in use. Please try again "
                         "in a minute."
                     )
-                kernel = StudentKernel(
-                    user_id,
-                    self.settings,
-                    cwd=Path(self.settings.work_dir) / user_id,
-                    extra_env=self.extra_env,
-                )
+                kernel = self._take_spare(user_id)
+                if kernel is None:
+                    if len(self._kernels) + len(self._spares) >= self.settings.max_kernels:
+                        self._spares.release_one()
+                    kernel = self._new_kernel(user_id)
                 kernel.pending_notice = self._notices.pop(user_id, "")
                 self._kernels[user_id] = kernel  # reserve the slot before the slow start
         with kernel.lock:
             if not kernel.is_alive():
                 try:
-                    kernel.start()
+                    self._start(kernel)
                 except KernelError:
                     with self._lock:
                         if self._kernels.get(user_id) is kernel:
                             del self._kernels[user_id]
                     raise
         return kernel
+
+    def current(self, user_id: str) -> StudentKernel | None:
+        """The student's kernel if one is running, without starting one."""
+        with self._lock:
+            return self._kernels.get(user_id)
+
+    def restart(self, user_id: str) -> StudentKernel:
+        """A fresh kernel for the student (variables lost), from the spares when one is ready.
+
+        Returns:
+            The student's kernel from now on (a spare replaces the old object, so callers
+            holding the old one should ask :meth:`current` again).
+
+        Raises:
+            ServerBusy, KernelError, KernelDied: as :meth:`kernel_for`.
+        """
+        old = self.current(user_id)
+        if old is None:
+            return self.kernel_for(user_id)  # no kernel yet: a fresh one (a spare if ready)
+        with old.lock:
+            with self._lock:
+                replaced = self._kernels.get(user_id) is not old
+            if replaced:  # by another tab's restart, or culled, while we waited for its lock
+                return self.kernel_for(user_id)
+            old._stop()  # the folder must be free before the spare takes it over
+            with self._lock:
+                spare = self._take_spare(user_id)
+                if spare is not None:
+                    self._kernels[user_id] = spare
+            if spare is None:
+                self._start(old)
+                return old
+        return spare
 
     def _cull_locked(self) -> list[str]:
         now = time.monotonic()
@@ -878,7 +1037,8 @@ class KernelPool:
             return list(self._kernels)
 
     def shutdown_all(self) -> None:
-        """Stop every kernel (also called when the app exits)."""
+        """Stop every kernel, spares included (also called when the app exits)."""
+        self._spares.shutdown()
         with self._lock:
             kernels = list(self._kernels.values())
             self._kernels.clear()

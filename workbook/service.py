@@ -7,26 +7,36 @@ the engine is read-only at inference, and the kernel pool locks per student.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
 from workbook import exercises
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
+from workbook.run_queue import RunQueue
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from lm_engine import LanguageModel
     from workbook.kernel import KernelPool
 
-__all__ = ["User", "Workbook", "WorkbookError"]
+__all__ = ["RunState", "User", "Workbook", "WorkbookError"]
+
+log = logging.getLogger(__name__)
 
 DUE_DATE_KEY = "due_date"
 
+# The given setup cell imports torch and loads the model: on a fresh (not pre-warmed) kernel
+# of a busy server that can take a while, and it must never be cut off for that.
+GIVEN_CELL_TIMEOUT_S = 180
 
 class Workbook:
     """App-wide services; cheap to build (everything heavy is created on first use)."""
@@ -40,6 +50,9 @@ class Workbook:
         self._kernels_lock = threading.Lock()
         self._store: Store | None = None
         self._kernels: KernelPool | None = None
+        # Cells and checks take a slot each; more than the cores can take wait in line.
+        self.run_queue = RunQueue(settings.run_slots)
+        self._preloaded = False
 
     def preflight(self) -> None:
         """Check, once at start-up, that the configured mode can run at all.
@@ -57,6 +70,31 @@ class Workbook:
                 check_available()
             except KernelError as exc:
                 raise WorkbookError(str(exc)) from exc
+
+    def preload(self) -> None:
+        """Get the slow parts ready in the background, once, when the app starts.
+
+        Sets the app's torch threads (``workbook.threads``), loads the reference model so
+        no student's first check waits for it, and starts the kernel pool with its spare
+        kernels. Failures are logged and surface again where the part is used. Does nothing
+        when ``settings.preload`` is off (page tests).
+        """
+        with self._kernels_lock:
+            if self._preloaded or not self.settings.preload:
+                return
+            self._preloaded = True
+
+        def work() -> None:
+            from workbook import threads
+
+            try:
+                threads.configure_app()
+                self.engine()
+                self.kernels.keep_spares(quiet=lambda: self.run_queue.waiting() == 0)
+            except Exception as exc:  # noqa: BLE001 - a background warm-up must not crash the app
+                log.warning("preloading failed (it is retried on first use): %s", exc)
+
+        threading.Thread(target=work, name="workbook-preload", daemon=True).start()
 
     # --- the parts -------------------------------------------------------------------
     @property
@@ -255,12 +293,15 @@ class Workbook:
             code = saved.code if saved is not None else step.starter_code
         # Save first: the code is kept even if the kernel fails below.
         self.save_code(user_id, step_id, code)
+        timeout = self.settings.cell_timeout_s
+        if step.given:
+            timeout = max(timeout, GIVEN_CELL_TIMEOUT_S)
         try:
-            kernel = self.kernels.kernel_for(str(user_id))
-            result = kernel.execute(code, timeout=self.settings.cell_timeout_s)
             check = None
-            if result.status == "ok" and step.check is not None:
-                check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
+            with self._admitted(user_id) as kernel:
+                result = kernel.execute(code, timeout=timeout)
+                if result.status == "ok" and step.check is not None:
+                    check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
         self.store.save_cell(
@@ -294,9 +335,55 @@ class Workbook:
         from workbook.kernel import KernelError
 
         try:
-            self.kernels.kernel_for(str(user_id)).restart()
+            self.kernels.restart(str(user_id))
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
+
+    def run_state(self, user_id: int) -> RunState:
+        """Whether the student's cell is waiting in line, running, or neither (for the page)."""
+        ticket = self.run_queue.ticket(user_id)
+        if ticket is None:
+            return RunState(state="idle", position=None, since=None)
+        position = self.run_queue.position(user_id)
+        return RunState(
+            state="running" if ticket.running else "queued", position=position, since=ticket.since
+        )
+
+    @contextlib.contextmanager
+    def _admitted(self, user_id: int) -> Iterator[Any]:
+        """The student's kernel, held for one run, once the run queue lets it in.
+
+        The kernel's lock is taken first: a student's second tab waits for the first
+        without holding a slot of the queue. Inside the slot, torch in the kernel gets its
+        share of the cores (``workbook.threads``).
+        """
+        from workbook import threads
+
+        uid = str(user_id)
+        while True:
+            kernel = self.kernels.kernel_for(uid)
+            with kernel.lock:
+                if self.kernels.current(uid) is not kernel:
+                    continue  # restarted with a spare or culled while we waited: ask again
+                with self.run_queue.slot(uid):
+                    threads.grant(kernel, threads.share(self.run_queue.running()))
+                    yield kernel
+                return
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a student's run stands, for the page's running indicator.
+
+    Attributes:
+        state: ``"idle"``, ``"queued"`` (waiting for a free slot) or ``"running"``.
+        position: 0 when running, k >= 1 when k-th in line, None when idle.
+        since: ``time.time()`` when it entered this state, None when idle.
+    """
+
+    state: Literal["idle", "queued", "running"]
+    position: int | None
+    since: float | None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""The load test's report: every step, both rounds, and the fair-share ratios (no kernels)."""
+
+from __future__ import annotations
+
+from bench import load
+
+
+def _figures(students: int, seconds: float) -> load.Figures:
+    figures = load.Figures(students=students)
+    for step in load.STEPS:
+        figures.times[step] = [seconds] * students
+    figures.wall = seconds * len(load.STEPS)
+    return figures
+
+
+def test_the_report_shows_each_step_for_one_student_and_the_class(capsys):
+    one, many = _figures(1, 1.0), _figures(4, 2.0)
+    many.errors.append("student1@example.org step3: check failed")
+    load.report(one, many, {"cold setup": 3.0, "restart + run all above": 1.5}, spares=2)
+    out = capsys.readouterr().out
+    for step in load.STEPS:
+        assert step in out
+    # 4 students took 18 s against 4 x 9 s alone: 0.50 x; on fresh kernels 4 x 11 s.
+    assert "= 0.50 x" in out
+    assert f"{18 / (4 * 11):.2f} x" in out
+    assert "ERROR student1@example.org step3" in out
+
+
+def test_percentiles_pick_the_values_students_saw():
+    values = [float(v) for v in range(1, 21)]
+    # Nearest rank on 20 sorted values: the median is one of the middle two, p95 the 19th.
+    assert load._pct(values, 0.5) in (10.0, 11.0)
+    assert load._pct(values, 0.95) == 19.0
+    assert load._pct(list(reversed(values)), 0.95) == 19.0
+    assert load._row([]) == "-"

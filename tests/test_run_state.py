@@ -1,0 +1,108 @@
+"""Workbook.run_step waits its turn in the run queue; run_state shows where a student stands."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from workbook.config import Settings
+from workbook.kernel import ExecutionResult
+from workbook.service import RunState, Workbook
+
+
+class BlockingKernel:
+    """Stands in for a student's kernel: each cell runs until the test lets it finish."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.lock = threading.RLock()
+        self.pid = None
+        self.started = threading.Event()
+        self.finish = threading.Event()
+
+    def inspect(self, code: str, timeout=None):
+        return None  # the thread grant: torch "not imported"
+
+    def execute(self, code: str, timeout=None) -> ExecutionResult:
+        self.started.set()
+        self.finish.wait(10)
+        # An error result: run_step then checks nothing (no model needed here).
+        return ExecutionResult(outputs=[], execution_count=1, status="error", message="")
+
+
+class FakePool:
+    def __init__(self) -> None:
+        self.kernels: dict[str, BlockingKernel] = {}
+
+    def kernel_for(self, user_id: str) -> BlockingKernel:
+        return self.kernels.setdefault(user_id, BlockingKernel(user_id))
+
+    def current(self, user_id: str) -> BlockingKernel | None:
+        return self.kernels.get(user_id)
+
+
+def _wait(predicate) -> None:
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
+
+
+def test_a_second_student_waits_in_line_and_sees_their_place(tmp_path):
+    wb = Workbook(Settings(db_path=tmp_path / "wb.db", work_dir=tmp_path / "k", run_slots=1))
+    wb._kernels = FakePool()
+    ada = wb.register("Ada", "ada@example.org", "a long password")
+    bob = wb.register("Bob", "bob@example.org", "a long password")
+    assert wb.run_state(ada.id) == RunState(state="idle", position=None, since=None)
+
+    runs = [
+        threading.Thread(target=wb.run_step, args=(user.id, "step1", "x = 1"), daemon=True)
+        for user in (ada, bob)
+    ]
+    runs[0].start()
+    _wait(lambda: ada.id and str(ada.id) in wb._kernels.kernels)
+    _wait(wb._kernels.kernels[str(ada.id)].started.is_set)
+    runs[1].start()
+    _wait(lambda: wb.run_state(bob.id).state == "queued")
+
+    running, queued = wb.run_state(ada.id), wb.run_state(bob.id)
+    assert (running.state, running.position) == ("running", 0)
+    assert (queued.state, queued.position) == ("queued", 1)
+    assert running.since is not None and queued.since is not None
+    # Bob's cell has not started: the only slot is Ada's.
+    assert (
+        str(bob.id) not in wb._kernels.kernels
+        or not wb._kernels.kernels[str(bob.id)].started.is_set()
+    )
+
+    wb._kernels.kernels[str(ada.id)].finish.set()
+    _wait(lambda: wb.run_state(bob.id).state == "running")
+    assert wb.run_state(ada.id).state == "idle"
+    wb._kernels.kernels[str(bob.id)].finish.set()
+    for run in runs:
+        run.join(10)
+    assert wb.run_state(bob.id).state == "idle"
+    # The code was saved even though the cell failed.
+    assert wb.cells(bob.id)["step1"].code == "x = 1"
+
+
+def test_preload_loads_the_reference_model_and_starts_the_spares_in_the_background(
+    tmp_path, monkeypatch
+):
+    wb = Workbook(Settings(db_path=tmp_path / "wb.db", work_dir=tmp_path / "k"))
+    loaded = threading.Event()
+    spares_started = threading.Event()
+    monkeypatch.setattr(wb, "engine", lambda: loaded.set())
+    configured = threading.Event()
+    monkeypatch.setattr("workbook.threads.configure_app", configured.set)
+
+    class Pool(FakePool):
+        def keep_spares(self, quiet) -> None:
+            assert quiet() is True  # nobody waits in the run queue
+            spares_started.set()
+
+    wb._kernels = Pool()
+    wb.preload()
+    wb.preload()  # only the first call starts anything
+    assert configured.wait(10) and loaded.wait(10) and spares_started.wait(10)
+    assert [t.name for t in threading.enumerate()].count("workbook-preload") <= 1

@@ -1,0 +1,113 @@
+"""Admission to the machine's cores: students' cells and checks run a few at a time, in order.
+
+Every cell a student runs, and the check after it, is heavy CPU work (a forward pass of the
+model). When more of it arrives than the machine has cores, running it all at once makes
+every student wait longer (the runs spin against each other and against the app), so a
+:class:`RunQueue` lets at most ``slots`` runs go at once and keeps the others waiting in the
+order they arrived. A waiting student sees their place in line (``position``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["RunQueue", "Ticket"]
+
+
+@dataclass
+class Ticket:
+    """One request for a slot.
+
+    Attributes:
+        user_id: whose run it is.
+        number: arrival order, unique per queue.
+        since: ``time.time()`` when it entered its present state (queued, then running).
+        running: whether it holds a slot.
+    """
+
+    user_id: str
+    number: int
+    since: float
+    running: bool = False
+
+
+class RunQueue:
+    """At most ``slots`` runs at once; the rest wait first come, first served.
+
+    Args:
+        slots: how many runs may go at once (at least 1).
+
+    Thread-safe; one queue is shared by every session of the app.
+    """
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"a run queue needs at least one slot, got {slots}")
+        self.slots = slots
+        self._cond = threading.Condition()
+        self._waiting: deque[Ticket] = deque()
+        self._running: list[Ticket] = []
+        self._numbers = itertools.count(1)
+
+    @contextmanager
+    def slot(self, user_id: str | int) -> Iterator[Ticket]:
+        """Wait for a free slot (in arrival order), hold it for the ``with`` block.
+
+        Yields:
+            The ticket, whose ``since`` is when the run was let in.
+        """
+        ticket = Ticket(str(user_id), next(self._numbers), time.time())
+        with self._cond:
+            self._waiting.append(ticket)
+            # Only the head of the line may take a slot, so a late arrival never
+            # overtakes someone who has waited longer.
+            while not (self._waiting[0] is ticket and len(self._running) < self.slots):
+                self._cond.wait()
+            self._waiting.popleft()
+            ticket.running = True
+            ticket.since = time.time()
+            self._running.append(ticket)
+            # The next in line may also fit (several slots freed at once).
+            self._cond.notify_all()
+        try:
+            yield ticket
+        finally:
+            with self._cond:
+                self._running.remove(ticket)
+                self._cond.notify_all()
+
+    def position(self, user_id: str | int) -> int | None:
+        """0 when the student's run is running, k >= 1 when k-th in line, None otherwise."""
+        user_id = str(user_id)
+        with self._cond:
+            if any(t.user_id == user_id for t in self._running):
+                return 0
+            for place, ticket in enumerate(self._waiting, start=1):
+                if ticket.user_id == user_id:
+                    return place
+            return None
+
+    def ticket(self, user_id: str | int) -> Ticket | None:
+        """The student's ticket (the running one first), or None when not queued."""
+        user_id = str(user_id)
+        with self._cond:
+            for ticket in itertools.chain(self._running, self._waiting):
+                if ticket.user_id == user_id:
+                    return ticket
+            return None
+
+    def running(self) -> int:
+        """How many runs hold a slot right now."""
+        with self._cond:
+            return len(self._running)
+
+    def waiting(self) -> int:
+        """How many runs wait for a slot right now."""
+        with self._cond:
+            return len(self._waiting)

@@ -1,0 +1,242 @@
+"""Kernels started ahead of time, so a student's setup cell takes a second, not fifteen.
+
+Starting a kernel and importing torch + transformers takes 5-10 s of CPU; loading the model
+the first time in a process takes more. A :class:`SparePool` keeps a few kernels that have
+already done all of that (``warm_up_code``: the imports, a model load and one forward pass,
+then the model is freed again, leaving the modules imported and the weights' pages in the
+OS cache), refilled in the background when the machine is not busy. A student who needs a
+kernel (first run, restart) gets a spare when one is ready, else a fresh one as before.
+
+**Folders.** A kernel's working folder is fixed when it starts (in hosted mode it is bound as
+the sandbox's ``/home/student``), and a spare does not know its student yet. So each spare
+starts in a fresh, empty folder of its own (``WORKBOOK_WORK_DIR/.spare-<app pid>-<random>``); when a
+student takes it, :func:`adopt_folder` moves the student's existing files (if any) into
+that folder and renames it to the student's folder (``WORKBOOK_WORK_DIR/<user>``). A rename
+keeps the bind mount and the process's working directory pointing at the same folder, so
+the student's kernel sees their files at the usual place and nothing else changes. Every
+sandbox rule holds: the spare was started with the same command line a student's kernel
+gets, only its home folder's name differs until it is adopted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SPARE_PREFIX", "SparePool", "adopt_folder", "remove_stale_folders", "warm_up_code"]
+
+SPARE_PREFIX = ".spare-"
+_WARM_UP_TIMEOUT_S = 300
+
+log = logging.getLogger(__name__)
+
+# Runs silently in the spare: everything happens inside a function, so the student's
+# namespace is as empty as a fresh kernel's; only sys.modules and the OS cache stay warm.
+_WARM_UP = """\
+def __workbook_warm_up__(model_name):
+    import inspect
+    import pandas
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import lm_engine
+
+    src = lm_engine.resolve(model_name)
+    tokenizer = AutoTokenizer.from_pretrained(src.path, **src.tokenizer_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(src.path)
+    with torch.no_grad():
+        model(tokenizer("warm up", return_tensors="pt")["input_ids"])
+    pandas.DataFrame({{"warm": [1]}}).to_html()
+    return len(tokenizer)
+
+
+__workbook_result__ = __workbook_warm_up__({model_name!r})
+del __workbook_warm_up__
+__import__("gc").collect()
+"""
+
+
+def warm_up_code(model_name: str) -> str:
+    """The silent snippet that readies a spare kernel for ``model_name``."""
+    return _WARM_UP.format(model_name=model_name)
+
+
+def spare_name() -> str:
+    """A fresh spare's id, which is also its folder's name (hidden, never a user id).
+
+    It names this app's process, so an app sharing the folder never removes it as stale.
+    """
+    return f"{SPARE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def remove_stale_folders(work_dir: Path) -> None:
+    """Remove spares' folders left by an app that was killed (they hold no student files)."""
+    if not work_dir.is_dir():
+        return
+    for folder in work_dir.glob(f"{SPARE_PREFIX}*"):
+        owner = folder.name[len(SPARE_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def adopt_folder(spare_folder: Path, student_folder: Path) -> None:
+    """Make the spare's folder the student's, keeping every file the student had.
+
+    The student's files are moved (renamed, same filesystem) into the spare's folder, which
+    then takes the student folder's name. Where a name exists in both, the student's file
+    wins: the spare's copy was made by the warm-up, never by a student.
+    """
+    if student_folder.exists():
+        for entry in list(student_folder.iterdir()):
+            target = spare_folder / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            entry.rename(target)
+        student_folder.rmdir()
+    spare_folder.rename(student_folder)
+
+
+class SparePool:
+    """A few warm kernels waiting for students.
+
+    Args:
+        make: builds (does not start) a new spare kernel.
+        size: how many spares to keep ready (0 turns the pool off).
+        model_name: the model the warm-up loads.
+        room: whether one more kernel may run now (the pool's cap on kernels).
+        quiet: whether the machine has time for a warm-up now (no student waits to run).
+        start: starts a kernel (the pool's, which limits how many start at once).
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        size: int,
+        model_name: str,
+        *,
+        room: Callable[[], bool],
+        quiet: Callable[[], bool] = lambda: True,
+        start: Callable[[Any], None] = lambda kernel: kernel.start(),
+    ) -> None:
+        self.size = size
+        self.model_name = model_name
+        self._make = make
+        self._room = room
+        self._quiet = quiet
+        self._start = start
+        self._ready: list[Any] = []
+        self._warming = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        """Spares ready or warming up (each is a kernel process)."""
+        with self._lock:
+            return len(self._ready) + self._warming
+
+    def ready(self) -> int:
+        """Spares warmed up and waiting for a student."""
+        with self._lock:
+            return len(self._ready)
+
+    def take(self) -> Any | None:
+        """A ready spare (removed from the pool), or None; wakes the refill."""
+        with self._lock:
+            while self._ready:
+                kernel = self._ready.pop(0)
+                if kernel.is_alive():
+                    break
+                kernel.shutdown()
+            else:
+                kernel = None
+        self._wake.set()
+        return kernel
+
+    def fill_one(self) -> bool:
+        """Start and warm one spare if the pool is short and there is room.
+
+        Returns:
+            Whether a spare was added.
+        """
+        # Asked before taking our own lock: room() takes the kernel pool's lock, which is
+        # held while it calls into this pool (one lock order: pool, then spares).
+        if not self._room():
+            return False
+        with self._lock:
+            if self._stopped or len(self._ready) + self._warming >= self.size:
+                return False
+            self._warming += 1
+        kernel = None
+        try:
+            kernel = self._make()
+            self._start(kernel)
+            kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - a failed spare is only a missed speed-up
+            log.warning("could not prepare a spare kernel: %s", exc)
+            if kernel is not None:
+                with contextlib.suppress(Exception):  # noqa: BLE001
+                    kernel.shutdown()
+            with self._lock:
+                self._warming -= 1
+            return False
+        with self._lock:
+            self._warming -= 1
+            if self._stopped:
+                kernel.shutdown()
+                return False
+            self._ready.append(kernel)
+        return True
+
+    def keep_filled(self, every_s: float = 5.0) -> None:
+        """Refill in a background thread (started once; a daemon, ends with the app)."""
+        if self.size <= 0 or self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stopped:
+                if self._quiet() and self.fill_one():
+                    continue
+                self._wake.wait(every_s)
+                self._wake.clear()
+
+        self._thread = threading.Thread(target=loop, name="spare-kernels", daemon=True)
+        self._thread.start()
+
+    def release_one(self) -> bool:
+        """Shut one ready spare down to make room for a student; whether one was."""
+        with self._lock:
+            kernel = self._ready.pop() if self._ready else None
+        if kernel is None:
+            return False
+        kernel.shutdown()
+        return True
+
+    def shutdown(self) -> None:
+        """Stop refilling and shut every ready spare down."""
+        with self._lock:
+            self._stopped = True
+            kernels, self._ready = self._ready, []
+        self._wake.set()
+        for kernel in kernels:
+            kernel.shutdown()
