@@ -916,6 +916,8 @@ class KernelPool:
             if getattr(kernel, "cwd", None) is not None:  # a kernel with a local folder
                 spares.adopt_folder(kernel.cwd, folder)
                 kernel.cwd = folder.resolve()
+                if getattr(kernel, "_guard", None) is not None:
+                    kernel._guard.home = kernel.cwd  # the home quota follows the moved folder
             kernel.user_id = user_id
             kernel.last_used = time.monotonic()
         return kernel
