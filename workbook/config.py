@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -42,6 +43,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise SettingsError(f"{name} must look like http(s)://host:port, got {raw!r}")
+    return raw.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app can be configured with.
@@ -68,6 +79,13 @@ class Settings:
             ``cell_timeout_s`` (``WORKBOOK_KERNEL_CELL_CPU_S``).
         session_idle_min: a signed-in session expires after this many idle minutes
             (``WORKBOOK_SESSION_IDLE_MIN``).
+        kernel_gateway: base URL of a Jupyter Kernel Gateway or Enterprise Gateway that runs
+            the students' kernels; empty runs them on this machine
+            (``WORKBOOK_KERNEL_GATEWAY``).
+        kernel_gateway_token: the token the gateway requires
+            (``WORKBOOK_KERNEL_GATEWAY_TOKEN``).
+        kernel_gateway_kernel: the kernelspec name to start on the gateway
+            (``WORKBOOK_KERNEL_GATEWAY_KERNEL``).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -83,6 +101,9 @@ class Settings:
     kernel_max_file_mb: int = 100
     kernel_cell_cpu_s: int = 120
     session_idle_min: int = 120
+    kernel_gateway: str = ""
+    kernel_gateway_token: str = ""
+    kernel_gateway_kernel: str = "workbook"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,4 +128,8 @@ class Settings:
             kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
             kernel_cell_cpu_s=_int(env, "WORKBOOK_KERNEL_CELL_CPU_S", cls.kernel_cell_cpu_s),
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
+            kernel_gateway=_url(env, "WORKBOOK_KERNEL_GATEWAY"),
+            kernel_gateway_token=env.get("WORKBOOK_KERNEL_GATEWAY_TOKEN", "").strip(),
+            kernel_gateway_kernel=env.get("WORKBOOK_KERNEL_GATEWAY_KERNEL", "").strip()
+            or cls.kernel_gateway_kernel,
         )

@@ -567,7 +567,8 @@ class KernelPool:
         self.extra_env = dict(extra_env or {})
         self._kernels: dict[str, StudentKernel] = {}
         self._lock = threading.Lock()
-        if settings.sandbox:
+        # Gateway kernels are isolated by the gateway (a pod each), not by bubblewrap here.
+        if settings.sandbox and not settings.kernel_gateway:
             sandbox.check_available()
             if sandbox.needs_process_cap():
                 sandbox.remove_stale_caps()
@@ -593,12 +594,7 @@ class KernelPool:
                         "The server is busy: all student kernels are in use. Please try again "
                         "in a minute."
                     )
-                kernel = StudentKernel(
-                    user_id,
-                    self.settings,
-                    cwd=Path(self.settings.work_dir) / user_id,
-                    extra_env=self.extra_env,
-                )
+                kernel = self._new_kernel(user_id)
                 self._kernels[user_id] = kernel  # reserve the slot before the slow start
         with kernel.lock:
             if not kernel.is_alive():
@@ -610,6 +606,19 @@ class KernelPool:
                             del self._kernels[user_id]
                     raise
         return kernel
+
+    def _new_kernel(self, user_id: str) -> StudentKernel:
+        """A kernel for ``user_id``, not started yet: on the gateway when one is configured."""
+        if self.settings.kernel_gateway:
+            from workbook.gateway import GatewayKernel
+
+            return GatewayKernel(user_id, self.settings)  # type: ignore[return-value]
+        return StudentKernel(
+            user_id,
+            self.settings,
+            cwd=Path(self.settings.work_dir) / user_id,
+            extra_env=self.extra_env,
+        )
 
     def _cull_locked(self) -> list[str]:
         now = time.monotonic()

@@ -53,7 +53,8 @@ class Workbook:
         Raises:
             WorkbookError: what is missing and what to do about it.
         """
-        if self.settings.sandbox:
+        # With a kernel gateway no student code runs here: the gateway isolates kernels.
+        if self.settings.sandbox and not self.settings.kernel_gateway:
             from workbook.sandbox import KernelError, check_available
 
             try:
