@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,14 @@ def test_the_kernel_runs_on_the_gateway_in_the_students_folder(kernel, gateway):
     result = kernel.execute("import os, lm_engine\nos.getcwd(), os.environ['HF_HUB_OFFLINE']")
     assert result.status == "ok", result.outputs
     assert plain(result) == repr((str(gateway.root / "homes" / "alice"), "1"))
+
+
+def test_the_gateways_own_environment_does_not_reach_the_kernel(kernel, gateway):
+    # pytest sets PYTEST_CURRENT_TEST, so the gateway process inherited it.
+    gateway_env = Path(f"/proc/{gateway._proc.pid}/environ").read_bytes().split(b"\0")
+    assert any(item.startswith(b"PYTEST_CURRENT_TEST=") for item in gateway_env)
+    result = kernel.execute("import os\nsorted(k for k in os.environ if k.startswith('PYTEST'))")
+    assert plain(result) == "[]"
 
 
 def test_outputs_are_exactly_those_of_a_local_kernel(kernel, tmp_path):
@@ -189,6 +198,18 @@ def test_shutdown_removes_the_kernel_from_the_gateway(gateway, tmp_path):
     pool.shutdown_all()
     assert kernel._rest.call("GET", f"/api/kernels/{kernel_id}")[0] == 404
     assert not kernel.is_alive()
+
+
+def test_idle_gateway_kernels_are_culled_and_shut_down_on_the_gateway(gateway, tmp_path):
+    pool = KernelPool(gateway_settings(gateway, tmp_path, kernel_idle_s=1))
+    try:
+        kernel = pool.kernel_for("gina")
+        kernel_id = kernel.kernel_id
+        time.sleep(1.5)
+        assert pool.cull_idle() == ["gina"]
+        assert kernel._rest.call("GET", f"/api/kernels/{kernel_id}")[0] == 404
+    finally:
+        pool.shutdown_all()
 
 
 def test_a_wrong_token_is_refused_with_a_message_for_the_instructor(gateway, tmp_path):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import http.client
 import json
 import queue
 import threading
@@ -119,7 +120,7 @@ class _Rest:
                 return response.status, _parse(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, _parse(exc.read())
-        except (OSError, urllib.error.URLError) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
             raise GatewayUnavailable(UNREACHABLE) from exc
 
 
@@ -287,11 +288,13 @@ class GatewayKernel:
             "env": {"KERNEL_USERNAME": self.user_id, "KERNEL_WORKBOOK_USER": self.user_id},
         }
         status, answer = self._rest.call("POST", "/api/kernels", body, timeout=_START_TIMEOUT_S)
-        if status == 403 and "limit" in _reason(answer).lower():
+        # Kernel and Enterprise Gateway answer 403 when they run as many kernels as they may
+        # (a wrong token is 401).
+        if status == 403:
             raise ServerBusy(
                 "The server is busy: all student kernels are in use. Please try again in a minute."
             )
-        if status in (401, 403):
+        if status == 401:
             raise KernelDied(
                 "The kernel server refused the app's credentials, so no kernel can start. "
                 "Please tell your instructor (WORKBOOK_KERNEL_GATEWAY_TOKEN)."
@@ -359,7 +362,9 @@ class GatewayKernel:
             kernel_id, self._kernel_id = self._kernel_id, None
             # A gateway that is down has lost the kernel anyway.
             with contextlib.suppress(GatewayUnavailable):
-                self._rest.call("DELETE", f"/api/kernels/{urllib.parse.quote(kernel_id)}")
+                self._rest.call(
+                    "DELETE", f"/api/kernels/{urllib.parse.quote(kernel_id)}", timeout=10
+                )
 
     def is_alive(self) -> bool:
         """Whether the student has a kernel that the gateway has not reported dead.
@@ -470,7 +475,10 @@ class GatewayKernel:
                 if interrupted:
                     return collector, None, "died"  # ignored the interrupt
                 interrupted = True
-                self._interrupt()
+                try:
+                    self._interrupt()
+                except GatewayUnavailable:
+                    raise GatewayUnavailable(CUT_OFF) from None
                 deadline = now + _INTERRUPT_GRACE_S
             if channels.died.is_set():
                 return collector, None, "died"
