@@ -69,12 +69,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp_name:
         tmp = Path(tmp_name)
         with LocalGateway(root=tmp / "gateway") as gateway:
-            local = Workbook(Settings(db_path=tmp / "local.db", work_dir=tmp / "kernels"))
+            # Generous cell limit: on a loaded machine a check's inspection can take a while.
+            local = Workbook(
+                Settings(db_path=tmp / "local.db", work_dir=tmp / "kernels", cell_timeout_s=300)
+            )
             remote = Workbook(
                 Settings(
                     db_path=tmp / "gateway.db",
                     work_dir=tmp / "unused",
                     kernel_gateway=gateway.url,
+                    cell_timeout_s=300,
                 )
             )
             try:

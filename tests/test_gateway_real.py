@@ -72,7 +72,7 @@ def test_the_kernel_runs_on_the_gateway_in_the_students_folder(kernel, gateway):
 
 def test_the_gateways_own_environment_does_not_reach_the_kernel(kernel, gateway):
     # pytest sets PYTEST_CURRENT_TEST, so the gateway process inherited it.
-    gateway_env = Path(f"/proc/{gateway._proc.pid}/environ").read_bytes().split(b"\0")
+    gateway_env = Path(f"/proc/{gateway.pid}/environ").read_bytes().split(b"\0")
     assert any(item.startswith(b"PYTEST_CURRENT_TEST=") for item in gateway_env)
     result = kernel.execute("import os\nsorted(k for k in os.environ if k.startswith('PYTEST'))")
     assert plain(result) == "[]"

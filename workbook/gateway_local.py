@@ -148,6 +148,11 @@ class LocalGateway:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The gateway's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def log_path(self) -> Path:
         """The gateway's log (its stdout and stderr)."""
         return self.root / "gateway.log"
