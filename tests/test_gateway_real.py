@@ -220,6 +220,12 @@ def test_a_wrong_token_is_refused_with_a_message_for_the_instructor(gateway, tmp
     assert pool.running() == []
 
 
+def test_an_unknown_kernelspec_names_itself_in_the_message(gateway, tmp_path):
+    settings = replace(gateway_settings(gateway, tmp_path), kernel_gateway_kernel="nonesuch")
+    with pytest.raises(KernelDied, match="could not start a kernel.*'nonesuch'.*instructor"):
+        KernelPool(settings).kernel_for("hana")
+
+
 # --- a gateway at its limit, on a host without the model --------------------------------
 
 

@@ -309,6 +309,11 @@ class GatewayKernel:
         try:
             self._connect()
             self._wait_ready()
+        except _KernelGone:
+            self._stop()
+            raise KernelDied(
+                "The new kernel stopped as soon as it started. Please try again."
+            ) from None
         except KernelError:
             self._stop()
             raise
