@@ -9,6 +9,7 @@ a runaway cell, a restart, and the gateway killed mid-cell and brought back.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import replace
@@ -351,3 +352,38 @@ def test_killing_the_gateway_mid_cell_is_explained_and_recovers_when_it_returns(
     assert all(r.result.status == "ok" for r in runs), [r.result.outputs for r in runs]
     assert all(r.result.message == "" for r in runs)
     assert wb.run_step(uid, "step3", solution("step3")).check.passed
+
+
+# --- the same through Jupyter Enterprise Gateway (when one is installed) -------------------
+
+ENTERPRISE = os.environ.get("WORKBOOK_TEST_ENTERPRISE_GATEWAY", "")
+
+
+@pytest.mark.skipif(
+    not ENTERPRISE,
+    reason="set WORKBOOK_TEST_ENTERPRISE_GATEWAY to the `jupyter` of a separate venv holding "
+    "jupyter-enterprise-gateway==3.3.0 (it pins jupyter_client 6, which conflicts with ours)",
+)
+def test_enterprise_gateway_runs_the_homework_too(tmp_path):
+    with LocalGateway(token=TOKEN, root=tmp_path / "eg", enterprise=ENTERPRISE) as eg:
+        wb = Workbook(gateway_settings(eg, tmp_path, cell_timeout_s=300))
+        try:
+            uid = wb.register("Eve", "eve@example.org", "correct horse battery").id
+            setup = wb.run_step(uid, "setup")
+            assert setup.result.status == "ok", setup.result.outputs
+            for step in exercises.steps()[1:]:
+                run = wb.run_step(uid, step.id, step.solution)
+                assert run.check is not None and run.check.passed, (step.id, run.check.message)
+            patient = wb.settings
+            wb.settings = replace(patient, cell_timeout_s=3)
+            try:
+                runaway = wb.run_step(uid, "step4", "while True:\n    pass")
+            finally:
+                wb.settings = patient
+            assert runaway.result.status == "timeout"
+            assert wb.run_step(uid, "step4", solution("step4")).check.passed
+            wb.restart_kernel(uid)
+            lost = wb.run_step(uid, "step3", solution("step3"))
+            assert lost.result.outputs[-1]["ename"] == "NameError"
+        finally:
+            wb.kernels.shutdown_all()

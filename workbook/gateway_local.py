@@ -111,7 +111,7 @@ def free_port() -> int:
 
 
 class LocalGateway:
-    """A Jupyter Kernel Gateway process on 127.0.0.1 with the workbook's kernelspec.
+    """A Jupyter Kernel Gateway (or Enterprise Gateway) on 127.0.0.1 with our kernelspec.
 
     Args:
         port: the port to serve on; ``None`` picks a free one (kept across restarts).
@@ -119,6 +119,10 @@ class LocalGateway:
         root: folder for the kernelspec, runtime files, students' folders and the log;
             ``None`` makes a temporary one, removed by :meth:`close`.
         max_kernels: the gateway's own cap (it answers 403 past it); ``None``: no cap.
+        enterprise: the ``jupyter`` command of an environment holding Jupyter Enterprise
+            Gateway, to run that (with its local process proxy) instead of Kernel Gateway.
+            Enterprise Gateway 3.3.0 pins ``jupyter_client`` 6, so it cannot share the app's
+            environment.
         spec: keyword arguments for :func:`kernelspec` (e.g. ``model_cache``).
 
     Use as a context manager, or call :meth:`start` and :meth:`close`.
@@ -131,6 +135,7 @@ class LocalGateway:
         token: str = "",
         root: Path | None = None,
         max_kernels: int | None = None,
+        enterprise: str | None = None,
         **spec: Any,
     ) -> None:
         self.port = port or free_port()
@@ -138,6 +143,7 @@ class LocalGateway:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="wbgw-"))
         self.max_kernels = max_kernels
+        self.enterprise = enterprise
         spec.setdefault("home_root", self.root / "homes")
         self.spec = spec
         self._proc: subprocess.Popen | None = None
@@ -174,18 +180,19 @@ class LocalGateway:
                 "JUPYTER_CONFIG_DIR": str(self.root / "config"),
             }
         )
-        argv = [
-            sys.executable,
-            "-m",
-            "kernel_gateway",
-            "--KernelGatewayApp.ip=127.0.0.1",
-            f"--KernelGatewayApp.port={self.port}",
-            "--KernelGatewayApp.port_retries=0",
-            f"--KernelGatewayApp.default_kernel_name={KERNEL_NAME}",
-            f"--KernelGatewayApp.auth_token={self.token}",
+        if self.enterprise:
+            argv, app = [self.enterprise, "enterprisegateway"], "EnterpriseGatewayApp"
+        else:
+            argv, app = [sys.executable, "-m", "kernel_gateway"], "KernelGatewayApp"
+        argv += [
+            f"--{app}.ip=127.0.0.1",
+            f"--{app}.port={self.port}",
+            f"--{app}.port_retries=0",
+            f"--{app}.default_kernel_name={KERNEL_NAME}",
+            f"--{app}.auth_token={self.token}",
         ]
         if self.max_kernels is not None:
-            argv.append(f"--KernelGatewayApp.max_kernels={self.max_kernels}")
+            argv.append(f"--{app}.max_kernels={self.max_kernels}")
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 argv,
@@ -265,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8889)
     serve.add_argument("--token", default=os.environ.get("WORKBOOK_KERNEL_GATEWAY_TOKEN", ""))
     serve.add_argument("--root", type=Path, default=None, help="state folder (default: temp)")
+    serve.add_argument(
+        "--enterprise", metavar="JUPYTER", help="run Enterprise Gateway with this jupyter command"
+    )
     spec = sub.add_parser("kernelspec", help="write the workbook's kernel.json into a folder")
     spec.add_argument("dest", type=Path)
     spec.add_argument("--python", default=sys.executable)
@@ -286,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(path)
         return 0
-    gateway = LocalGateway(port=args.port, token=args.token, root=args.root)
+    gateway = LocalGateway(
+        port=args.port, token=args.token, root=args.root, enterprise=args.enterprise
+    )
     gateway.start()
-    print(f"Kernel Gateway on {gateway.url} (log: {gateway.log_path}); Ctrl-C stops it", flush=True)
+    print(f"Gateway on {gateway.url} (log: {gateway.log_path}); Ctrl-C stops it", flush=True)
     try:
         while gateway._proc is not None and gateway._proc.poll() is None:
             time.sleep(1)
