@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -48,6 +49,16 @@ def cpu_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise SettingsError(f"{name} must look like http(s)://host:port, got {raw!r}")
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,13 @@ class Settings:
             (``WORKBOOK_SPARE_KERNELS``; 0 turns them off).
         preload: at start-up, load the reference model and start the spare kernels in the
             background (``WORKBOOK_PRELOAD``; off, both wait for first use).
+        kernel_gateway: base URL of a Jupyter Kernel Gateway or Enterprise Gateway that runs
+            the students' kernels; empty runs them on this machine
+            (``WORKBOOK_KERNEL_GATEWAY``).
+        kernel_gateway_token: the token the gateway requires
+            (``WORKBOOK_KERNEL_GATEWAY_TOKEN``).
+        kernel_gateway_kernel: the kernelspec name to start on the gateway
+            (``WORKBOOK_KERNEL_GATEWAY_KERNEL``).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -121,6 +139,9 @@ class Settings:
     run_slots: int = field(default_factory=cpu_cores)
     spare_kernels: int = 2
     preload: bool = True
+    kernel_gateway: str = ""
+    kernel_gateway_token: str = ""
+    kernel_gateway_kernel: str = "workbook"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,4 +178,8 @@ class Settings:
             run_slots=_int(env, "WORKBOOK_RUN_SLOTS", cpu_cores()),
             spare_kernels=_int(env, "WORKBOOK_SPARE_KERNELS", cls.spare_kernels, 0),
             preload=_bool(env, "WORKBOOK_PRELOAD", cls.preload),
+            kernel_gateway=_url(env, "WORKBOOK_KERNEL_GATEWAY"),
+            kernel_gateway_token=env.get("WORKBOOK_KERNEL_GATEWAY_TOKEN", "").strip(),
+            kernel_gateway_kernel=env.get("WORKBOOK_KERNEL_GATEWAY_KERNEL", "").strip()
+            or cls.kernel_gateway_kernel,
         )

@@ -559,14 +559,7 @@ class StudentKernel:
         """What to tell the student whose kernel the pool is shutting down now."""
         if self._proc is not None and self._proc.poll() is not None:
             return self._death_notice(while_idle=True)
-        if idle:
-            minutes = max(1, round(self.settings.kernel_idle_s / 60))
-            return (
-                f"Your kernel was shut down after {minutes} minutes without use, so the "
-                "variables from your earlier cells are gone: click **Run all above** to "
-                "rebuild them, then run this cell again."
-            )
-        return ""
+        return idle_cull_notice(self.settings) if idle else ""
 
     def is_alive(self) -> bool:
         """Whether the kernel process is running."""
@@ -833,6 +826,16 @@ def _over_limit(stopped_by: StopReason | None, limit: float) -> str:
     )
 
 
+def idle_cull_notice(settings: Settings) -> str:
+    """What a student reads after the pool shut their idle kernel down (any kind of kernel)."""
+    minutes = max(1, round(settings.kernel_idle_s / 60))
+    return (
+        f"Your kernel was shut down after {minutes} minutes without use, so the "
+        "variables from your earlier cells are gone: click **Run all above** to "
+        "rebuild them, then run this cell again."
+    )
+
+
 class KernelPool:
     """One kernel per student, at most ``settings.max_kernels`` at once.
 
@@ -859,14 +862,17 @@ class KernelPool:
         # students starting at once on two cores would each take so long that they run
         # into the start timeout; one start per core at a time gets them all going sooner.
         self._starting = threading.BoundedSemaphore(threads.cores())
-        if settings.sandbox:
+        # Gateway kernels are isolated by the gateway (a pod each), not by bubblewrap here.
+        if settings.sandbox and not settings.kernel_gateway:
             sandbox.check_available(settings.sandbox_uid)
             if sandbox.runs_as_root():
                 limits.remove_stale()
         spares.remove_stale_folders(Path(settings.work_dir))
+        # A spare's folder is moved to its student on adoption; a gateway kernel's folder
+        # lives on the gateway's host, out of reach, so a gateway pool keeps no spares.
         self._spares = spares.SparePool(
             self._new_spare,
-            settings.spare_kernels,
+            0 if settings.kernel_gateway else settings.spare_kernels,
             settings.model_name,
             room=self._room_for_spare,
             start=self._start,
@@ -875,7 +881,12 @@ class KernelPool:
 
     # ----------------------------------------------------------------- building kernels
     def _new_kernel(self, user_id: str) -> StudentKernel:
-        """Build (not start) a kernel working in ``work_dir/<user_id>``."""
+        """Build (not start) a kernel: on the gateway when one is configured, else working
+        in ``work_dir/<user_id>``."""
+        if self.settings.kernel_gateway:
+            from workbook.gateway import GatewayKernel
+
+            return GatewayKernel(user_id, self.settings)  # type: ignore[return-value]
         # One torch thread until the run queue grants more (workbook.threads).
         env = {**threads.kernel_env(), **self.extra_env}
         return StudentKernel(

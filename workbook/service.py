@@ -38,6 +38,7 @@ DUE_DATE_KEY = "due_date"
 # of a busy server that can take a while, and it must never be cut off for that.
 GIVEN_CELL_TIMEOUT_S = 180
 
+
 class Workbook:
     """App-wide services; cheap to build (everything heavy is created on first use)."""
 
@@ -63,7 +64,8 @@ class Workbook:
         Raises:
             WorkbookError: what is missing and what to do about it.
         """
-        if self.settings.sandbox:
+        # With a kernel gateway no student code runs here: the gateway isolates kernels.
+        if self.settings.sandbox and not self.settings.kernel_gateway:
             from workbook.sandbox import KernelError, check_available
 
             try:
