@@ -17,6 +17,7 @@ Run it with ``python -m bench checks``; ``BENCH_REPEAT`` sets the number of roun
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -38,8 +39,8 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def measure(wb, repeat: int) -> tuple[dict[str, float], int]:
-    """Medians (seconds) of each figure over ``repeat`` interleaved rounds; digest bytes."""
+def measure(wb, repeat: int) -> tuple[dict[str, float], int, int]:
+    """Medians (seconds) over ``repeat`` interleaved rounds; digest and whole-tensor bytes."""
     import torch
 
     from workbook import checks, exercises
@@ -61,6 +62,8 @@ def measure(wb, repeat: int) -> tuple[dict[str, float], int]:
 
     outputs = kernel.execute(step2, timeout=60).outputs
     digest_bytes = len(json.dumps(kernel.inspect(snippet)))
+    # What shipping the whole logits as base64 float32 in JSON would take (the old way).
+    whole_bytes = 4 * math.ceil(forward().numel() * 4 / 3)
     figures: dict[str, Callable[[], object]] = {
         "forward": forward,
         "execute": lambda: kernel.execute(step2, timeout=60),
@@ -74,7 +77,8 @@ def measure(wb, repeat: int) -> tuple[dict[str, float], int]:
     for _ in range(repeat):
         for name, fn in figures.items():
             times[name].append(_timed(fn))
-    return {name: statistics.median(values) for name, values in times.items()}, digest_bytes
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return medians, digest_bytes, whole_bytes
 
 
 def main() -> None:
@@ -93,15 +97,24 @@ def main() -> None:
         )
         wb = Workbook(settings)
         try:
-            t, digest_bytes = measure(wb, repeat)
+            t, digest_bytes, whole_bytes = measure(wb, repeat)
         finally:
             wb.kernels.shutdown_all()
     base = t["forward"]
     rows = [
         ("bare forward, start phrase (baseline)", t["forward"], "-"),
         ("kernel execute of step 2 alone", t["execute"], f"+{(t['execute'] - base) * 1e3:.0f} ms"),
-        ("check's inspection alone", t["inspect"], f"digest {digest_bytes:,} bytes of JSON"),
+        (
+            "check's inspection alone",
+            t["inspect"],
+            f"digest {digest_bytes:,} bytes of JSON (whole logits in base64: {whole_bytes:,})",
+        ),
         ("check alone (run_check)", t["check"], "inspection + reference + comparison"),
+        (
+            "what Run adds to the execute",
+            t["run"] - t["execute"],
+            "check + saving code and outputs (run_step minus kernel execute)",
+        ),
         (
             "Run + check of step 2 (run_step)",
             t["run"],

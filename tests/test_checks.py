@@ -744,3 +744,11 @@ def test_checker_code_is_compiled_once_per_kernel(kernel, lm):
 )
 def test_types_get_the_right_article(word, expected):
     assert checks._a(word) == expected
+
+
+def test_very_wide_rows_are_summarised_on_strided_columns():
+    wide = torch.linspace(-3, 3, 300_000).reshape(1, -1)  # wider than the sign matrix's cap
+    rows = checks._Rows.of(wide)
+    assert rows.sketch.shape == (1, checks._SKETCH_SIZE)
+    assert rows.matches(0, checks._Rows.of(wide.clone()), 0, checks._LOGITS_TOL)
+    assert not rows.matches(0, checks._Rows.of(wide + 0.05), 0, checks._LOGITS_TOL)

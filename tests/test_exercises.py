@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 
 import pytest
 
@@ -97,8 +98,14 @@ def _check_global_vars():
     helper = next(
         n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check_global_vars"
     )
+    # With the cell's standard-library imports, which the helper may use.
+    imports = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.Import) and all(a.name in sys.stdlib_module_names for a in n.names)
+    ]
     ns: dict = {}
-    exec("import inspect\n" + ast.unparse(helper), ns)
+    exec("\n".join(ast.unparse(n) for n in [*imports, helper]), ns)
     return ns
 
 
@@ -113,6 +120,20 @@ def test_check_global_vars_names_every_disallowed_global():
     ns["check_global_vars"](ns["good"], allowed_globals=list(exercises.ALLOWED_GLOBALS))
     with pytest.raises(AssertionError, match="input_ids, phrase"):
         ns["check_global_vars"](ns["bad"], allowed_globals=list(exercises.ALLOWED_GLOBALS))
+
+
+def test_check_global_vars_ignores_attributes_named_like_globals():
+    ns = _check_global_vars()
+    exec(
+        "input_ids = phrase = 1\n"
+        "def by_attribute(p):\n    return tokenizer(p).input_ids, [t.phrase for t in p]\n"
+        "def in_a_comprehension(p):\n    return [input_ids for _ in p]\n",
+        ns,
+    )
+    allowed = list(exercises.ALLOWED_GLOBALS)
+    ns["check_global_vars"](ns["by_attribute"], allowed_globals=allowed)
+    with pytest.raises(AssertionError, match="it should not: input_ids"):
+        ns["check_global_vars"](ns["in_a_comprehension"], allowed_globals=allowed)
 
 
 def test_step6_uses_the_spec_allowed_globals_and_example_phrases():

@@ -213,14 +213,21 @@ def _k_summary(tensor, size):
     out["nonfinite"] = int((~finite).sum())
     if out["nonfinite"]:
         rows = torch.where(finite, rows, torch.zeros_like(rows))
-    wide = rows.double()
-    out["mean"] = wide.mean(dim=1).tolist()
-    out["rms"] = wide.square().mean(dim=1).sqrt().tolist()
+    out["mean"], out["rms"] = [], []
+    for start in range(0, rows.shape[0], 64):  # float64 sums, a few rows at a time
+        wide = rows[start : start + 64].double()
+        out["mean"] += wide.mean(dim=1).tolist()
+        out["rms"] += wide.square().mean(dim=1).sqrt().tolist()
     top = rows.max(dim=1)
     out["max"] = top.values.tolist()
     out["argmax"] = top.indices.tolist()
     out["min"] = rows.min(dim=1).values.tolist()
-    sketch = (rows @ _k_signs(columns, size)) / math.sqrt(columns)  # (R, size)
+    # Very wide rows (a flattened tensor) are sketched on evenly strided columns, so the
+    # sign matrix stays small (both sides stride alike).
+    stride = -(-columns // 262144)
+    sampled = rows[:, ::stride]
+    signs = _k_signs(int(sampled.shape[1]), size)
+    sketch = (sampled @ signs) / math.sqrt(sampled.shape[1])  # (R, size)
     out["sketch"] = sketch.tolist()
     return out
 
