@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from db import AuthenticationError, DbError, NotFoundError, Store, User
 from workbook import exercises
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from lm_engine import LanguageModel
     from workbook.kernel import KernelPool
 
-__all__ = ["User", "Workbook", "WorkbookError"]
+__all__ = ["RunState", "User", "Workbook", "WorkbookError"]
 
 DUE_DATE_KEY = "due_date"
 
@@ -43,6 +45,9 @@ class Workbook:
         self._kernels_lock = threading.Lock()
         self._store: Store | None = None
         self._kernels: KernelPool | None = None
+        # user id -> time.time() when their current cell started (see run_state).
+        self._running_since: dict[int, float] = {}
+        self._running_lock = threading.Lock()
 
     def preflight(self) -> None:
         """Check, once at start-up, that the configured mode can run at all.
@@ -235,11 +240,12 @@ class Workbook:
         # Save first: the code is kept even if the kernel fails below.
         self.save_code(user_id, step_id, code)
         try:
-            kernel = self.kernels.kernel_for(str(user_id))
-            result = kernel.execute(code, timeout=self.settings.cell_timeout_s)
-            check = None
-            if result.status == "ok" and step.check is not None:
-                check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
+            with self._running(user_id):
+                kernel = self.kernels.kernel_for(str(user_id))
+                result = kernel.execute(code, timeout=self.settings.cell_timeout_s)
+                check = None
+                if result.status == "ok" and step.check is not None:
+                    check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
         self.store.save_cell(
@@ -252,6 +258,28 @@ class Workbook:
             message=None if check is None else check.message,
         )
         return CellRun(step_id=step_id, result=result, check=check)
+
+    def run_state(self, user_id: int) -> RunState:
+        """Whether one of the student's cells is running now, and since when.
+
+        The page polls this to show a running cell's elapsed time (and, once runs are
+        queued, its place in line).
+        """
+        with self._running_lock:
+            since = self._running_since.get(user_id)
+        if since is None:
+            return RunState(state="idle", position=None, since=None)
+        return RunState(state="running", position=None, since=since)
+
+    @contextmanager
+    def _running(self, user_id: int) -> Iterator[None]:
+        with self._running_lock:
+            self._running_since[user_id] = time.time()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running_since.pop(user_id, None)
 
     def run_all_above(self, user_id: int, step_id: str) -> list[CellRun]:
         """Run every cell before ``step_id`` in order (rebuilds state after a restart).
@@ -287,6 +315,21 @@ class Progress:
     reflections: int
     answers: int
     answers_total: int
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a student's cell run stands.
+
+    Attributes:
+        state: ``"idle"``, ``"queued"`` (waiting for a free slot) or ``"running"``.
+        position: 0 while running, k >= 1 for the k-th in line, ``None`` when not queued.
+        since: ``time.time()`` when it entered this state; ``None`` when idle.
+    """
+
+    state: Literal["idle", "queued", "running"]
+    position: int | None
+    since: float | None
 
 
 @dataclass(frozen=True)
