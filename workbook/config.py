@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -42,6 +44,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
+def _timezone(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw:
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"{name} must be a time zone name such as Europe/Berlin, got {raw!r}"
+            ) from exc
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app can be configured with.
@@ -68,6 +82,9 @@ class Settings:
             ``cell_timeout_s`` (``WORKBOOK_KERNEL_CELL_CPU_S``).
         session_idle_min: a signed-in session expires after this many idle minutes
             (``WORKBOOK_SESSION_IDLE_MIN``).
+        course_timezone: the Moodle server's time zone, an IANA name such as
+            ``Europe/Berlin``; empty = this server's own (``WORKBOOK_TIMEZONE``). Dates in
+            the Moodle grading worksheet are written in it.
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -83,6 +100,11 @@ class Settings:
     kernel_max_file_mb: int = 100
     kernel_cell_cpu_s: int = 120
     session_idle_min: int = 120
+    course_timezone: str = ""
+
+    def timezone(self) -> tzinfo | None:
+        """The course's time zone; ``None`` means this server's local time zone."""
+        return ZoneInfo(self.course_timezone) if self.course_timezone else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,4 +129,5 @@ class Settings:
             kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
             kernel_cell_cpu_s=_int(env, "WORKBOOK_KERNEL_CELL_CPU_S", cls.kernel_cell_cpu_s),
             session_idle_min=_int(env, "WORKBOOK_SESSION_IDLE_MIN", cls.session_idle_min),
+            course_timezone=_timezone(env, "WORKBOOK_TIMEZONE"),
         )
