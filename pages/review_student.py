@@ -17,8 +17,8 @@ from workbook import exercises, review
 NO_GRADE = "— no grade yet —"
 
 # The feedback column stays in view while the TA scrolls through the student's work (about
-# 6,000 px): it sticks below the app's header and scrolls on its own when taller than the
-# window. Narrow windows stack the columns, and then nothing sticks.
+# 6,000 px): it sticks below the app's header. (It does not scroll on its own: that would
+# clip the grade's drop-down list.) Narrow windows stack the columns, and nothing sticks.
 _STICKY_FEEDBACK_CSS = """
 <style>
 @media (min-width: 640px) {
@@ -27,8 +27,6 @@ _STICKY_FEEDBACK_CSS = """
     position: sticky;
     top: 3.75rem;
     align-self: flex-start;
-    max-height: calc(100vh - 4.5rem);
-    overflow-y: auto;
   }
 }
 </style>
