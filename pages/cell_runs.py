@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from workbook.service import CellRun, Workbook, WorkbookError
+from workbook.service import CellRun, RunState, Workbook, WorkbookError
 
 _ids = itertools.count(1)
 
@@ -103,6 +103,48 @@ def _work(wb: Workbook, job: Job, code: str | None) -> None:
     finally:
         job.current = None
         job.done.set()
+
+
+def describe(
+    job: Job,
+    state: RunState,
+    titles: dict[str, str],
+    notes: dict[str, str],
+    now: float | None = None,
+) -> tuple[str, str]:
+    """Which cell a job is at, and the words shown there while it goes on.
+
+    Args:
+        job: the running job.
+        state: ``Workbook.run_state`` of the job's student.
+        titles: step id -> title (for "Run all above" progress).
+        notes: step id -> what a long given cell is doing while it runs.
+        now: the current ``time.time()`` (tests pass one).
+
+    Returns:
+        (step id, Markdown text).
+    """
+    now = time.time() if now is None else now
+    step_id = job.current or job.step_ids[min(len(job.runs), len(job.step_ids) - 1)]
+    since = state.since or job.started
+    if state.state == "queued":
+        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
+        text = (
+            f"⏳ Waiting for a free slot: **{place} in line** (the server is busy)"
+            f" · {now - since:.0f} s"
+        )
+    else:
+        text = f"⏳ **Running** · {now - since:.0f} s"
+        if step_id in notes:
+            text += f" · {notes[step_id]}"
+    if len(job.step_ids) > 1:
+        index = job.step_ids.index(step_id) + 1
+        text += f"  \n_Run all above: cell {index} of {len(job.step_ids)} ({titles[step_id]})_"
+    return step_id, text
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 @st.cache_resource(show_spinner=False)

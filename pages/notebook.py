@@ -144,36 +144,10 @@ for step in steps:
                 widgets.render_check(cell.passed, cell.message or "")
 
 
-def _describe(job: cell_runs.Job) -> tuple[str | None, str]:
-    """Which cell the job is at and what to say there."""
-    step_id = job.current or job.step_ids[min(len(job.runs), len(job.step_ids) - 1)]
-    state = wb.run_state(user.id)
-    if state.state == "queued":
-        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
-        waited = time.time() - (state.since or job.started)
-        text = (
-            f"⏳ Waiting for a free slot: **{place} in line** (the server is busy) · {waited:.0f} s"
-        )
-    else:
-        elapsed = time.time() - (state.since or job.started)
-        text = f"⏳ **Running** · {elapsed:.0f} s"
-        note = RUNNING_NOTES.get(step_id)
-        if note:
-            text += f" · {note}"
-    if len(job.step_ids) > 1:
-        index = job.step_ids.index(step_id) + 1
-        text += f"  \n_Run all above: cell {index} of {len(job.step_ids)} ({titles[step_id]})_"
-    return step_id, text
-
-
-def _ordinal(n: int) -> str:
-    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-
-
 # While a run goes on, the page is fully drawn; only the running cell's indicator changes.
 if busy:
     while job.alive:
-        step_id, text = _describe(job)
+        step_id, text = cell_runs.describe(job, wb.run_state(user.id), titles, RUNNING_NOTES)
         if step_id in indicators:
             indicators[step_id].info(text)
         time.sleep(POLL_S)
