@@ -31,3 +31,40 @@ def test_run_all_above_says_which_cell_of_how_many_runs_now():
     assert step == "step1"
     assert "cell 2 of 3 (Step 1)" in text
     assert "4 s" in text  # from the job's own start while the workbook reports no state
+
+
+def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from workbook import Settings, Workbook
+
+    wb = Workbook(Settings(db_path=tmp_path / "w.db", work_dir=tmp_path / "k"))
+    assert wb.run_state(7).state == "idle"
+    inside = threading.Event()
+    release = threading.Event()
+
+    class _Kernel:
+        def execute(self, code, timeout=None):
+            from workbook.kernel import ExecutionResult
+
+            inside.set()
+            assert release.wait(10)
+            return ExecutionResult(outputs=[], execution_count=1)
+
+    class _Pool:
+        def kernel_for(self, user_id):
+            return _Kernel()
+
+    monkeypatch.setattr(Workbook, "kernels", property(lambda self: _Pool()))
+    user = wb.store.create_user("s@example.org", "S", "long enough password")
+    before = time.time()
+    worker = threading.Thread(target=wb.run_step, args=(user.id, "setup"))
+    worker.start()
+    assert inside.wait(10)
+    state = wb.run_state(user.id)
+    assert state.state == "running" and state.position is None
+    assert before <= state.since <= time.time()
+    release.set()
+    worker.join(10)
+    assert wb.run_state(user.id).state == "idle"

@@ -323,7 +323,8 @@ class RunState:
 
     Attributes:
         state: ``"idle"``, ``"queued"`` (waiting for a free slot) or ``"running"``.
-        position: 0 while running, k >= 1 for the k-th in line, ``None`` when not queued.
+        position: k >= 1 for the k-th in line while queued; ``None`` otherwise (this
+            minimal version, without a run queue, never queues).
         since: ``time.time()`` when it entered this state; ``None`` when idle.
     """
 
