@@ -538,3 +538,57 @@ def test_student_completes_the_homework_and_sees_released_ta_feedback(
         raise
     finally:
         context.close()
+
+
+def test_code_in_a_cell_is_saved_after_a_pause_and_when_the_tab_is_hidden(
+    app: RunningApp, browser: Browser, artifacts: Path
+) -> None:
+    """The code editor saves at the same moments as every other field, without a Run."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    step1 = exercises.step("step1")
+    try:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Register").click()
+        page.get_by_label("Your name (as in Moodle)").fill("Grace Hopper")
+        page.get_by_role("tabpanel").get_by_label("Email").fill("grace@example.org")
+        page.get_by_label("Password (at least 8 characters)").fill("cobol-1959-compiler")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.get_by_text("Welcome, Grace Hopper")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        go_to(page, "Logits notebook", "Logits in Causal Language Models")
+        area = editor(page, step1)
+        cell = page.locator(".st-key-cell-step1")
+
+        # A pause in typing saves; the cursor stays in the cell.
+        area.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("\n# paused here")
+        expect(cell.get_by_text(re.compile(r"^✓ Saved at"))).to_be_visible(timeout=UI_TIMEOUT_MS)
+        assert page.evaluate("document.activeElement.getAttribute('aria-label')") == (
+            f"Your code for {step1.title}"
+        )
+
+        # Typing, then the tab goes to the background at once (no pause, no leaving the cell).
+        page.keyboard.type("\n# then hid the tab")
+        page.evaluate(
+            "() => { Object.defineProperty(document, 'visibilityState', "
+            "{value: 'hidden', configurable: true}); "
+            "document.dispatchEvent(new Event('visibilitychange')); }"
+        )
+        wait_rerun(page)
+        # A second tab, opened while the first stays open (so nothing else could have
+        # saved it), reads the saved code.
+        other = context.new_page()
+        other.goto(f"{app.url}/notebook")
+        area = editor(other, step1)
+        expect(area).to_be_visible(timeout=UI_TIMEOUT_MS)
+        text = editor_text(area)
+        assert text.endswith("# paused here\n# then hid the tab"), text
+
+    except BaseException:
+        for open_page in context.pages:
+            open_page.screenshot(path=str(artifacts / "failure-autosave.png"))
+        raise
+    finally:
+        context.close()
