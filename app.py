@@ -25,12 +25,56 @@ student_pages = [
 ]
 staff_pages = [st.Page("pages/review.py", title="TA review", icon="🧑‍🏫")]
 
+
+def _not_for_you(pages: list[st.Page], message: str) -> list[st.Page]:
+    """Hidden stand-ins at the URLs of pages this user may not open.
+
+    Without them a bookmarked or shared link opens Streamlit's "Page not found" dialog;
+    with them the page says plainly who it is for. They draw the message only: the real
+    page's code never runs for this user.
+    """
+    return [
+        st.Page(
+            lambda: common.not_for_you(message),
+            title=page.title,
+            url_path=page.url_path,
+            visibility="hidden",
+        )
+        for page in pages
+    ]
+
+
 if user is None:
-    navigation = {"Workbook": [home, explore]}
+    navigation = {
+        "Workbook": [
+            home,
+            explore,
+            *_not_for_you(student_pages, "Sign in on the Home page to open this page."),
+            *_not_for_you(
+                staff_pages, "This page is for course staff: sign in with your staff account."
+            ),
+        ]
+    }
 elif user.role == "student":
-    navigation = {"Workbook": [home, *student_pages], "Going further": [explore]}
+    navigation = {
+        "Workbook": [home, *student_pages],
+        "Going further": [explore],
+        "": _not_for_you(
+            staff_pages,
+            "This page is for course staff (TAs and the instructor). Your own work and your "
+            "TA's feedback are on your Home page.",
+        ),
+    }
 else:
-    navigation = {"Workbook": [home], "Teaching": staff_pages, "Going further": [explore]}
+    navigation = {
+        "Workbook": [home],
+        "Teaching": staff_pages,
+        "Going further": [explore],
+        "": _not_for_you(
+            student_pages,
+            "This page is for students. Open a student's work from the roster in TA review.",
+        ),
+    }
 
 page = st.navigation(navigation)
 common.sidebar(user)

@@ -209,6 +209,13 @@ def require_user(*roles: str) -> User:
     return user
 
 
+def not_for_you(message: str) -> None:
+    """The whole page for a URL this user may not open: who it is for, and a way home."""
+    st.title("Not available to you")
+    st.info(message)
+    st.page_link("pages/home.py", label="Go to Home", icon="🏠")
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Show a workbook error as a plain message instead of a traceback."""

@@ -1,36 +1,82 @@
-"""Logits notebook: the setup cell and steps 1-6, each run in the student's own kernel."""
+"""Logits notebook: the setup cell and steps 1-6, each run in the student's own kernel.
+
+Code cells are a real code editor (``pages/code_editor.py``). A run happens in the
+background (``pages/cell_runs.py``) while the page shows, at the cell, that it runs, for how
+long, and its place in line when the server is busy; once it ends the page shows the result.
+"""
 
 from __future__ import annotations
 
-import streamlit as st
+import time
 
-from pages import common, widgets
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from pages import cell_runs, code_editor, common, widgets
 from workbook import exercises
 
 wb = common.get_workbook()
 user = common.require_user("student")
-widgets.install_autosave()
-# Code cells read better in a monospace font (this page's only text areas are code cells).
-st.html("<style>textarea { font-family: 'Source Code Pro', monospace !important; }</style>")
+
+# What a long given cell is doing while it runs (its code prints only at the end).
+RUNNING_NOTES = {
+    "setup": "Importing torch and transformers, then loading the model and its tokenizer "
+    "(the first run after a restart takes up to a minute)…",
+}
+POLL_S = 0.5
 
 st.title("Logits in Causal Language Models")
 st.markdown(exercises.INTRODUCTION)
+st.caption(
+    "In a code cell: **Shift+Enter** (or Ctrl/Cmd+Enter) runs it, **Tab** / **Shift+Tab** "
+    "indent, **Esc** then **Tab** moves on to the next control. Your code is saved as you type."
+)
 
 saved = wb.cells(user.id)
 RUNS_KEY = "notebook:runs"  # step id -> the last CellRun shown in this session
+SEEN_KEY = "notebook:seen_job"  # id of the last job whose results this session took in
+ERRORS_KEY = "notebook:errors"  # step id -> a message about a run that could not happen
 runs: dict = st.session_state.setdefault(RUNS_KEY, {})
+errors: dict = st.session_state.setdefault(ERRORS_KEY, {})
+jobs = cell_runs.jobs()
+steps = wb.steps()
+titles = {step.id: step.title for step in steps}
+
+
+def _take_in_finished(job: cell_runs.Job | None) -> None:
+    """Show a finished job's results in this session (once)."""
+    if job is None or job.alive or st.session_state.get(SEEN_KEY) == job.id:
+        return
+    st.session_state[SEEN_KEY] = job.id
+    for run in job.runs:
+        runs[run.step_id] = run
+        errors.pop(run.step_id, None)
+    if job.error:
+        errors[job.step_ids[len(job.runs)]] = job.error
+
+
+def _start(step_ids: list[str], code: str | None = None) -> None:
+    job = jobs.start(wb, user.id, step_ids, code)
+    if job is None:
+        running = jobs.latest(user.id)
+        name = titles.get(running.current or "", "A cell") if running else "A cell"
+        st.toast(f"{name} is still running: wait for it to finish, then run again.")
+        return
+    for step_id in step_ids:
+        errors.pop(step_id, None)
 
 
 def _run(step_id: str) -> None:
-    code = st.session_state.get(f"{step_id}:code")
-    with common.friendly_errors():
-        runs[step_id] = wb.run_step(user.id, step_id, code)
+    _start([step_id], st.session_state.get(f"{step_id}:code"))
+
+
+def _run_code(step_id: str, code: str) -> None:
+    _start([step_id], code)
 
 
 def _run_all_above(step_id: str) -> None:
-    with common.friendly_errors():
-        for run in wb.run_all_above(user.id, step_id):
-            runs[run.step_id] = run
+    above = [step.id for step in steps]
+    _start(above[: above.index(step_id)])
 
 
 def _restart() -> None:
@@ -42,35 +88,67 @@ def _restart() -> None:
         )
 
 
-steps = wb.steps()
+job = jobs.latest(user.id)
+_take_in_finished(job)
+busy = job is not None and job.alive
+indicators: dict[str, DeltaGenerator] = {}
+
 for step in steps:
     st.divider()
-    st.subheader(step.title)
-    st.markdown(step.instructions)
-    cell = saved.get(step.id)
-    if step.given:
-        st.code(step.starter_code, language="python")
-    else:
-        widgets.autosave_text_area(
-            f"Your code for {step.title}",
-            key=f"{step.id}:code",
-            saved_value=cell.code if cell is not None else step.starter_code,
-            save=lambda text, step_id=step.id: wb.save_code(user.id, step_id, text),
-            height=max(160, 22 * (step.starter_code.count("\n") + 2)),
+    cell_box = st.container(key=f"cell-{step.id}")
+    with cell_box:
+        st.subheader(step.title)
+        st.markdown(step.instructions)
+        cell = saved.get(step.id)
+        if step.given:
+            st.code(step.starter_code, language="python")
+        else:
+            code_editor.code_editor(
+                f"Your code for {step.title}",
+                key=f"{step.id}:code",
+                saved_code=cell.code if cell is not None else step.starter_code,
+                save=lambda text, step_id=step.id: wb.save_code(user.id, step_id, text),
+                on_run=lambda text, step_id=step.id: _run_code(step_id, text),
+                min_lines=step.starter_code.count("\n") + 2,
+            )
+        buttons = st.columns([1, 1.4, 1.4, 5])
+        buttons[0].button(
+            "Run",
+            key=f"{step.id}:run",
+            on_click=_run,
+            args=(step.id,),
+            type="primary",
+            disabled=busy,
         )
-    buttons = st.columns([1, 1.4, 1.4, 5])
-    buttons[0].button("Run", key=f"{step.id}:run", on_click=_run, args=(step.id,), type="primary")
-    if step is not steps[0]:
-        buttons[1].button(
-            "Run all above", key=f"{step.id}:run_above", on_click=_run_all_above, args=(step.id,)
+        if step is not steps[0]:
+            buttons[1].button(
+                "Run all above",
+                key=f"{step.id}:run_above",
+                on_click=_run_all_above,
+                args=(step.id,),
+                disabled=busy,
+            )
+        buttons[2].button(
+            "Restart kernel", key=f"{step.id}:restart", on_click=_restart, disabled=busy
         )
-    buttons[2].button("Restart kernel", key=f"{step.id}:restart", on_click=_restart)
+        indicators[step.id] = st.empty()
+        if step.id in errors:
+            st.error(errors[step.id])
+        run = runs.get(step.id)
+        if run is not None:
+            widgets.render_run(run)
+        elif cell is not None and cell.outputs is not None:
+            st.caption("Output from your last run (saved):")
+            widgets.render_outputs(cell.outputs)
+            if cell.passed is not None:
+                widgets.render_check(cell.passed, cell.message or "")
 
-    run = runs.get(step.id)
-    if run is not None:
-        widgets.render_run(run)
-    elif cell is not None and cell.outputs is not None:
-        st.caption("Output from your last run (saved):")
-        widgets.render_outputs(cell.outputs)
-        if cell.passed is not None:
-            widgets.render_check(cell.passed, cell.message or "")
+
+# While a run goes on, the page is fully drawn; only the running cell's indicator changes.
+if busy:
+    while job.alive:
+        step_id, text = cell_runs.describe(job, wb.run_state(user.id), titles, RUNNING_NOTES)
+        if step_id in indicators:
+            indicators[step_id].info(text)
+        time.sleep(POLL_S)
+    st.rerun()

@@ -41,7 +41,9 @@ def show(wb: Any, records: list[dict]) -> None:
     result = None
     if uploaded is not None:
         try:
-            result = review.fill_worksheet(uploaded.getvalue(), grades)
+            result = review.fill_worksheet(
+                uploaded.getvalue(), grades, timezone=wb.settings.timezone()
+            )
         except review.ReviewError as exc:
             st.error(str(exc))
     if uploaded is not None and result is not None:
@@ -75,7 +77,11 @@ def show(wb: Any, records: list[dict]) -> None:
         )
         st.download_button(
             "Download a new worksheet",
-            data=review.fresh_worksheet([(r["name"], r["email"]) for r in records], grades),
+            data=review.fresh_worksheet(
+                [(r["name"], r["email"]) for r in records],
+                grades,
+                timezone=wb.settings.timezone(),
+            ),
             file_name=f"grading-worksheet-{stamp}.csv",
             mime="text/csv",
             key="review:export:fresh",

@@ -8,6 +8,7 @@ no-network frame (``workbook/output_view.py``), so nothing in them runs in the T
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -16,6 +17,24 @@ from pages import widgets
 from workbook import exercises, review
 
 NO_GRADE = "— no grade yet —"
+
+# The feedback column stays in view while the TA scrolls through the student's work (about
+# 6,000 px): it sticks below the app's header. (It does not scroll on its own: that would
+# clip the grade's drop-down list.) Narrow windows stack the columns, and nothing sticks.
+_STICKY_FEEDBACK_CSS = """
+<style>
+@media (min-width: 640px) {
+  [data-testid="stColumn"]:has(> div > .st-key-review-feedback-panel),
+  [data-testid="stColumn"]:has(.st-key-review-feedback-panel) {
+    position: sticky;
+    top: 3.75rem;
+    align-self: flex-start;
+  }
+}
+</style>
+"""
+
+CommentField = Callable[[str], None]
 
 
 def show(wb: Any, grader: Any, student_id: int) -> None:
@@ -39,20 +58,70 @@ def show(wb: Any, grader: Any, student_id: int) -> None:
         if exports
         else "Not exported yet."
     )
+    draft = _Draft(wb, grader, data)
+    st.html(_STICKY_FEEDBACK_CSS)
     work, feedback = st.columns([3, 2], gap="large")
+    with feedback, st.container(key="review-feedback-panel"):
+        _feedback_form(wb, grader, data, draft)
+    # Each item's optional comment sits right under the item it is about.
     with work:
-        _tutorial_log(data.tutorial_log)
+        _tutorial_log(data.tutorial_log, draft.comment_field)
         _checklist(data.checklist)
-        _cells(data.cells)
-        _answers(data.answers, data.answer_history)
-    with feedback:
-        _feedback_form(wb, grader, data)
+        _cells(data.cells, draft.comment_field)
+        _answers(data.answers, data.answer_history, draft.comment_field)
+
+
+class _Draft:
+    """The feedback being written for one student: its widget keys and how it is saved."""
+
+    def __init__(self, wb: Any, grader: Any, data: review.StudentReview) -> None:
+        self.wb, self.grader, self.data = wb, grader, data
+        self.student_id = data.student.id
+        prefix = f"review:{self.student_id}"
+        self.prefix = prefix
+        self.grade_key, self.comment_key = f"{prefix}:grade", f"{prefix}:comment"
+        self.items = review.feedback_items(data.tutorial_log.path)
+        self.item_keys = {item.id: f"{prefix}:item:{item.id}" for item in self.items}
+        self.status_key = f"{prefix}:saved_status"
+        saved = data.feedback
+        self.saved_items = saved.item_comments if saved is not None else {}
+
+    def current(self, comment: str | None = None) -> dict[str, Any]:
+        """What the form holds now, as ``review.save_feedback_draft`` takes it."""
+        state = st.session_state
+        grade = state.get(self.grade_key, NO_GRADE)
+        return {
+            "grade": None if grade == NO_GRADE else grade,
+            "comment": state.get(self.comment_key, "") if comment is None else comment,
+            "item_comments": {
+                item_id: state.get(key, self.saved_items.get(item_id, ""))
+                for item_id, key in self.item_keys.items()
+            },
+        }
+
+    def save(self, comment: str | None = None) -> None:
+        review.save_feedback_draft(
+            self.wb.store, self.student_id, self.grader.id, **self.current(comment)
+        )
+
+    def comment_field(self, item_id: str) -> None:
+        """The optional comment on one item, drawn where the item is shown."""
+        if item_id not in self.item_keys:
+            return
+        label = next(item.label for item in self.items if item.id == item_id)
+        widgets.autosave_text_area(
+            f"Your comment on {label} (optional)",
+            key=self.item_keys[item_id],
+            saved_value=self.saved_items.get(item_id, ""),
+            save=lambda _text: self.save(),
+            height=80,
+        )
 
 
 # --- the student's work ------------------------------------------------------------------
 
 
-def _tutorial_log(log: Any) -> None:
+def _tutorial_log(log: Any, comment_field: CommentField) -> None:
     st.markdown("#### Tutorial log")
     if log.path is None:
         st.caption("No path chosen yet.")
@@ -71,12 +140,14 @@ def _tutorial_log(log: Any) -> None:
             st.text(project.notebook_name)
         st.markdown("**Reflection**")
         st.text(project.reflection or "(no reflection yet)")
+        comment_field("project")
         return
     for slot in ("1", "2"):
         entry = log.entries.get(slot)
         st.markdown(f"**Tutorial {slot}**")
         if entry is None:
             st.caption("Not logged yet.")
+            comment_field(f"tutorial{slot}")
             continue
         st.text(f"{entry.title} — {entry.category}\n{entry.url}")
         details = []
@@ -93,6 +164,7 @@ def _tutorial_log(log: Any) -> None:
             st.text(entry.notes)
         st.caption("Reflection:")
         st.text(entry.reflection or "(no reflection yet)")
+        comment_field(f"tutorial{slot}")
 
 
 def _checklist(checklist: Any) -> None:
@@ -108,7 +180,7 @@ def _checklist(checklist: Any) -> None:
         st.text(f"{mark} {item.message}")
 
 
-def _cells(cells: Any) -> None:
+def _cells(cells: Any, comment_field: CommentField) -> None:
     st.markdown("#### Notebook")
     for step in exercises.steps():
         if step.given:
@@ -127,9 +199,10 @@ def _cells(cells: Any) -> None:
                 widgets.render_outputs(cell.outputs)
             if cell.passed is not None:
                 widgets.render_check(cell.passed, cell.message or "")
+        comment_field(step.id)
 
 
-def _answers(answers: Any, history: Any) -> None:
+def _answers(answers: Any, history: Any, comment_field: CommentField) -> None:
     st.markdown("#### Analysis answers")
     for question in exercises.questions():
         st.markdown(f"**{question.title}**")
@@ -142,37 +215,24 @@ def _answers(answers: Any, history: Any) -> None:
             for revision in reversed(revisions):
                 st.caption(f"{revision.created_at:%Y-%m-%d %H:%M:%S} UTC")
                 st.text(revision.text or "(empty)")
+        comment_field(question.id)
 
 
 # --- the feedback form -------------------------------------------------------------------
 
 
-def _feedback_form(wb: Any, grader: Any, data: review.StudentReview) -> None:
+def _feedback_form(wb: Any, grader: Any, data: review.StudentReview, draft: _Draft) -> None:
     student_id = data.student.id
     saved = data.feedback
-    prefix = f"review:{student_id}"
-    grade_key, comment_key = f"{prefix}:grade", f"{prefix}:comment"
-    items = review.feedback_items(data.tutorial_log.path)
-    item_keys = {item.id: f"{prefix}:item:{item.id}" for item in items}
-    status_key = f"{prefix}:saved_status"
+    prefix = draft.prefix
+    grade_key, comment_key, status_key = draft.grade_key, draft.comment_key, draft.status_key
 
     st.markdown("#### Feedback")
     if grade_key not in st.session_state:
         label = review.grade_label(saved.grade) if saved is not None else None
         st.session_state[grade_key] = label if label in review.GRADE_SCALE else NO_GRADE
 
-    def current(comment: str | None = None) -> dict[str, Any]:
-        grade = st.session_state.get(grade_key, NO_GRADE)
-        return {
-            "grade": None if grade == NO_GRADE else grade,
-            "comment": st.session_state.get(comment_key, "") if comment is None else comment,
-            "item_comments": {
-                item_id: st.session_state.get(key, "") for item_id, key in item_keys.items()
-            },
-        }
-
-    def save_draft(comment: str | None = None) -> None:
-        review.save_feedback_draft(wb.store, student_id, grader.id, **current(comment))
+    current, save_draft = draft.current, draft.save
 
     def on_grade_change() -> None:
         try:
@@ -215,16 +275,8 @@ def _feedback_form(wb: Any, grader: Any, data: review.StudentReview) -> None:
     )
     _snippets(wb, grader, comment_key, save_draft)
 
-    with st.expander("Comments per item (optional)"):
-        saved_items = saved.item_comments if saved is not None else {}
-        for item in items:
-            widgets.autosave_text_area(
-                item.label,
-                key=item_keys[item.id],
-                saved_value=saved_items.get(item.id, ""),
-                save=lambda _text: save_draft(),
-                height=90,
-            )
+    written = sum(1 for text in current()["item_comments"].values() if text.strip())
+    st.caption(f"Comments per item (optional): beside each item on the left; {written} written.")
 
     st.button("Release to student", key=f"{prefix}:release", type="primary", on_click=release)
     kind, message = st.session_state.get(status_key, ("", ""))

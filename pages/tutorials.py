@@ -88,10 +88,16 @@ def _save_minutes(slot: str, key: str) -> None:
 
 
 def _save_dates(slot: str, key: str) -> None:
-    chosen = st.session_state[key] or ()
-    if isinstance(chosen, dt.date):
-        chosen = (chosen,)
-    _save_entry(slot, key, dates=[d.isoformat() for d in chosen if d is not None])
+    """Save the first and last day worked, each as soon as it is picked or typed."""
+    first = st.session_state.get(f"{key}:first")
+    last = st.session_state.get(f"{key}:last")
+    if first is not None and last is not None and last < first:
+        _status(key, "The last day is before the first day: change one of them.")
+        return
+    chosen = [d for d in (first, last) if d is not None]
+    if len(chosen) == 2 and chosen[0] == chosen[1]:
+        chosen = chosen[:1]
+    _save_entry(slot, key, dates=[d.isoformat() for d in chosen])
 
 
 def _choose(slot: str, tutorial: Tutorial, section: str | None) -> None:
@@ -283,15 +289,24 @@ def _tutorial_slot(slot: str, entry, issues: list[rules.Issue]) -> None:
         _show_status(minutes_key)
     dates_key = f"tut{slot}:dates"
     saved_dates = tuple(dt.date.fromisoformat(d) for d in (entry.dates if entry else ()))
+    # Two single-date fields rather than one range: a range is sent to the server only
+    # when both ends are chosen and the calendar closes, and a reload in between lost it.
+    # A single date is sent the moment it is picked (or typed), like every other field.
+    st.session_state.setdefault(f"{dates_key}:first", saved_dates[0] if saved_dates else None)
+    st.session_state.setdefault(f"{dates_key}:last", saved_dates[-1] if saved_dates else None)
     with right:
-        st.date_input(
-            "Dates worked (first and last day)",
-            value=(saved_dates[0], saved_dates[-1]) if saved_dates else (),
-            key=dates_key,
-            on_change=_save_dates,
-            args=(slot, dates_key),
-            format="YYYY-MM-DD",
-        )
+        first_col, last_col = st.columns(2)
+        for column, end, label in (
+            (first_col, "first", "First day worked"),
+            (last_col, "last", "Last day worked"),
+        ):
+            column.date_input(
+                label,
+                key=f"{dates_key}:{end}",
+                on_change=_save_dates,
+                args=(slot, dates_key),
+                format="YYYY-MM-DD",
+            )
         _show_status(dates_key)
 
     _text_area(

@@ -7,20 +7,46 @@ from collections.abc import Callable
 
 import streamlit as st
 
-# Streamlit sends a text area's value when it loses focus (or on Ctrl+Enter). This script,
-# mounted once per page, makes that happen while a student works: after a short pause in
-# typing, and when the tab is hidden or closed, it briefly blurs the focused field so the
-# value is committed and saved, then puts the cursor back where it was.
+# Streamlit sends a text area's value when it loses focus (or on Ctrl+Enter), and a typed
+# date only when focus leaves the whole date field. This script, mounted once per page,
+# makes that happen while a student works: after a short pause in typing, and when the tab
+# is hidden or closed, it briefly blurs the focused field so the value is committed and
+# saved, then puts the cursor back where it was. Date fields are rows of editable
+# "spinbutton" segments (year, month, day) that take keys without firing input events, so
+# a key press in one starts the same pause. The notebook's code editor saves by itself.
 _FLUSH_JS = """
 export default function(component) {
   if (window.__workbookFlushInstalled) { return; }
   window.__workbookFlushInstalled = true;
   let timer = null;
+  const pressOutside = (...types) => {
+    for (const type of types) {
+      const Event = type.startsWith("pointer") ? PointerEvent : MouseEvent;
+      document.body.dispatchEvent(new Event(type, { bubbles: true }));
+    }
+  };
+  const isDateSegment = (el) => !!el && el.getAttribute && el.getAttribute("role") === "spinbutton";
+  const dateComplete = (el) => {
+    const field = el.closest("[role=group]") || el.parentElement;
+    return [...field.querySelectorAll("[role=spinbutton]")].every(
+      (segment) => segment.getAttribute("aria-valuetext") !== "Empty"
+    );
+  };
   const flush = (refocus) => {
     const el = document.activeElement;
-    if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT")) { return; }
+    if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT" && !isDateSegment(el))) {
+      return;
+    }
+    if (isDateSegment(el) && !dateComplete(el)) { return; }  // a half-typed date would be reset
     const start = el.selectionStart, end = el.selectionEnd;
-    el.blur();
+    if (isDateSegment(el)) {
+      // A date field commits on a press outside it; a bare blur() is not enough.
+      pressOutside("pointerdown", "mousedown");
+      el.blur();
+      pressOutside("pointerup", "mouseup");
+    } else {
+      el.blur();
+    }
     if (refocus) {
       setTimeout(() => {
         el.focus();
@@ -28,9 +54,13 @@ export default function(component) {
       }, 0);
     }
   };
-  document.addEventListener("input", () => {
+  const later = () => {
     clearTimeout(timer);
     timer = setTimeout(() => flush(true), 2500);
+  };
+  document.addEventListener("input", later, true);
+  document.addEventListener("keyup", (event) => {
+    if (isDateSegment(event.target)) { later(); }
   }, true);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") { flush(false); }

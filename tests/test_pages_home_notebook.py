@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 
 import pytest
-from app_support import APP, open_app, open_store
+from app_support import APP, code_cell, open_app, open_store
 from streamlit.testing.v1 import AppTest
 
 from db import AuthenticationError, SignInPolicy
@@ -116,17 +117,80 @@ def test_notebook_shows_setup_and_every_step_with_starter_code(student_id):
     graded = [s for s in exercises.steps() if not s.given]
     assert [h.value for h in at.subheader] == [s.title for s in exercises.steps()]
     for step in graded:
-        assert at.text_area(key=f"{step.id}:code").value == step.starter_code
+        cell = code_cell(at, step.id)
+        assert cell.value == step.starter_code
+        assert cell.data["label"] == f"Your code for {step.title}"
 
 
 def test_code_typed_in_a_step_is_saved_and_shown_in_a_new_session(db_path, student_id):
     at = open_app(student_id, NOTEBOOK)
-    at.text_area(key="step1:code").input("batch = tokenizer(phrase)  # my attempt").run()
+    code_cell(at, "step1").input("batch = tokenizer(phrase)  # my attempt")
+    at.run()
     assert not at.exception
+    assert any(c.value.startswith("✓ Saved at") for c in at.caption)
     with open_store(db_path) as store:
         assert store.cells_for(student_id)["step1"].code.endswith("# my attempt")
     again = open_app(student_id, NOTEBOOK)
-    assert again.text_area(key="step1:code").value.endswith("# my attempt")
+    assert code_cell(again, "step1").value.endswith("# my attempt")
+
+
+class _SlowWorkbook:
+    """Stands in for ``Workbook.run_step``: holds a run until the test lets it finish."""
+
+    def __init__(self, wb) -> None:
+        self.wb = wb
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls: list[tuple[str, str | None]] = []
+
+    def run_step(self, user_id, step_id, code=None):
+        from workbook.kernel import ExecutionResult
+        from workbook.service import CellRun
+
+        self.calls.append((step_id, code))
+        self.wb.save_code(user_id, step_id, code or "")
+        self.started.set()
+        assert self.release.wait(30)
+        result = ExecutionResult(
+            outputs=[{"output_type": "stream", "name": "stdout", "text": f"ran {step_id}\n"}],
+            execution_count=1,
+        )
+        return CellRun(step_id=step_id, result=result, check=None)
+
+
+def test_shift_enter_runs_the_cell_and_a_second_run_waits_for_the_first(
+    db_path, student_id, monkeypatch
+):
+    from pages import cell_runs
+
+    jobs = cell_runs.Jobs()
+    slow = _SlowWorkbook(Workbook(Settings.from_env()))
+    real_start = jobs.start
+    # The page's runs go to the held stand-in instead of a real kernel.
+    monkeypatch.setattr(jobs, "start", lambda _wb, *a, **k: real_start(slow, *a, **k))
+    monkeypatch.setattr(cell_runs, "jobs", lambda: jobs)
+    at = open_app(student_id, NOTEBOOK)
+    code = "print('hello')  # run with Shift+Enter"
+    # The first run is held for a second; the page polls it until it ends.
+    threading.Timer(1.0, slow.release.set).start()
+    code_cell(at, "step1").run_with(code)
+    at.run(timeout=60)
+    assert not at.exception
+    assert slow.calls == [("step1", code)]
+    assert any("ran step1" in c.value for c in at.code)
+    assert code_cell(at, "step1").value == code
+    with open_store(db_path) as store:
+        assert store.cells_for(student_id)["step1"].code == code
+
+    # While a run goes on, another Run of the same student is refused, not queued.
+    slow.release.clear()
+    slow.started.clear()
+    assert jobs.start(slow, student_id, ["step2"]) is not None
+    assert slow.started.wait(10)
+    assert jobs.start(slow, student_id, ["step3"]) is None
+    slow.release.set()
+    jobs.latest(student_id).done.wait(10)
+    assert [c[0] for c in slow.calls] == ["step1", "step2"]
 
 
 def test_a_signed_out_visitor_cannot_reach_a_student_page(db_path):
@@ -135,13 +199,15 @@ def test_a_signed_out_visitor_cannot_reach_a_student_page(db_path):
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(NOTEBOOK)
     assert not at.text_area
+    assert "Logits in Causal" not in str([t.value for t in at.title])
 
 
 @pytest.mark.slow
 def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, student_id):
     at = open_app(student_id, NOTEBOOK)
     step1 = exercises.step("step1")
-    at.text_area(key="step1:code").input(step1.solution).run()
+    code_cell(at, "step1").input(step1.solution)
+    at.run()
     # "Run all above" on step 2 runs setup then step 1 in the student's kernel.
     at.button(key="step2:run_above").click().run(timeout=300)
     assert not at.exception

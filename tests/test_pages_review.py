@@ -69,6 +69,9 @@ def all_text(at: AppTest) -> str:
 
 def test_student_opening_the_review_page_is_refused_and_sees_no_ta_data(people):
     ada, bob, _ = people
+    # The page hands over to app.py unless app.py has run in this process (a fresh server):
+    # here it has, so the page itself runs, as a typed URL would make it.
+    AppTest.from_file(APP, default_timeout=30).run()
     at = AppTest.from_file(str(ROOT / PAGE), default_timeout=30)
     at.session_state["auth:user_id"] = ada.id
     at.session_state["auth:last_active"] = time.time()
@@ -78,6 +81,27 @@ def test_student_opening_the_review_page_is_refused_and_sees_no_ta_data(people):
     sent = all_text(at)
     assert "bob@example.org" not in sent and "Bob Babbage" not in sent
     assert not at.dataframe
+
+
+def _hidden_stand_ins(at: AppTest) -> dict[str, str]:
+    """url path -> title of the pages registered without a script (the stand-ins)."""
+    return {
+        info["url_pathname"]: info["page_name"]
+        for info in at._registered_pages.values()
+        if not info.get("script_path")
+    }
+
+
+def test_staff_and_student_urls_have_stand_ins_saying_who_the_page_is_for(people):
+    # A stand-in answers at the URL of a page this user may not open, so a typed or shared
+    # link says who the page is for instead of Streamlit's "Page not found" (the browser
+    # test opens one); it is never in the sidebar.
+    ada, _, ta = people
+    student_urls = {"tutorials", "notebook", "analysis", "submit"}
+    assert _hidden_stand_ins(signed_in(ada.id)) == {"review": "TA review"}
+    assert set(_hidden_stand_ins(signed_in(ta.id))) == student_urls
+    visitor = AppTest.from_file(APP, default_timeout=30).run()
+    assert set(_hidden_stand_ins(visitor)) == student_urls | {"review"}
 
 
 def test_students_do_not_get_the_review_page_in_their_navigation(people):

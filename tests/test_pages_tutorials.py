@@ -48,7 +48,10 @@ def test_choosing_a_catalog_tutorial_and_writing_persists_across_sessions(db_pat
     assert "tensorboard" in f"{picked.title} {picked.description}".lower()
     at.button(key="tut1:choose").click().run()
     at.text_input(key="tut1:minutes").input("1h 30").run()
-    at.date_input(key="tut1:dates").set_value((dt.date(2026, 11, 20), dt.date(2026, 11, 22))).run()
+    at.date_input(key="tut1:dates:first").set_value(dt.date(2026, 11, 20)).run()
+    # Each end is saved on its own, the moment it is chosen.
+    assert saved_log(db_path, student_id).entries["1"].dates == ("2026-11-20",)
+    at.date_input(key="tut1:dates:last").set_value(dt.date(2026, 11, 22)).run()
     at.text_area(key="tut1:notes").input("remember add_scalar").run()
     at.text_area(key="tut1:reflection").input(SPECIFIC).run()
     assert not at.exception
@@ -70,10 +73,8 @@ def test_choosing_a_catalog_tutorial_and_writing_persists_across_sessions(db_pat
     assert again.text_area(key="tut1:reflection").value == SPECIFIC
     assert again.text_area(key="tut1:notes").value == "remember add_scalar"
     assert again.text_input(key="tut1:minutes").value == "90"
-    assert again.date_input(key="tut1:dates").value == (
-        dt.date(2026, 11, 20),
-        dt.date(2026, 11, 22),
-    )
+    assert again.date_input(key="tut1:dates:first").value == dt.date(2026, 11, 20)
+    assert again.date_input(key="tut1:dates:last").value == dt.date(2026, 11, 22)
     assert picked.title in markdown_text(again)
 
 
@@ -183,3 +184,15 @@ def test_card_of_unknown_section_needs_the_student_to_name_the_section(db_path, 
     entry = saved_log(db_path, student_id).entries["1"]
     assert entry.category == "Text"
     assert any("Hugging Face" in i.value for i in at.info)  # the course's caution for Text
+
+
+def test_a_last_day_before_the_first_is_refused_with_a_message(db_path, student_id):
+    at = choose_path(open_page(student_id), "tutorials")
+    at.text_input(key="tut1:search").input("TensorBoard").run()
+    at.button(key="tut1:choose").click().run()
+    # A fresh entry has no dates yet (not today's by default).
+    assert at.date_input(key="tut1:dates:first").value is None
+    at.date_input(key="tut1:dates:first").set_value(dt.date(2026, 11, 22)).run()
+    at.date_input(key="tut1:dates:last").set_value(dt.date(2026, 11, 20)).run()
+    assert any("last day is before the first" in e.value for e in at.error)
+    assert saved_log(db_path, student_id).entries["1"].dates == ("2026-11-22",)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from workbook.config import Settings, SettingsError
 from workbook.review import (
     GRADE_SCALE,
     WORKSHEET_HEADERS,
@@ -107,7 +110,7 @@ def test_unknown_grade_label_is_refused_with_the_scale_named():
 
 def test_round_trip_keeps_every_row_and_column_and_fills_only_grade_and_feedback():
     uploaded = moodle_worksheet(ROWS)
-    result = fill_worksheet(uploaded, {"ada@example.org": entry()})
+    result = fill_worksheet(uploaded, {"ada@example.org": entry()}, timezone=UTC)
 
     before, after = parse(uploaded), parse(result.data)
     assert after[0] == before[0] == list(WORKSHEET_HEADERS)
@@ -243,7 +246,57 @@ def test_feedback_html_escapes_the_tas_text_and_keeps_line_breaks():
 
 
 def test_moodle_date_uses_twelve_hour_clock_without_leading_zeros():
-    assert moodle_date(datetime(2026, 1, 5, 0, 7)) == "Monday, 5 January 2026, 12:07 AM"
-    assert moodle_date(datetime(2026, 1, 5, 13, 30, tzinfo=UTC)) == (
+    assert moodle_date(datetime(2026, 1, 5, 0, 7), UTC) == "Monday, 5 January 2026, 12:07 AM"
+    assert moodle_date(datetime(2026, 1, 5, 13, 30, tzinfo=UTC), UTC) == (
         "Monday, 5 January 2026, 1:30 PM"
     )
+
+
+def test_moodle_date_is_written_in_the_courses_time_zone():
+    # The store keeps UTC; Moodle reads the worksheet's dates as its own local time.
+    stored = datetime(2026, 7, 1, 22, 30)  # naive = UTC
+    assert moodle_date(stored, ZoneInfo("Europe/Berlin")) == "Thursday, 2 July 2026, 12:30 AM"
+    assert moodle_date(stored, ZoneInfo("America/New_York")) == ("Wednesday, 1 July 2026, 6:30 PM")
+    # Winter time in Berlin is one hour from UTC, not two.
+    assert moodle_date(datetime(2026, 1, 5, 8, 0), ZoneInfo("Europe/Berlin")) == (
+        "Monday, 5 January 2026, 9:00 AM"
+    )
+
+
+def test_moodle_date_defaults_to_the_servers_local_time_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert moodle_date(datetime(2026, 1, 5, 0, 7)) == "Monday, 5 January 2026, 9:07 AM"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_filled_worksheet_dates_follow_the_timezone_setting():
+    tokyo = ZoneInfo("Asia/Tokyo")
+    result = fill_worksheet(moodle_worksheet(ROWS), {"ada@example.org": entry()}, timezone=tokyo)
+    ada = parse(result.data)[1]
+    # 21:05 UTC on the 27th is 6:05 the next morning in Tokyo.
+    assert ada[WORKSHEET_HEADERS.index("Last modified (grade)")] == (
+        "Saturday, 28 November 2026, 6:05 AM"
+    )
+    fresh = fresh_worksheet(
+        [("Ada Lovelace", "ada@example.org")],
+        {"ada@example.org": entry()},
+        timezone=tokyo,
+    ).decode("utf-8")
+    assert "Saturday, 28 November 2026, 6:05 AM" in fresh
+
+
+@pytest.mark.parametrize("value", ["Mars/Olympus", "not a zone", "../etc"])
+def test_an_unknown_timezone_setting_is_refused_with_its_name(value):
+    with pytest.raises(SettingsError, match="WORKBOOK_TIMEZONE"):
+        Settings.from_env({"WORKBOOK_TIMEZONE": value})
+
+
+def test_the_timezone_setting_is_read_from_the_environment():
+    assert Settings.from_env({"WORKBOOK_TIMEZONE": "Europe/Berlin"}).timezone() == ZoneInfo(
+        "Europe/Berlin"
+    )
+    assert Settings.from_env({}).timezone() is None

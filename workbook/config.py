@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -59,6 +61,18 @@ def _url(env: Mapping[str, str], name: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
         raise SettingsError(f"{name} must look like http(s)://host:port, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _timezone(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw:
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"{name} must be a time zone name such as Europe/Berlin, got {raw!r}"
+            ) from exc
+    return raw
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,9 @@ class Settings:
             (``WORKBOOK_KERNEL_GATEWAY_TOKEN``).
         kernel_gateway_kernel: the kernelspec name to start on the gateway
             (``WORKBOOK_KERNEL_GATEWAY_KERNEL``).
+        course_timezone: the Moodle server's time zone, an IANA name such as
+            ``Europe/Berlin``; empty = this server's own (``WORKBOOK_TIMEZONE``). Dates in
+            the Moodle grading worksheet are written in it.
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -142,6 +159,11 @@ class Settings:
     kernel_gateway: str = ""
     kernel_gateway_token: str = ""
     kernel_gateway_kernel: str = "workbook"
+    course_timezone: str = ""
+
+    def timezone(self) -> tzinfo | None:
+        """The course's time zone; ``None`` means this server's local time zone."""
+        return ZoneInfo(self.course_timezone) if self.course_timezone else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -182,4 +204,5 @@ class Settings:
             kernel_gateway_token=env.get("WORKBOOK_KERNEL_GATEWAY_TOKEN", "").strip(),
             kernel_gateway_kernel=env.get("WORKBOOK_KERNEL_GATEWAY_KERNEL", "").strip()
             or cls.kernel_gateway_kernel,
+            course_timezone=_timezone(env, "WORKBOOK_TIMEZONE"),
         )

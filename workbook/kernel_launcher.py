@@ -34,6 +34,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 
 
@@ -140,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.max_file_mb:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         _set_limit(resource.RLIMIT_FSIZE, args.max_file_mb * 1024 * 1024)
+
+    # tqdm warns, with the server's own file path, that notebook progress bars need
+    # ipywidgets; its console bars work without them. Students see only their own output.
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
     from ipykernel.kernelapp import IPKernelApp
 

@@ -19,7 +19,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from workbook.errors import WorkbookError
@@ -570,13 +570,23 @@ class WorksheetResult:
     locked: list[str]
 
 
-def moodle_date(moment: datetime) -> str:
+def moodle_date(moment: datetime, timezone: tzinfo | None = None) -> str:
     """A time as Moodle writes dates in the worksheet, e.g. ``Friday, 27 November 2026, 9:05 PM``.
 
-    Naive datetimes are taken as UTC. Moodle reads the value back with PHP's ``strtotime``.
+    Moodle writes ``Last modified (grade)`` with ``userdate()`` in English's
+    ``strftimedaydatetime`` format (``%A, %d %B %Y, %I:%M %p`` without leading zeros on
+    the day and hour), and on upload reads it back with PHP's ``strtotime``, which takes a
+    time without a zone as the Moodle server's local time. So the time is written in that
+    zone (the course's time zone setting); a grade written in UTC would look hours newer or
+    older than it is, and Moodle could skip it as changed since the download.
+
+    Args:
+        moment: the time; naive datetimes are taken as UTC (how the store keeps them).
+        timezone: the zone to write it in; ``None`` = this server's local time zone.
     """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(timezone)
     hour = moment.hour % 12 or 12
     return (
         f"{moment:%A}, {moment.day} {moment:%B} {moment.year}, "
@@ -618,7 +628,11 @@ def _paragraphs(text: str) -> str:
 
 
 def fill_worksheet(
-    data: bytes, grades: Mapping[str, GradeEntry], *, points_max: float = MAX_POINTS
+    data: bytes,
+    grades: Mapping[str, GradeEntry],
+    *,
+    points_max: float = MAX_POINTS,
+    timezone: tzinfo | None = None,
 ) -> WorksheetResult:
     """Fill a worksheet downloaded from Moodle with grades and feedback.
 
@@ -635,6 +649,8 @@ def fill_worksheet(
         data: the uploaded CSV file (UTF-8, with or without a byte order mark).
         grades: email (lower-case) -> what to fill in.
         points_max: the points of the best label on the course's scale.
+        timezone: the Moodle server's time zone, for ``Last modified (grade)`` (see
+            :func:`moodle_date`); ``None`` = this server's.
 
     Raises:
         ReviewError: the file is not a CSV with Moodle's worksheet columns.
@@ -674,7 +690,7 @@ def fill_worksheet(
         if comment_col is not None:
             new[comment_col] = entry.comment_html
         if modified_col is not None:
-            new[modified_col] = moodle_date(entry.modified)
+            new[modified_col] = moodle_date(entry.modified, timezone)
         out.append(_format_record(new, sheet.delimiter, _line_ending(raw, sheet.newline)))
         filled.append(email)
     missing = sorted(set(wanted) - seen)
@@ -691,6 +707,8 @@ def fill_worksheet(
 def fresh_worksheet(
     students: Iterable[tuple[str, str]],
     grades: Mapping[str, GradeEntry],
+    *,
+    timezone: tzinfo | None = None,
 ) -> bytes:
     """A worksheet with Moodle's columns for these students, when none was uploaded.
 
@@ -700,6 +718,7 @@ def fresh_worksheet(
     Args:
         students: (full name, email) pairs, in the order wanted.
         grades: email (lower-case) -> what to fill in; students without one get empty cells.
+        timezone: the Moodle server's time zone (see :func:`moodle_date`).
     """
     buffer = io.StringIO()
     buffer.write(_format_record(list(WORKSHEET_HEADERS), ",", "\n"))
@@ -712,7 +731,7 @@ def fresh_worksheet(
                 {
                     "Grade": entry.label or "",
                     "Grade can be changed": "Yes",
-                    "Last modified (grade)": moodle_date(entry.modified),
+                    "Last modified (grade)": moodle_date(entry.modified, timezone),
                     "Feedback comments": entry.comment_html,
                 }
             )

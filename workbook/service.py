@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
@@ -54,6 +55,10 @@ class Workbook:
         # Cells and checks take a slot each; more than the cores can take wait in line.
         self.run_queue = RunQueue(settings.run_slots)
         self._preloaded = False
+        # user id -> time.time() when their current run started, kernel start included
+        # (see run_state).
+        self._running_since: dict[int, float] = {}
+        self._running_lock = threading.Lock()
 
     def preflight(self) -> None:
         """Check, once at start-up, that the configured mode can run at all.
@@ -300,7 +305,7 @@ class Workbook:
             timeout = max(timeout, GIVEN_CELL_TIMEOUT_S)
         try:
             check = None
-            with self._admitted(user_id) as kernel:
+            with self._running(user_id), self._admitted(user_id) as kernel:
                 result = kernel.execute(code, timeout=timeout)
                 if result.status == "ok" and step.check is not None:
                     check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
@@ -316,6 +321,16 @@ class Workbook:
             message=None if check is None else check.message,
         )
         return CellRun(step_id=step_id, result=result, check=check)
+
+    @contextlib.contextmanager
+    def _running(self, user_id: int) -> Iterator[None]:
+        with self._running_lock:
+            self._running_since[user_id] = time.time()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running_since.pop(user_id, None)
 
     def run_all_above(self, user_id: int, step_id: str) -> list[CellRun]:
         """Run every cell before ``step_id`` in order (rebuilds state after a restart).
@@ -342,10 +357,19 @@ class Workbook:
             raise WorkbookError(str(exc)) from exc
 
     def run_state(self, user_id: int) -> RunState:
-        """Whether the student's cell is waiting in line, running, or neither (for the page)."""
+        """Whether the student's cell is waiting in line, running, or neither (for the page).
+
+        The page polls this to show a running cell's elapsed time and its place in line.
+        A run that is still getting its kernel (a start, or another tab's cell holding it)
+        counts as running from the moment it was asked for.
+        """
         ticket = self.run_queue.ticket(user_id)
         if ticket is None:
-            return RunState(state="idle", position=None, since=None)
+            with self._running_lock:
+                since = self._running_since.get(user_id)
+            if since is None:
+                return RunState(state="idle", position=None, since=None)
+            return RunState(state="running", position=0, since=since)
         position = self.run_queue.position(user_id)
         return RunState(
             state="running" if ticket.running else "queued", position=position, since=ticket.since

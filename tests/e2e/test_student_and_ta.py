@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -73,7 +74,11 @@ ANSWERS = {
         "top-p, or beam search, gives more varied or more likely whole sentences."
     ),
 }
+TUTORIAL_DATES = {"1": ("2026-11-20", "2026-11-22"), "2": ("2026-11-23", "2026-11-23")}
+TUTORIAL_NOTES = {"1": "gradgradcheck needs float64", "2": "strides change, shape does not"}
+NOTES_LABEL = re.compile(r"^Private notes while you work")
 GRADE = review.GRADE_SCALE[0]
+STEP6_COMMENT = "Good comments; say which shape each line produces."
 FEEDBACK = "Clear notebook and thoughtful reflections; in Q2 say which token -2 predicts."
 
 
@@ -160,10 +165,82 @@ def sign_in(page: Page, url: str, email: str, password: str) -> None:
 
 
 PASSED = re.compile(r"^\s*Check passed")
+RUNNING_INDICATOR = re.compile(r"Running · \d+ s")
+INDENT = "    "
 
 
-def run_step(page: Page, step: exercises.Step, code: str | None, *, passes: bool = True) -> str:
-    """Put ``code`` in a step's cell (unless given), press Run, and return the check's text.
+def editor(page: Page, step: exercises.Step):
+    """The code editor of a step (its editable area, named by its label)."""
+    return page.get_by_label(f"Your code for {step.title}", exact=True)
+
+
+def editor_text(area) -> str:
+    """The text in a code editor, as the editor itself holds it."""
+    return area.evaluate("e => e.closest('.cm-editor').workbookView.state.doc.toString()")
+
+
+def current_line_indent(area) -> int:
+    """Spaces at the start of the line the cursor is on."""
+    return area.evaluate(
+        "e => { const s = e.closest('.cm-editor').workbookView.state;"
+        " const line = s.doc.lineAt(s.selection.main.head);"
+        " return line.text.length - line.text.trimStart().length; }"
+    )
+
+
+def paste_code(page: Page, area, code: str) -> None:
+    """Replace a cell's code in one go, as a paste does (no auto-indent, no bracket closing)."""
+    area.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(code)
+    assert editor_text(area) == code
+
+
+def type_code(page: Page, area, code: str) -> None:
+    """Write ``code`` key by key, as a student does: Enter for a new line (the editor indents
+    it), Tab / Shift+Tab to fix the indentation, then the line's text."""
+    area.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    lines = code.split("\n")
+    for number, line in enumerate(lines):
+        text = line.lstrip(" ")
+        if text:
+            wanted = len(line) - len(text)
+            assert wanted % len(INDENT) == 0, f"not a multiple of 4 spaces: {line!r}"
+            # Auto-indent after Enter is usually right; otherwise a Tab or Shift+Tab moves it
+            # by one level.
+            for _ in range(8):
+                have = current_line_indent(area)
+                if have == wanted:
+                    break
+                page.keyboard.press("Tab" if have < wanted else "Shift+Tab")
+            assert current_line_indent(area) == wanted, (number, line)
+            page.keyboard.type(text)
+        if number < len(lines) - 1:
+            page.keyboard.press("Enter")
+    assert editor_text(area) == code
+
+
+def run_with_shift_enter(page: Page, area, step: exercises.Step) -> None:
+    """Run a code cell from the keyboard and wait until the cell no longer says it runs."""
+    area.click()
+    page.keyboard.press("Shift+Enter")
+    wait_rerun(page)
+    running = page.locator(f".st-key-cell-{step.id}").get_by_text(RUNNING_INDICATOR)
+    expect(running).to_have_count(0, timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+
+
+def run_step(
+    page: Page,
+    step: exercises.Step,
+    code: str | None,
+    *,
+    passes: bool = True,
+    by_keyboard: bool = False,
+) -> str:
+    """Put ``code`` in a step's cell (unless given), run it, and return the check's text.
 
     Args:
         page: the notebook page.
@@ -171,15 +248,18 @@ def run_step(page: Page, step: exercises.Step, code: str | None, *, passes: bool
         code: the cell's new code; ``None`` for the given setup cell.
         passes: whether the check is expected to pass (the wait is for that verdict, since
             an earlier verdict of the same step stays on screen until the rerun ends).
+        by_keyboard: type the code key by key (else paste it); either way the cell is run
+            with Shift+Enter. The given setup cell is run with its Run button.
 
     Returns:
         The text of the alert the step's run produced (the check verdict).
     """
-    if code is not None:
-        commit_text(page, page.get_by_label(f"Your code for {step.title}", exact=True), code)
-    click_and_wait(page, page.locator(f".st-key-{step.id}-run button"))
     if step.given:
+        click_and_wait(page, page.locator(f".st-key-{step.id}-run button"))
         return ""
+    area = editor(page, step)
+    (type_code if by_keyboard else paste_code)(page, area, code)
+    run_with_shift_enter(page, area, step)
     # The verdict is the first alert below the step's Run button.
     verdict = page.locator(f".st-key-{step.id}-run").locator(
         "xpath=following::*[@data-testid='stAlert'][1]"
@@ -200,6 +280,26 @@ def wrong_step3() -> str:
     return wrong
 
 
+def date_value(panel, label: str) -> str:
+    """What a date field shows, as YYYY-MM-DD (its year, month and day segments)."""
+    return "".join(panel.get_by_role("group", name=label).inner_text().split())
+
+
+def type_date(page: Page, panel, label: str, iso: str) -> None:
+    """Type a date key by key into its field and pause, the cursor still in the field.
+
+    Like any other field it is saved after the pause, without leaving the field (the reload
+    at the end reads it back).
+    """
+    panel.get_by_role("spinbutton", name=f"year, {label}").click()
+    page.keyboard.type(iso.replace("-", ""))
+    page.wait_for_timeout(3_500)  # the autosave's pause in typing, then its save
+    wait_idle(page)
+    assert date_value(panel, label) == iso
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label') || ''")
+    assert focused.endswith(label), focused
+
+
 def do_tutorials(page: Page, folder: Path) -> None:
     """Choose the two-tutorials path and log two catalog tutorials with reflections."""
     go_to(page, "Tutorial log", "Tutorial log")
@@ -211,6 +311,10 @@ def do_tutorials(page: Page, folder: Path) -> None:
         click_and_wait(page, panel.get_by_role("button", name="This is my tutorial"))
         expect(panel.get_by_text("Your choice:")).to_be_visible(timeout=UI_TIMEOUT_MS)
         commit_text(page, panel.get_by_label("Minutes spent"), "90")
+        first, last = TUTORIAL_DATES[slot]
+        type_date(page, panel, "First day worked", first)
+        type_date(page, panel, "Last day worked", last)
+        commit_text(page, panel.get_by_label(NOTES_LABEL), TUTORIAL_NOTES[slot])
         area = panel.get_by_label("Reflection: one paragraph on working through this resource")
         commit_text(page, area, reflection)
         # The word count under the field is computed from the saved, committed text.
@@ -235,10 +339,22 @@ def do_notebook(page: Page, folder: Path) -> None:
     """Setup, one wrong attempt with a helpful message, then steps 1-6 passing."""
     go_to(page, "Logits notebook", "Logits in Causal Language Models")
     steps = {step.id: step for step in exercises.steps()}
-    run_step(page, steps["setup"], None)
+    # The setup cell loads the model (seconds to a minute): the cell itself shows that it
+    # runs, for how long, and what it is doing, and Run is not offered twice meanwhile.
+    page.locator(".st-key-setup-run button").click()
+    indicator = page.locator(".st-key-cell-setup").get_by_text(RUNNING_INDICATOR)
+    expect(indicator).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(indicator).to_contain_text("loading the model")
+    expect(page.locator(".st-key-step1-run button")).to_be_disabled()
+    indicator.evaluate("e => e.scrollIntoView({block: 'center'})")
+    page.screenshot(path=str(folder / "notebook-setup-running.png"))
+    wait_idle(page)
     expect(page.get_by_text(re.compile(r"The model has [\d,]+ parameters"))).to_be_visible(
         timeout=RUN_TIMEOUT_MS
     )
+    # Only what the setup cell printed: no warnings from the server's own libraries.
+    setup_text = page.locator(".st-key-cell-setup").inner_text()
+    assert "Warning" not in setup_text and sys.prefix not in setup_text, setup_text
     for number in (1, 2):
         step = steps[f"step{number}"]
         verdict = run_step(page, step, step.solution)
@@ -252,10 +368,18 @@ def do_notebook(page: Page, folder: Path) -> None:
         "e => e.scrollIntoView({block: 'start'})"
     )
     page.screenshot(path=str(folder / "notebook-step3-wrong.png"))
-    for number in (3, 4, 5, 6):
+    for number in (3, 4, 5):
         step = steps[f"step{number}"]
         verdict = run_step(page, step, step.solution)
         assert verdict.startswith("Check passed"), f"{step.title}: {verdict}"
+    # Step 6, a function with comments, is written with the keyboard only.
+    step6 = steps["step6"]
+    verdict = run_step(page, step6, step6.solution, by_keyboard=True)
+    assert verdict.startswith("Check passed"), f"{step6.title}: {verdict}"
+    page.get_by_role("heading", name=step6.title).evaluate(
+        "e => e.scrollIntoView({block: 'start'})"
+    )
+    page.screenshot(path=str(folder / "notebook-step6-editor.png"))
     shot(page, folder, "notebook")
 
 
@@ -286,12 +410,21 @@ def check_everything_kept(page: Page, folder: Path) -> None:
         expect(
             panel.get_by_label("Reflection: one paragraph on working through this resource")
         ).to_have_value(reflection)
+        expect(panel.get_by_label("Minutes spent")).to_have_value("90")
+        first, last = TUTORIAL_DATES[slot]
+        expect(panel.get_by_role("group", name="First day worked")).to_be_visible()
+        assert (date_value(panel, "First day worked"), date_value(panel, "Last day worked")) == (
+            first,
+            last,
+        )
+        expect(panel.get_by_label(NOTES_LABEL)).to_have_value(TUTORIAL_NOTES[slot])
 
     go_to(page, "Logits notebook", "Logits in Causal Language Models")
     for step in exercises.steps():
         if not step.given:
-            area = page.get_by_label(f"Your code for {step.title}", exact=True)
-            expect(area).to_have_value(step.solution)
+            area = editor(page, step)
+            expect(area).to_be_visible()
+            assert editor_text(area) == step.solution, step.title
     # Each graded step's saved verdict is shown again under its saved output.
     expect(page.get_by_text(re.compile(r"^Check passed"))).to_have_count(6)
 
@@ -318,6 +451,9 @@ def do_export(page: Page, folder: Path) -> nbformat.NotebookNode:
     # The student's work is in it: the last step's code and every answer.
     sources = "\n".join(cell.source for cell in notebook.cells)
     assert exercises.step("step6").solution.strip() in sources
+    # Outputs hold only what the student's code printed, nothing of the server's.
+    outputs = str([cell.get("outputs", []) for cell in notebook.cells])
+    assert sys.prefix not in outputs and "TqdmWarning" not in outputs
     for answer in ANSWERS.values():
         assert answer in sources
         assert answer in text.decode("utf-8")
@@ -345,9 +481,20 @@ def do_ta_review(browser: Browser, url: str, folder: Path) -> None:
         page.get_by_label("Grade", exact=True).click()
         click_and_wait(page, page.get_by_role("option", name=GRADE, exact=True))
         expect(page.get_by_label("Overall comment", exact=True)).to_have_value(FEEDBACK)
-        click_and_wait(page, page.get_by_role("button", name="Release to student"))
+        # A comment on one item sits beside it; the grade, the overall comment and Release
+        # stay in view while the TA reads down to it.
+        step6_comment = page.get_by_label(re.compile(r"^Your comment on Step 6"), exact=False)
+        step6_comment.scroll_into_view_if_needed()
+        commit_text(page, step6_comment, STEP6_COMMENT)
+        expect(page.get_by_label("Overall comment", exact=True)).to_be_in_viewport()
+        expect(page.get_by_label("Grade", exact=True)).to_be_in_viewport()
+        release = page.get_by_role("button", name="Release to student")
+        expect(release).to_be_in_viewport()
+        click_and_wait(page, release)
         expect(page.get_by_text("Released: the student sees this").first).to_be_visible()
-        shot(page, folder, "ta-review")
+        expect(step6_comment).to_have_value(STEP6_COMMENT)
+        page.screenshot(path=str(folder / "ta-review.png"))
+        shot(page, folder, "ta-review-full")
     except BaseException:
         page.screenshot(path=str(folder / "failure-ta.png"))
         raise
@@ -368,6 +515,12 @@ def test_student_completes_the_homework_and_sees_released_ta_feedback(
         do_tutorials(page, artifacts)
         do_analysis(page, artifacts)
         check_everything_kept(page, artifacts)
+        # A staff page's URL tells the student plainly who it is for.
+        page.goto(f"{app.url}/review")
+        expect(page.get_by_text("This page is for course staff")).to_be_visible(
+            timeout=UI_TIMEOUT_MS
+        )
+        expect(page.get_by_text("Page not found")).to_have_count(0)
         do_export(page, artifacts)
 
         do_ta_review(browser, app.url, artifacts)
@@ -377,10 +530,65 @@ def test_student_completes_the_homework_and_sees_released_ta_feedback(
         page.goto(app.url)
         expect(page.get_by_text("Feedback from your TA")).to_be_visible(timeout=UI_TIMEOUT_MS)
         expect(page.get_by_text(FEEDBACK)).to_be_visible()
+        expect(page.get_by_text(STEP6_COMMENT)).to_be_visible()
         expect(page.get_by_text(f"Grade: {GRADE}")).to_be_visible()
         shot(page, artifacts, "home-feedback")
     except BaseException:
         page.screenshot(path=str(artifacts / "failure.png"))
+        raise
+    finally:
+        context.close()
+
+
+def test_code_in_a_cell_is_saved_after_a_pause_and_when_the_tab_is_hidden(
+    app: RunningApp, browser: Browser, artifacts: Path
+) -> None:
+    """The code editor saves at the same moments as every other field, without a Run."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    step1 = exercises.step("step1")
+    try:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Register").click()
+        page.get_by_label("Your name (as in Moodle)").fill("Grace Hopper")
+        page.get_by_role("tabpanel").get_by_label("Email").fill("grace@example.org")
+        page.get_by_label("Password (at least 8 characters)").fill("cobol-1959-compiler")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.get_by_text("Welcome, Grace Hopper")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        go_to(page, "Logits notebook", "Logits in Causal Language Models")
+        area = editor(page, step1)
+        cell = page.locator(".st-key-cell-step1")
+
+        # A pause in typing saves; the cursor stays in the cell.
+        area.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("\n# paused here")
+        expect(cell.get_by_text(re.compile(r"^✓ Saved at"))).to_be_visible(timeout=UI_TIMEOUT_MS)
+        assert page.evaluate("document.activeElement.getAttribute('aria-label')") == (
+            f"Your code for {step1.title}"
+        )
+
+        # Typing, then the tab goes to the background at once (no pause, no leaving the cell).
+        page.keyboard.type("\n# then hid the tab")
+        page.evaluate(
+            "() => { Object.defineProperty(document, 'visibilityState', "
+            "{value: 'hidden', configurable: true}); "
+            "document.dispatchEvent(new Event('visibilitychange')); }"
+        )
+        wait_rerun(page)
+        # A second tab, opened while the first stays open (so nothing else could have
+        # saved it), reads the saved code.
+        other = context.new_page()
+        other.goto(f"{app.url}/notebook")
+        area = editor(other, step1)
+        expect(area).to_be_visible(timeout=UI_TIMEOUT_MS)
+        text = editor_text(area)
+        assert text.endswith("# paused here\n# then hid the tab"), text
+
+    except BaseException:
+        for open_page in context.pages:
+            open_page.screenshot(path=str(artifacts / "failure-autosave.png"))
         raise
     finally:
         context.close()

@@ -1,0 +1,70 @@
+"""What the notebook shows at a running cell (``pages/cell_runs.describe``)."""
+
+from __future__ import annotations
+
+from pages.cell_runs import Job, describe
+from workbook.service import RunState
+
+TITLES = {"setup": "Setup", "step1": "Step 1", "step2": "Step 2"}
+NOTES = {"setup": "loading the model…"}
+
+
+def test_a_running_cell_shows_for_how_long_and_what_a_long_given_cell_does():
+    job = Job(id=1, user_id=7, step_ids=["setup"], started=100.0)
+    job.current = "setup"
+    step, text = describe(job, RunState("running", 0, 112.0), TITLES, NOTES, now=130.0)
+    assert step == "setup"
+    assert "**Running** · 18 s" in text and "loading the model…" in text
+
+
+def test_a_queued_cell_shows_its_place_in_line():
+    job = Job(id=2, user_id=7, step_ids=["step1"], started=100.0)
+    for position, place in ((1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th")):
+        _, text = describe(job, RunState("queued", position, 101.0), TITLES, NOTES, now=106.0)
+        assert f"**{place} in line**" in text and "5 s" in text
+
+
+def test_run_all_above_says_which_cell_of_how_many_runs_now():
+    job = Job(id=3, user_id=7, step_ids=["setup", "step1", "step2"], started=100.0)
+    job.current = "step1"
+    step, text = describe(job, RunState("idle", None, None), TITLES, NOTES, now=104.0)
+    assert step == "step1"
+    assert "cell 2 of 3 (Step 1)" in text
+    assert "4 s" in text  # from the job's own start while the workbook reports no state
+
+
+def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from workbook import Settings, Workbook
+
+    wb = Workbook(Settings(db_path=tmp_path / "w.db", work_dir=tmp_path / "k"))
+    assert wb.run_state(7).state == "idle"
+    inside = threading.Event()
+    release = threading.Event()
+
+    class _Kernel:
+        def execute(self, code, timeout=None):
+            from workbook.kernel import ExecutionResult
+
+            inside.set()
+            assert release.wait(10)
+            return ExecutionResult(outputs=[], execution_count=1)
+
+    class _Pool:
+        def kernel_for(self, user_id):
+            return _Kernel()
+
+    monkeypatch.setattr(Workbook, "kernels", property(lambda self: _Pool()))
+    user = wb.store.create_user("s@example.org", "S", "long enough password")
+    before = time.time()
+    worker = threading.Thread(target=wb.run_step, args=(user.id, "setup"))
+    worker.start()
+    assert inside.wait(10)
+    state = wb.run_state(user.id)
+    assert state.state == "running" and state.position is None
+    assert before <= state.since <= time.time()
+    release.set()
+    worker.join(10)
+    assert wb.run_state(user.id).state == "idle"
