@@ -69,7 +69,7 @@ def test_the_pool_builds_gateway_kernels_only_when_a_gateway_is_set(tmp_path):
 def test_hosted_mode_needs_no_sandbox_on_the_app_server_with_a_gateway(tmp_path, monkeypatch):
     from workbook import sandbox
 
-    def refuse() -> None:
+    def refuse(*_args: object) -> None:
         raise sandbox.SandboxUnavailable("no bubblewrap here")
 
     monkeypatch.setattr(sandbox, "check_available", refuse)
