@@ -45,6 +45,11 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
     release = threading.Event()
 
     class _Kernel:
+        lock = threading.RLock()
+
+        def inspect(self, code, timeout=None):
+            return None  # as a kernel that has not imported torch yet
+
         def execute(self, code, timeout=None):
             from workbook.kernel import ExecutionResult
 
@@ -52,9 +57,14 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
             assert release.wait(10)
             return ExecutionResult(outputs=[], execution_count=1)
 
+    kernel = _Kernel()
+
     class _Pool:
         def kernel_for(self, user_id):
-            return _Kernel()
+            return kernel
+
+        def current(self, user_id):
+            return kernel
 
     monkeypatch.setattr(Workbook, "kernels", property(lambda self: _Pool()))
     user = wb.store.create_user("s@example.org", "S", "long enough password")
@@ -63,7 +73,7 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
     worker.start()
     assert inside.wait(10)
     state = wb.run_state(user.id)
-    assert state.state == "running" and state.position is None
+    assert state.state == "running" and state.position == 0
     assert before <= state.since <= time.time()
     release.set()
     worker.join(10)
