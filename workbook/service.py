@@ -384,6 +384,7 @@ class Workbook:
         share of the cores (``workbook.threads``).
         """
         from workbook import threads
+        from workbook.kernel import KernelError
 
         uid = str(user_id)
         while True:
@@ -392,7 +393,10 @@ class Workbook:
                 if self.kernels.current(uid) is not kernel:
                     continue  # restarted with a spare or culled while we waited: ask again
                 with self.run_queue.slot(uid):
-                    threads.grant(kernel, threads.share(self.run_queue.running()))
+                    try:
+                        threads.grant(kernel, threads.share(self.run_queue.running()))
+                    except KernelError as exc:  # only a speed-up: the cell still runs
+                        log.warning("could not set the kernel's threads: %s", exc)
                     yield kernel
                 return
 
