@@ -14,8 +14,9 @@ messages work unchanged. Only the transport differs:
 Why not ``jupyter_server``'s ``GatewayClient``: it is an asyncio client configured as a
 process-wide singleton for a Jupyter server, and it would put all of ``jupyter_server`` (and
 ``nbconvert``) into the app. The protocol we need is five REST calls and one WebSocket, so the
-adapter here uses ``jupyter_client`` for the message format, the ``websockets`` sync client
-(already a dependency of Streamlit) for the socket and ``urllib`` for REST.
+adapter in :mod:`workbook.gateway_protocol` uses ``jupyter_client`` for the message format, the
+``websockets`` sync client (already a dependency of Streamlit) for the socket and ``urllib`` for
+REST.
 
 The kernel's process lives on the gateway host, so what the app can observe differs a little
 from local kernels, and is mapped onto the same outcomes:
@@ -32,9 +33,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import http.client
 import json
-import queue
 import threading
 import time
 import urllib.error
@@ -42,12 +41,18 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.sync.client import connect
 
 from workbook.config import Settings
+from workbook.gateway_protocol import (
+    UNREACHABLE,
+    Channels,
+    GatewayUnavailable,
+    Rest,
+    SocketClosed,
+    SocketRefused,
+    reason,
+)
 from workbook.kernel import (
     ExecutionResult,
     KernelDied,
@@ -59,20 +64,14 @@ from workbook.kernel import (
     strip_ansi,
 )
 
-__all__ = ["GatewayKernel", "GatewayUnavailable"]
+__all__ = ["GatewayKernel", "GatewayUnavailable", "UNREACHABLE"]
 
 # As for local kernels: how long a cell may ignore an interrupt before its kernel is replaced.
 _INTERRUPT_GRACE_S = 5.0
 _POLL_S = 0.25
 # Starting a kernel on Kubernetes means scheduling a pod (and maybe pulling its image).
 _START_TIMEOUT_S = 120.0
-_REST_TIMEOUT_S = 30.0
-_CONNECT_TIMEOUT_S = 10.0
 
-UNREACHABLE = (
-    "The kernel server is not reachable right now (it may be restarting), so your code could "
-    "not run. Your code is saved. Try again in a minute."
-)
 CUT_OFF = (
     "The connection to the kernel server broke while this cell ran, so its output is lost. "
     "Your code is saved. Try again in a minute; if your variables are gone, use Run all above."
@@ -86,150 +85,6 @@ MODEL_MISSING = (
     "The course's model is not available on the kernel server ({why}). Your code is fine: "
     "tell your instructor, who can find the fix in docs/deployment.md."
 )
-
-
-class GatewayUnavailable(KernelDied):
-    """The gateway cannot be reached; the message is meant for the student."""
-
-
-class _Rest:
-    """The gateway's REST API: JSON in, JSON out, the token in the ``Authorization`` header."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"} if self.token else {}
-
-    def call(
-        self, method: str, path: str, body: dict | None = None, timeout: float = _REST_TIMEOUT_S
-    ) -> tuple[int, Any]:
-        """Send one request; return ``(status, parsed body)``, also for HTTP error statuses.
-
-        Raises:
-            GatewayUnavailable: no answer (refused, timed out, connection reset).
-        """
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers=self.headers()
-        )
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, _parse(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, _parse(exc.read())
-        except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
-            raise GatewayUnavailable(UNREACHABLE) from exc
-
-
-def _parse(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
-def _reason(body: Any) -> str:
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("reason") or "")
-    return str(body or "")[:300]
-
-
-class _Channels:
-    """One WebSocket to a kernel; a reader thread sorts its messages by channel.
-
-    ``died`` is set when the gateway reports the kernel restarting or dead (it crashed);
-    ``closed`` when the socket ends (the gateway went away, or :meth:`close`).
-    """
-
-    def __init__(self, url: str, headers: dict[str, str], session: Session) -> None:
-        self.session = session
-        self.queues: dict[str, queue.Queue] = {
-            name: queue.Queue() for name in ("shell", "iopub", "control", "stdin")
-        }
-        self.died = threading.Event()
-        self.closed = threading.Event()
-        self._stack = contextlib.ExitStack()
-        try:
-            self._ws = self._stack.enter_context(
-                connect(
-                    url,
-                    additional_headers=headers,
-                    open_timeout=_CONNECT_TIMEOUT_S,
-                    close_timeout=2,
-                    # Check digests carry tensors as text: far past the 1 MiB default.
-                    max_size=None,
-                )
-            )
-        except InvalidStatus as exc:
-            raise _SocketRefused(exc.response.status_code) from exc
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise GatewayUnavailable(UNREACHABLE) from exc
-        self._reader = threading.Thread(target=self._read, name="gateway-ws-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        try:
-            while True:
-                raw = self._ws.recv()
-                if isinstance(raw, bytes):
-                    continue  # binary frames carry comm buffers (widgets); cells send none
-                msg = json.loads(raw)
-                channel = msg.pop("channel", "iopub")
-                if (
-                    channel == "iopub"
-                    and msg.get("msg_type") == "status"
-                    and msg.get("content", {}).get("execution_state") in ("restarting", "dead")
-                ):
-                    self.died.set()
-                self.queues.setdefault(channel, queue.Queue()).put(msg)
-        except (ConnectionClosed, OSError, ValueError):
-            pass
-        finally:
-            self.closed.set()
-
-    def send(self, channel: str, msg_type: str, content: dict) -> str:
-        """Send a request; return its ``msg_id``.
-
-        Raises:
-            _SocketClosed: the socket is closed.
-        """
-        msg = self.session.msg(msg_type, content=content)
-        msg["channel"] = channel
-        msg["buffers"] = []
-        try:
-            self._ws.send(json.dumps(msg, default=json_default))
-        except (ConnectionClosed, OSError) as exc:
-            self.closed.set()
-            raise _SocketClosed from exc
-        return msg["header"]["msg_id"]
-
-    def get(self, channel: str, timeout: float) -> dict | None:
-        """The next message of ``channel``, or ``None`` after ``timeout`` seconds."""
-        try:
-            return self.queues[channel].get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):  # noqa: BLE001 - closing a broken socket
-            self._stack.close()
-        self.closed.set()
-
-
-class _SocketClosed(Exception):
-    """The WebSocket closed under us (internal; turned into a student message)."""
-
-
-class _SocketRefused(Exception):
-    """The gateway answered the WebSocket handshake with an HTTP error status."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 class GatewayKernel:
@@ -249,9 +104,9 @@ class GatewayKernel:
         self.settings = settings
         self.last_used = time.monotonic()
         self.lock = threading.RLock()
-        self._rest = _Rest(settings.kernel_gateway, settings.kernel_gateway_token)
+        self._rest = Rest(settings.kernel_gateway, settings.kernel_gateway_token)
         self._kernel_id: str | None = None
-        self._channels: _Channels | None = None
+        self._channels: Channels | None = None
         self._notice = ""  # said with the next run's result (the kernel was replaced)
 
     # ----------------------------------------------------------------- life cycle
@@ -316,7 +171,7 @@ class GatewayKernel:
         if status not in (200, 201) or not isinstance(answer, dict) or "id" not in answer:
             raise KernelDied(
                 f"The kernel server could not start a kernel "
-                f"({self.settings.kernel_gateway_kernel!r}: {status} {_reason(answer)}). "
+                f"({self.settings.kernel_gateway_kernel!r}: {status} {reason(answer)}). "
                 "Please tell your instructor."
             )
         self._kernel_id = answer["id"]
@@ -341,8 +196,8 @@ class GatewayKernel:
         url = urllib.parse.urlunsplit((scheme, parts.netloc, path, "", ""))
         session = Session(key=b"", username=self.user_id)
         try:
-            self._channels = _Channels(url, self._rest.headers(), session)
-        except _SocketRefused as exc:
+            self._channels = Channels(url, self._rest.headers(), session)
+        except SocketRefused as exc:
             if exc.status == 404:
                 raise _KernelGone from exc
             raise KernelDied(
@@ -358,7 +213,7 @@ class GatewayKernel:
         while time.monotonic() < deadline:
             try:
                 msg_id = channels.send("shell", "kernel_info_request", {})
-            except _SocketClosed:
+            except SocketClosed:
                 raise GatewayUnavailable(UNREACHABLE) from None
             ask_again = time.monotonic() + 2.0
             while time.monotonic() < min(ask_again, deadline):
@@ -482,7 +337,7 @@ class GatewayKernel:
         }
         try:
             msg_id = channels.send("shell", "execute_request", content)
-        except _SocketClosed:
+        except SocketClosed:
             raise GatewayUnavailable(UNREACHABLE) from None
         collector = _Collector(self.settings.cell_max_output_kb * 1024)
         deadline = time.monotonic() + limit
