@@ -174,7 +174,7 @@ class UsersMixin:
         cleaned = email.strip().lower()[: check.MAX_EMAIL] if isinstance(email, str) else ""
         password = password if isinstance(password, str) else ""
         browser_hash = _token_hash(browser) if isinstance(browser, str) and browser else None
-        attempt_id = self._reserve_attempt(cleaned, str(client), browser_hash, policy)
+        attempt_id = self._reserve_attempt(cleaned, str(client)[:200], browser_hash, policy)
         row = None
         ok = False
         try:

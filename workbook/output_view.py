@@ -58,7 +58,7 @@ pre { white-space: pre-wrap; }
 
 _MIN_HEIGHT_PX = 48
 _MAX_HEIGHT_PX = 520  # taller content scrolls inside the frame
-_LINE_PX = 26
+_LINE_PX = 24
 
 
 @dataclass(frozen=True)
@@ -168,20 +168,29 @@ def frame(body_html: str, height: int) -> OutputView:
     return OutputView("frame", document=outer, height=height)
 
 
-_ROW = re.compile(r"<(tr|br|p|li|h[1-6]|div|pre)\b", re.IGNORECASE)
+_INVISIBLE = re.compile(r"<(style|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TABLE = re.compile(r"<table\b.*?</table\s*>", re.IGNORECASE | re.DOTALL)
+_TABLE_ROW = re.compile(r"<(tr|caption)\b", re.IGNORECASE)
+_BLOCK = re.compile(r"<(br|p|li|h[1-6]|div|pre)\b", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
+_ROW_PX = 28
 
 
 def estimated_height(body_html: str) -> int:
     """A frame height for markup the app cannot measure (no script runs in the frame).
 
-    Counts rows and blocks (a table's rows, paragraphs, line breaks) plus the lines of the
-    text between tags; the frame scrolls when the guess is short.
+    Counts table rows, then the blocks or text lines outside tables (paragraphs, line
+    breaks), ignoring what is never drawn (styles, scripts); the frame scrolls when the
+    guess is short.
     """
-    blocks = len(_ROW.findall(body_html))
-    text_lines = sum(1 for line in _TAG.sub("", body_html).splitlines() if line.strip())
-    images = body_html.lower().count("<img") + body_html.lower().count("<svg")
-    return 16 + _LINE_PX * max(1, blocks, text_lines) + 200 * images
+    visible = _INVISIBLE.sub("", body_html)
+    rows = len(_TABLE_ROW.findall(visible))
+    outside = _TABLE.sub("\n", visible)
+    blocks = len(_BLOCK.findall(outside))
+    text_lines = sum(1 for line in _TAG.sub("", outside).splitlines() if line.strip())
+    lines = max(blocks, text_lines, 0 if rows else 1)
+    images = outside.lower().count("<img") + outside.lower().count("<svg")
+    return 16 + _ROW_PX * rows + _LINE_PX * lines + 200 * images
 
 
 def _raster_height(raw: bytes) -> int:
