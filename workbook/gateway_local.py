@@ -31,6 +31,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from workbook import threads
+
 __all__ = ["KERNEL_NAME", "LocalGateway", "free_port", "kernelspec", "write_kernelspec"]
 
 KERNEL_NAME = "workbook"
@@ -55,6 +57,7 @@ def kernelspec(
     home_root: Path | None = None,
     memory_mb: int = 4096,
     cell_cpu_s: int = 120,
+    max_output_kb: int = 1024,
 ) -> dict[str, Any]:
     """The ``kernel.json`` of the workbook's kernel on a gateway host.
 
@@ -67,11 +70,13 @@ def kernelspec(
             working folder (right for one pod per kernel).
         memory_mb: address-space limit per kernel, as ``WORKBOOK_KERNEL_MEMORY_MB``.
         cell_cpu_s: CPU seconds per cell, as ``WORKBOOK_KERNEL_CELL_CPU_S``.
+        max_output_kb: output one cell may print, as ``WORKBOOK_CELL_MAX_OUTPUT_KB`` (the
+            kernel stops printing past it; the app caps what arrives as well).
     """
     cache = model_cache if model_cache is not None else _default_cache()
     ours = ["--home-root", str(home_root)] if home_root is not None else []
     launcher = ["-f", "{connection_file}", "--memory-mb", str(memory_mb)]
-    launcher += ["--cell-cpu-s", str(cell_cpu_s)]
+    launcher += ["--cell-cpu-s", str(cell_cpu_s), "--max-output-kb", str(max_output_kb)]
     return {
         "argv": [python, str(Path(code_root) / "workbook" / "gateway_launcher.py"), *ours, "--"]
         + launcher,
@@ -89,6 +94,8 @@ def kernelspec(
             "MPLBACKEND": "agg",
             "TQDM_DISABLE": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            # One torch thread until a run is granted its share (workbook.threads).
+            **threads.kernel_env(),
         },
         "metadata": {"debugger": False},
     }
