@@ -413,9 +413,20 @@ def test_step6_function_that_ignores_k_is_caught(kernel, lm):
     code = _GOOD_FUNCTION.replace("probabilities.topk(k)", "probabilities.topk(10)")
     failed_with(
         check6(kernel, lm, code),
+        "returns 10 rows whatever `k` is",
         "predict_next_tokens('The cat sat on the', 1)",
         "has 10 rows; expected 1",
     )
+
+
+def test_step6_function_that_ignores_its_phrase_is_named(kernel, lm):
+    code = _GOOD_FUNCTION.replace(
+        "def predict_next_tokens(phrase, k):",
+        "def predict_next_tokens(phrase, k):\n    text = phrase",
+    ).replace(
+        'tokenizer(phrase, return_tensors="pt")', 'tokenizer("hello world", return_tensors="pt")'
+    )
+    failed_with(check6(kernel, lm, code), "same most likely token for every phrase")
 
 
 def test_step6_function_using_index_minus_two_fails_on_unseen_phrases(kernel, lm):

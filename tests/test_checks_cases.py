@@ -328,6 +328,26 @@ CASES = [
         False,
         ("reads global variables it should not: input_ids",),
     ),
+    Case(
+        "cause",
+        "function ignores k",
+        6,
+        course(6, "topk(k)", "topk(5)").split("\n\ncheck_global_vars")[0],
+        False,
+        ("returns 5 rows whatever `k` is",),
+    ),
+    Case(
+        "cause",
+        "function ignores its phrase",
+        6,
+        course(
+            6,
+            'tokenizer(phrase, return_tensors="pt")',
+            'tokenizer("To be or not to", return_tensors="pt")',
+        ).split("\n\ncheck_global_vars")[0],
+        False,
+        ("same most likely token for every phrase",),
+    ),
     # 14.4: what kind of thing is wrong, never the value to find.
     Case(
         "no answer",

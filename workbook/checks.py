@@ -1375,12 +1375,13 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
             f"itself (allowed: {', '.join(exercises.ALLOWED_GLOBALS)})."
         )
     printed = displayed = None  # reported once, for the first call that did it
+    wrong_tables: list[str] = []
     for call, expected in zip(function["calls"], ref["tables"], strict=True):
         shown = f"predict_next_tokens({_clip(call['phrase'])!r}, {call['k']})"
         if "error" in call:
             problems.append(f"`{shown}` raised {call['error']}." + _error_hint(call["error"]))
             continue
-        problems += _table_problems(call.get("result"), expected, what=f"result of `{shown}`")
+        wrong_tables += _table_problems(call.get("result"), expected, what=f"result of `{shown}`")
         if printed is None and call.get("stdout", "").strip():
             printed = (
                 f"`{shown}` printed {_clip(call['stdout'].strip(), 60)!r}: the function "
@@ -1390,6 +1391,9 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
             displayed = (
                 f"`{shown}` displayed output itself: the function should only return the table."
             )
+    if wrong_tables and not used:  # wrong tables: say which argument it ignores, if it does
+        problems += _ignored_arguments(function["calls"])
+    problems += wrong_tables
     problems += [p for p in (printed, displayed) if p]
     comments = function.get("comments")
     if comments is None:
@@ -1404,6 +1408,26 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
                 f"`predict_next_tokens` has {len(own)} comment{'s' if len(own) != 1 else ''}; "
                 f"add a short # comment on what each step does (at least {MIN_COMMENTS})."
             )
+    return problems
+
+
+def _ignored_arguments(calls: Sequence[Mapping]) -> list[str]:
+    """Name an argument the function ignores: the same rows for every k, or every phrase."""
+    tables = [c.get("result") for c in calls if "error" not in c]
+    if len(tables) != len(calls) or any(_kind(t) != "dataframe" for t in tables):
+        return []
+    problems = []
+    if len({t["n_rows"] for t in tables}) == 1 and len({c["k"] for c in calls}) > 1:
+        problems.append(
+            f"`predict_next_tokens` returns {tables[0]['n_rows']} rows whatever `k` is: use "
+            "its argument `k` for the number of tokens."
+        )
+    tokens = [tuple(t["data"].get("tokens", ())[:1]) for t in tables]
+    if len(set(tokens)) == 1 and len({c["phrase"] for c in calls}) > 1:
+        problems.append(
+            "`predict_next_tokens` gives the same most likely token for every phrase: use its "
+            "argument `phrase`, not a variable from an earlier cell."
+        )
     return problems
 
 
