@@ -161,7 +161,8 @@ def _run_as(user: pwd.struct_passwd, top: Path) -> None:
     )
     output = done.stdout + done.stderr
     print(f"--- the hosted-mode tests as {USER} (uid {user.pw_uid}) ---")
-    print("\n".join(line for line in output.splitlines() if line.startswith(("[", "SKIPPED"))))
+    lines = (line.lstrip(".sFE") for line in done.stdout.splitlines())  # progress marks
+    print("\n".join(line for line in lines if line.startswith(("[", "SKIPPED"))))
     # pytest's summary is stdout's last line (stderr holds the model loader's progress).
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)"
     print(summary)
