@@ -473,7 +473,9 @@ def test_a_startup_file_cannot_make_the_app_show_or_read_host_files(hosted, bob,
     message = str(caught.value)
     print(f"app memory grew by {grown:.0f} MB; message of {len(message)} characters")
     assert token not in message
-    assert "startup says goodbye" in message  # the kernel's real error output still shows
+    # The kernel's real error output still shows: its end, or (ipykernel forwards fd 2
+    # through a thread that a busy machine may not let finish before the exit) the flood.
+    assert "startup says goodbye" in message or "x" * 1000 in message
     assert len(message) < 5000
     assert grown < 200  # bounded, whatever the links point to
     still_answers(bob)
