@@ -60,6 +60,8 @@ from workbook.kernel import (
     ServerBusy,
     Status,
     _Collector,
+    _error_output,
+    _with_truncation_note,
     idle_cull_notice,
     strip_ansi,
 )
@@ -411,17 +413,7 @@ class GatewayKernel:
                 count = reply["execution_count"]
             message = ""
             if status == "error":
-                error = next((o for o in collector.outputs if o["output_type"] == "error"), None)
-                if error is None and reply is not None and reply.get("status") == "error":
-                    collector.outputs.append(
-                        {
-                            "output_type": "error",
-                            "ename": reply.get("ename", ""),
-                            "evalue": reply.get("evalue", ""),
-                            "traceback": reply.get("traceback", []),
-                        }
-                    )
-                    error = collector.outputs[-1]
+                error = _error_output(collector, reply)
                 message = self._error_message(error)
             elif status == "timeout":
                 message = (
@@ -442,15 +434,7 @@ class GatewayKernel:
                     )
                 self._start_fresh()
             if collector.truncated:
-                message = " ".join(
-                    part
-                    for part in (
-                        message,
-                        f"This cell's output passed the {self.settings.cell_max_output_kb} KB "
-                        "a cell may show; the rest was dropped.",
-                    )
-                    if part
-                )
+                message = _with_truncation_note(message, self.settings)
             return ExecutionResult(
                 outputs=json.loads(json.dumps(collector.outputs)),
                 execution_count=count,

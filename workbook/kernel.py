@@ -255,6 +255,31 @@ class _Collector:
                 self._received = 0
 
 
+def _error_output(collector: _Collector, reply: dict | None) -> dict | None:
+    """The cell's error output; one is added from the reply when iopub carried none."""
+    error = next((o for o in collector.outputs if o["output_type"] == "error"), None)
+    if error is None and reply is not None and reply.get("status") == "error":
+        collector.outputs.append(
+            {
+                "output_type": "error",
+                "ename": reply.get("ename", ""),
+                "evalue": reply.get("evalue", ""),
+                "traceback": reply.get("traceback", []),
+            }
+        )
+        error = collector.outputs[-1]
+    return error
+
+
+def _with_truncation_note(message: str, settings: Settings) -> str:
+    """``message`` plus the note that the cell's output was cut at the cap."""
+    note = (
+        f"This cell's output passed the {settings.cell_max_output_kb} KB a cell may show; "
+        "the rest was dropped."
+    )
+    return f"{message} {note}" if message else note
+
+
 class StudentKernel:
     """One student's kernel process and the connection to it.
 
@@ -703,17 +728,7 @@ class StudentKernel:
                 count = reply["execution_count"]
             message = ""
             if status == "error":
-                error = next((o for o in collector.outputs if o["output_type"] == "error"), None)
-                if error is None and reply is not None and reply.get("status") == "error":
-                    collector.outputs.append(
-                        {
-                            "output_type": "error",
-                            "ename": reply.get("ename", ""),
-                            "evalue": reply.get("evalue", ""),
-                            "traceback": reply.get("traceback", []),
-                        }
-                    )
-                    error = collector.outputs[-1]
+                error = _error_output(collector, reply)
                 if error is not None and error["ename"] == "CellCPUTimeExceeded":
                     message = (
                         f"This cell used more than {self.settings.kernel_cell_cpu_s} s of CPU "
@@ -743,15 +758,7 @@ class StudentKernel:
                 self.start()
                 self.pending_notice = ""  # told just now, in this run's message
             if collector.truncated:
-                message = " ".join(
-                    m
-                    for m in (
-                        message,
-                        f"This cell's output passed the {self.settings.cell_max_output_kb} KB "
-                        "a cell may show; the rest was dropped.",
-                    )
-                    if m
-                )
+                message = _with_truncation_note(message, self.settings)
             if notice:
                 message = f"{notice} {message}".strip()
             return ExecutionResult(
