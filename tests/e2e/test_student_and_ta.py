@@ -455,7 +455,8 @@ def do_export(page: Page, folder: Path) -> nbformat.NotebookNode:
     outputs = str([cell.get("outputs", []) for cell in notebook.cells])
     assert sys.prefix not in outputs and "TqdmWarning" not in outputs
     for answer in ANSWERS.values():
-        assert answer in sources
+        # The notebook holds each answer escaped so that Jupyter renders it as typed.
+        assert export.verbatim_markdown(answer) in sources
         assert answer in text.decode("utf-8")
     return notebook
 
