@@ -17,12 +17,13 @@ What the editor sends back:
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import streamlit as st
+
+from pages import widgets
 
 ASSET = Path(__file__).resolve().parents[1] / "static" / "code_editor.js"
 
@@ -87,12 +88,7 @@ def code_editor(
 
     def _store(text: str) -> None:
         st.session_state[key] = text
-        try:
-            save(text)
-        except Exception as exc:  # noqa: BLE001 - shown to the user; the text stays in the editor
-            st.session_state[status_key] = ("error", f"Not saved: {exc}")
-        else:
-            st.session_state[status_key] = ("ok", f"Saved at {time.strftime('%H:%M:%S')}")
+        widgets.save_and_note(save, text, status_key)
 
     def _on_code() -> None:
         text = st.session_state[editor_key].get("code")
@@ -117,9 +113,5 @@ def code_editor(
         on_code_change=_on_code,
         on_run_change=_on_run,
     )
-    kind, message = st.session_state.get(status_key, ("", ""))
-    if kind == "error":
-        st.error(message)
-    elif kind == "ok":
-        st.caption(f"✓ {message}")
+    widgets.show_save_note(status_key)
     return st.session_state[key]

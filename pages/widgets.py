@@ -101,13 +101,7 @@ def autosave_text_area(
     status_key = f"{key}:status"
 
     def _on_change() -> None:
-        text = st.session_state[key]
-        try:
-            save(text)
-        except Exception as exc:  # noqa: BLE001 - shown to the user; the text stays in the widget
-            st.session_state[status_key] = ("error", f"Not saved: {exc}")
-        else:
-            st.session_state[status_key] = ("ok", f"Saved at {time.strftime('%H:%M:%S')}")
+        save_and_note(save, st.session_state[key], status_key)
 
     value = st.text_area(
         label,
@@ -117,12 +111,31 @@ def autosave_text_area(
         help=help,
         placeholder=placeholder,
     )
+    show_save_note(status_key)
+    return value
+
+
+def save_and_note(save: Callable[[str], None], text: str, status_key: str) -> None:
+    """Save ``text`` and note the outcome under ``status_key`` for :func:`show_save_note`.
+
+    A failed save is noted, not raised: the text stays in the widget and the student reads
+    why it was not saved.
+    """
+    try:
+        save(text)
+    except Exception as exc:  # noqa: BLE001 - shown to the user; the text stays in the widget
+        st.session_state[status_key] = ("error", f"Not saved: {exc}")
+    else:
+        st.session_state[status_key] = ("ok", f"Saved at {time.strftime('%H:%M:%S')}")
+
+
+def show_save_note(status_key: str) -> None:
+    """Show the last save's outcome: "✓ Saved at …", or the error in red."""
     kind, message = st.session_state.get(status_key, ("", ""))
     if kind == "error":
         st.error(message)
     elif kind == "ok":
         st.caption(f"✓ {message}")
-    return value
 
 
 def render_outputs(outputs: list[dict]) -> None:
