@@ -31,7 +31,6 @@ from local kernels, and is mapped onto the same outcomes:
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import threading
@@ -54,6 +53,7 @@ from workbook.gateway_protocol import (
     reason,
 )
 from workbook.kernel import (
+    _INSPECT_EXPRESSION,
     ExecutionResult,
     KernelDied,
     KernelError,
@@ -61,6 +61,7 @@ from workbook.kernel import (
     Status,
     _Collector,
     _error_output,
+    _inspection_value,
     _with_truncation_note,
     idle_cull_notice,
     strip_ansi,
@@ -469,11 +470,10 @@ class GatewayKernel:
                 did not bind the result, or timed out; :class:`GatewayUnavailable` when the
                 gateway could not be reached.
         """
-        expression = "__import__('json').dumps(globals().pop('__workbook_result__'))"
         with self.lock:
             try:
                 _, reply, status = self._run(
-                    code, timeout, silent=True, expressions={"r": expression}
+                    code, timeout, silent=True, expressions={"r": _INSPECT_EXPRESSION}
                 )
             finally:
                 self.last_used = time.monotonic()
@@ -482,14 +482,7 @@ class GatewayKernel:
                     self._start_fresh()
                 raise KernelError(f"The check did not finish in time ({status}).")
             assert reply is not None
-            if reply.get("status") != "ok":
-                trace = "\n".join(reply.get("traceback", [])) or reply.get("evalue", "")
-                raise KernelError(strip_ansi(trace))
-            result = reply.get("user_expressions", {}).get("r", {})
-            if result.get("status") != "ok":
-                trace = "\n".join(result.get("traceback", [])) or result.get("evalue", "")
-                raise KernelError(strip_ansi(trace))
-            return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+            return _inspection_value(reply)
 
 
 class _KernelGone(Exception):

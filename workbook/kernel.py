@@ -280,6 +280,26 @@ def _with_truncation_note(message: str, settings: Settings) -> str:
     return f"{message} {note}" if message else note
 
 
+# Evaluated after an inspection snippet: the JSON of what it bound to ``__workbook_result__``.
+_INSPECT_EXPRESSION = "__import__('json').dumps(globals().pop('__workbook_result__'))"
+
+
+def _inspection_value(reply: dict) -> Any:
+    """The value an inspection snippet returned, from its execute_reply.
+
+    Raises:
+        KernelError: the snippet failed or bound no result (the message is the traceback).
+    """
+    if reply.get("status") != "ok":
+        trace = "\n".join(reply.get("traceback", [])) or reply.get("evalue", "")
+        raise KernelError(strip_ansi(trace))
+    result = reply.get("user_expressions", {}).get("r", {})
+    if result.get("status") != "ok":
+        trace = "\n".join(result.get("traceback", [])) or result.get("evalue", "")
+        raise KernelError(strip_ansi(trace))
+    return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+
+
 class StudentKernel:
     """One student's kernel process and the connection to it.
 
@@ -777,12 +797,11 @@ class StudentKernel:
             KernelError: the snippet failed (the message is the kernel's traceback text),
                 did not bind the result, or timed out.
         """
-        expression = "__import__('json').dumps(globals().pop('__workbook_result__'))"
         with self.lock:
             try:
                 with self._cell_running():
                     _, reply, status, _ = self._run(
-                        code, timeout, silent=True, expressions={"r": expression}
+                        code, timeout, silent=True, expressions={"r": _INSPECT_EXPRESSION}
                     )
             finally:
                 self.last_used = time.monotonic()
@@ -791,14 +810,7 @@ class StudentKernel:
                     self.start()
                 raise KernelError(f"The check did not finish in time ({status}).")
             assert reply is not None
-            if reply.get("status") != "ok":
-                trace = "\n".join(reply.get("traceback", [])) or reply.get("evalue", "")
-                raise KernelError(strip_ansi(trace))
-            result = reply.get("user_expressions", {}).get("r", {})
-            if result.get("status") != "ok":
-                trace = "\n".join(result.get("traceback", [])) or result.get("evalue", "")
-                raise KernelError(strip_ansi(trace))
-            return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+            return _inspection_value(reply)
 
 
 # How torch, numpy and the OS word "out of memory" when an allocation hits the kernel's
