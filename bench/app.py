@@ -6,7 +6,7 @@ Prints, in one run, one table (with the machine noted):
    safetensors cache (``load_model`` in a fresh process) vs plain ``from_pretrained``;
 2. a step's **Run** round trip (``Workbook.run_step``: kernel execute, check, save) and the
    bare kernel execute, both vs the bare forward pass in this process;
-3. export of a full bundle (``workbook.export.export_for``) vs building the notebook alone;
+3. export of a full bundle (``workbook.submission.export.export_for``) vs building the notebook alone;
 4. memory of N concurrent student kernels (N = 1, 5, 10) after setup and steps 1-2: USS / PSS /
    RSS per kernel (psutil ``memory_full_info``) and how much of it is the memory-mapped
    safetensors file (psutil ``memory_maps``, grouped by path);
@@ -125,7 +125,7 @@ def _in_fresh_process(body: str) -> float:
 def _bare_forward(lm) -> Callable[[], object]:
     import torch
 
-    from workbook.exercises import START_PHRASE
+    from workbook.exercise.content import START_PHRASE
 
     input_ids = lm.tokenizer(START_PHRASE, return_tensors="pt")["input_ids"]  # (1, n)
 
@@ -138,19 +138,20 @@ def _bare_forward(lm) -> Callable[[], object]:
 
 def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
     """Complete the notebook for one student, timing step 2's Run and the export."""
-    from workbook import exercises, export
+    from workbook.exercise import content
+    from workbook.submission import export
 
     user = wb.register("Bench Student", "bench@example.org", "bench-password")
-    for step in exercises.steps(wb.settings.model_name):
+    for step in content.steps(wb.settings.model_name):
         run = wb.run_step(user.id, step.id, None if step.given else step.solution)
         if run.check is not None and not run.check.passed:
             raise RuntimeError(f"{step.id} did not pass: {run.check.message}")
-    for question in exercises.question_ids():
+    for question in content.question_ids():
         wb.store.save_answer(user.id, question, f"A full answer to {question}. " * 20)
 
     lm = wb.engine()
     forward = _bare_forward(lm)
-    step2 = exercises.step("step2").solution
+    step2 = content.step("step2").solution
     kernel = wb.kernels.kernel_for(str(user.id))
     for _ in range(2):  # warm-up: first calls allocate
         forward()
@@ -201,12 +202,12 @@ def kernel_memory(kernel) -> dict[str, float]:
 
 def bench_kernels(wb, counts: list[int]) -> list[tuple[int, dict[str, float]]]:
     """Start up to max(counts) kernels, each running setup and steps 1-2; measure at each count."""
-    from workbook import exercises
+    from workbook.exercise import content
 
     # Setup, then steps 1-2: the forward pass touches every weight, so the kernel's memory
     # is what it is while a student works (after setup alone, mapped weights are not resident).
-    cells = [exercises.setup_code(wb.settings.model_name)]
-    cells += [exercises.step(f"step{n}").solution for n in (1, 2)]
+    cells = [content.setup_code(wb.settings.model_name)]
+    cells += [content.step(f"step{n}").solution for n in (1, 2)]
     rows = []
     kernels = []
     for index in range(1, max(counts) + 1):

@@ -43,18 +43,18 @@ def measure(wb, repeat: int) -> tuple[dict[str, float], int, int]:
     """Medians (seconds) over ``repeat`` interleaved rounds; digest and whole-tensor bytes."""
     import torch
 
-    from workbook import checks, exercises
+    from workbook.exercise import checks, content
 
     user = wb.register("Bench Checks", "bench-checks@example.org", "bench-password")
-    for step in exercises.steps(wb.settings.model_name)[:3]:  # setup, steps 1 and 2
+    for step in content.steps(wb.settings.model_name)[:3]:  # setup, steps 1 and 2
         run = wb.run_step(user.id, step.id, None if step.given else step.solution)
         if run.check is not None and not run.check.passed:
             raise RuntimeError(f"{step.id} did not pass: {run.check.message}")
     lm = wb.engine()
     kernel = wb.kernels.kernel_for(str(user.id))
-    step2 = exercises.step("step2").solution
+    step2 = content.step("step2").solution
     snippet = checks.inspection_snippet("step2")
-    input_ids = lm.tokenizer(exercises.START_PHRASE, return_tensors="pt")["input_ids"]  # (1, n)
+    input_ids = lm.tokenizer(content.START_PHRASE, return_tensors="pt")["input_ids"]  # (1, n)
 
     def forward() -> object:
         with torch.no_grad():

@@ -1,7 +1,7 @@
 """Gateway benchmark: the notebook's Run through a local Kernel Gateway vs a local kernel.
 
 One student's notebook is completed twice in one process, once in a local kernel and once in
-a kernel on a Jupyter Kernel Gateway on 127.0.0.1 (``workbook.gateway_local``), and the same
+a kernel on a Jupyter Kernel Gateway on 127.0.0.1 (``workbook.kernels.gateway_local``), and the same
 requests are then timed on both, interleaved so background load hits both alike:
 
 1. kernel start (until the kernel answers);
@@ -35,10 +35,10 @@ def _ms(seconds: float) -> str:
 
 def _complete(wb, email: str) -> int:
     """Register a student and run setup + steps 1-6 with their solutions; return the id."""
-    from workbook import exercises
+    from workbook.exercise import content
 
     user = wb.register("Bench Student", email, "bench-password")
-    for step in exercises.steps(wb.settings.model_name):
+    for step in content.steps(wb.settings.model_name):
         run = wb.run_step(user.id, step.id, None if step.given else step.solution)
         if run.result.status != "ok" or (run.check is not None and not run.check.passed):
             raise RuntimeError(f"{step.id} failed: {run.result.message or run.check.message}")
@@ -58,11 +58,11 @@ def _start_times(make: Callable[[], object], repeat: int = 3) -> list[float]:
 
 def main() -> None:
     """Measure both ways and print one table."""
-    from workbook import checks, exercises
     from workbook.config import Settings
-    from workbook.gateway import GatewayKernel
-    from workbook.gateway_local import LocalGateway
-    from workbook.kernel import StudentKernel
+    from workbook.exercise import checks, content
+    from workbook.kernels.gateway import GatewayKernel
+    from workbook.kernels.gateway_local import LocalGateway
+    from workbook.kernels.kernel import StudentKernel
     from workbook.service import Workbook
 
     print(f"machine: {machine()}", flush=True)
@@ -97,7 +97,7 @@ def main() -> None:
                 }
                 print("notebook completed in both kernels", flush=True)
                 lm = local.engine()
-                step2 = exercises.step("step2").solution
+                step2 = content.step("step2").solution
                 inspect3 = checks.inspection_snippet("step3")
                 times: dict[tuple[str, str], list[float]] = {}
 

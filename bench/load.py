@@ -96,7 +96,8 @@ class Sampler:
 
 # --- one student ---------------------------------------------------------------------------------
 def _student(wb, email: str, figures: Figures, start: threading.Barrier) -> None:
-    from workbook import exercises, export
+    from workbook.exercise import content
+    from workbook.submission import export
 
     def timed(name: str, fn):
         began = time.perf_counter()
@@ -108,7 +109,7 @@ def _student(wb, email: str, figures: Figures, start: threading.Barrier) -> None
     start.wait()
     try:
         user = timed("sign in", lambda: wb.sign_in(email, PASSWORD))
-        for step in exercises.steps(wb.settings.model_name):
+        for step in content.steps(wb.settings.model_name):
             code = None if step.given else step.solution
             run = timed(step.id, lambda step=step, code=code: wb.run_step(user.id, step.id, code))
             if run.result.status != "ok":

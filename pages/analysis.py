@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common, widgets
-from workbook import exercises, quality
+from workbook.exercise import content
+from workbook.submission import quality
 
 wb = common.get_workbook()
 user = common.require_user("student")
@@ -49,7 +50,7 @@ def _restore(question_id: str, key: str, text: str) -> None:
 
 
 answers = store.answers_for(user.id)
-for question in exercises.questions():
+for question in content.questions():
     key = f"analysis:{question.id}"
     latest = answers.get(question.id)
     saved_text = latest.text if latest is not None else ""

@@ -14,7 +14,7 @@ import streamlit as st
 
 from workbook.config import Settings, SettingsError
 from workbook.service import User, Workbook, WorkbookError
-from workbook.sign_in_cookies import (
+from workbook.web.sign_in_cookies import (
     BROWSER_COOKIE,
     BROWSER_COOKIE_MAX_AGE_S,
     COOKIE_ROUTE,

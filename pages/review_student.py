@@ -14,7 +14,8 @@ from typing import Any
 import streamlit as st
 
 from pages import widgets
-from workbook import exercises, review
+from workbook.exercise import content
+from workbook.review import review
 
 NO_GRADE = "— no grade yet —"
 
@@ -182,7 +183,7 @@ def _checklist(checklist: Any) -> None:
 
 def _cells(cells: Any, comment_field: CommentField) -> None:
     st.markdown("#### Notebook")
-    for step in exercises.steps():
+    for step in content.steps():
         if step.given:
             continue
         cell = cells.get(step.id)
@@ -204,7 +205,7 @@ def _cells(cells: Any, comment_field: CommentField) -> None:
 
 def _answers(answers: Any, history: Any, comment_field: CommentField) -> None:
     st.markdown("#### Analysis answers")
-    for question in exercises.questions():
+    for question in content.questions():
         st.markdown(f"**{question.title}**")
         answer = answers.get(question.id)
         st.text(answer.text if answer is not None and answer.text.strip() else "(no answer)")

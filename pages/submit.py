@@ -1,6 +1,6 @@
 """Submit: the pre-submission checklist, the online text for Moodle, the bundle download.
 
-The work is gathered once per run (``workbook.export.gather_submission``); the checklist,
+The work is gathered once per run (``workbook.submission.export.gather_submission``); the checklist,
 the preview and the zip all describe that same snapshot. Only a notebook that would not
 validate blocks the download; every other item is a warning with a link to where it is
 fixed. Each download is recorded in the database with the zip's SHA-256.
@@ -12,8 +12,8 @@ import streamlit as st
 
 from db import DbError
 from pages import common
-from workbook import checklist, export
-from workbook.catalog import CatalogError, load_catalog
+from workbook.submission import checklist, export
+from workbook.tutorials.catalog import CatalogError, load_catalog
 
 wb = common.get_workbook()
 user = common.require_user("student")

@@ -1,7 +1,7 @@
 """Tutorial log (Part A): two PyTorch tutorials from two sections, or the mini-project.
 
 Every field saves itself when it changes (no Save button); the rules in
-``workbook.tutorials`` say what is still missing, in plain words.
+``workbook.tutorials.rules`` say what is still missing, in plain words.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from pages import common, widgets
-from workbook import quality
-from workbook import tutorials as rules
-from workbook.catalog import OTHER_CATEGORY, Catalog, CatalogError, Tutorial, guidance_for
-from workbook.catalog import load_catalog as _load_catalog
 from workbook.errors import WorkbookError
+from workbook.submission import quality
+from workbook.tutorials import rules
+from workbook.tutorials.catalog import OTHER_CATEGORY, Catalog, CatalogError, Tutorial, guidance_for
+from workbook.tutorials.catalog import load_catalog as _load_catalog
 
 wb = common.get_workbook()
 user = common.require_user("student")

@@ -143,10 +143,10 @@ def render_outputs(outputs: list[dict]) -> None:
 
     Text, tracebacks and unknown types are drawn as plain text. Rich outputs (HTML, a pandas
     Styler, SVG, Markdown, images) are drawn only inside the sandboxed, no-network frame of
-    ``workbook.output_view``: nothing a student outputs can run script or load anything in
+    ``workbook.web.output_view``: nothing a student outputs can run script or load anything in
     the viewer's browser, and a JavaScript output is never run.
     """
-    from workbook.output_view import views
+    from workbook.web.output_view import views
 
     for output in outputs:
         for view in views(output):

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
 
 from db import Store
-from workbook import exercises
+from workbook.exercise import content
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -33,7 +33,7 @@ def use_fresh_database(tmp_path: Path, monkeypatch) -> Path:
 
 def open_store(path: Path) -> Store:
     """The store the app itself opens (the exercise's question and step ids)."""
-    return Store(path, question_ids=exercises.question_ids(), step_ids=exercises.step_ids())
+    return Store(path, question_ids=content.question_ids(), step_ids=content.step_ids())
 
 
 def open_app(user_id: int | None = None, page: str | None = None, timeout: float = 60) -> AppTest:

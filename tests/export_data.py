@@ -11,8 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from db import Store, TutorialEntry, TutorialLog
-from workbook import exercises
-from workbook.export import QuestionContent, ReflectionContent, StepContent, Submission
+from workbook.exercise import content
+from workbook.submission.export import QuestionContent, ReflectionContent, StepContent, Submission
 
 BUILT_AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -200,12 +200,12 @@ def complete_log() -> TutorialLog:
 
 def new_store(path) -> Store:
     """A store that knows the exercise's step and question ids."""
-    return Store(path, question_ids=exercises.question_ids(), step_ids=exercises.step_ids())
+    return Store(path, question_ids=content.question_ids(), step_ids=content.step_ids())
 
 
 def fill_store(store: Store, user_id: int, *, outputs: bool = True) -> None:
     """Write a complete student's work: solutions run and passing, answers, two tutorials."""
-    for count, step in enumerate(exercises.steps(), start=1):
+    for count, step in enumerate(content.steps(), start=1):
         store.save_cell(
             user_id,
             step.id,
@@ -215,7 +215,7 @@ def fill_store(store: Store, user_id: int, *, outputs: bool = True) -> None:
             passed=None if step.given else True,
             message=None if step.given else "Correct.",
         )
-    for question in exercises.questions():
+    for question in content.questions():
         store.save_answer(user_id, question.id, GOOD_ANSWERS[question.id])
     store.set_tutorial_path(user_id, "tutorials")
     store.log_tutorial(

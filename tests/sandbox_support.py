@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from workbook import limits, sandbox
 from workbook.config import Settings
-from workbook.kernel import KernelPool, SandboxUnavailable
+from workbook.kernels import limits, sandbox
+from workbook.kernels.kernel import KernelPool, SandboxUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0

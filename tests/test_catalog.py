@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workbook.catalog import (
+from workbook.tutorials.catalog import (
     INTRO_CATEGORY,
     OTHER_CATEGORY,
     YOUTUBE_CATEGORY,
@@ -18,7 +18,7 @@ from workbook.catalog import (
     load_catalog,
 )
 
-SHARED = Path(__file__).resolve().parents[1] / "workbook" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "workbook" / "tutorials" / "data"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

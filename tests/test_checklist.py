@@ -14,7 +14,7 @@ from export_data import (
 )
 
 from db import ProjectEntry, TutorialLog
-from workbook.checklist import (
+from workbook.submission.checklist import (
     BLOCKER,
     PAGE_ANALYSIS,
     PAGE_NOTEBOOK,

@@ -27,8 +27,8 @@ from tiny import make_tiny_pair
 
 import lm_engine
 from lm_engine import LanguageModel, ModelSource
-from workbook import checks, exercises
-from workbook.checks import CheckError, CheckResult, printed_text, run_check
+from workbook.exercise import checks, content
+from workbook.exercise.checks import CheckError, CheckResult, printed_text, run_check
 
 # --- a fake student kernel -------------------------------------------------------------
 
@@ -67,7 +67,7 @@ def save_tiny(folder: Path, model, tokenizer) -> ModelSource:
 
 
 def solution(step_id: str) -> str:
-    return exercises.step(step_id).solution
+    return content.step(step_id).solution
 
 
 def run_solutions(kernel: FakeKernel, upto: int) -> list[dict]:
@@ -101,7 +101,7 @@ def kernel(tiny_source, monkeypatch):
     """A fresh fake kernel after the real setup cell (loading the tiny model from disk)."""
     monkeypatch.setattr(lm_engine, "resolve", lambda name, **kw: tiny_source)
     k = FakeKernel()
-    k.execute(exercises.setup_code("tiny"))
+    k.execute(content.setup_code("tiny"))
     return k
 
 
@@ -127,7 +127,7 @@ def test_setup_cell_prints_vocabulary_and_parameters_with_thousands_separators(
     tiny_source, lm, monkeypatch
 ):
     monkeypatch.setattr(lm_engine, "resolve", lambda name, **kw: tiny_source)
-    text = printed_text(FakeKernel().execute(exercises.setup_code("tiny")))
+    text = printed_text(FakeKernel().execute(content.setup_code("tiny")))
     assert f"{len(lm.tokenizer):,} strings" in text
     assert f"{lm.num_parameters:,} parameters" in text and "," in f"{lm.num_parameters:,}"
 
@@ -141,7 +141,7 @@ def test_reference_solution_passes_its_check(kernel, lm, step):
 
 
 def test_checks_use_the_students_own_phrase(kernel, lm):
-    code = solution("step1").replace(exercises.START_PHRASE, "the cat sat on the mat")
+    code = solution("step1").replace(content.START_PHRASE, "the cat sat on the mat")
     assert check(kernel, lm, 1, code).passed
     for step in (2, 3, 4, 5):
         outputs = kernel.execute(solution(f"step{step}"))
@@ -176,7 +176,7 @@ def test_step1_input_ids_as_a_list_is_not_a_tensor(kernel, lm):
 
 def test_step1_missing_dimension_reports_the_shape(kernel, lm):
     code = solution("step1") + "input_ids = input_ids[0]\n"
-    n = lm.encode(exercises.START_PHRASE).shape[1]
+    n = lm.encode(content.START_PHRASE).shape[1]
     failed_with(check(kernel, lm, 1, code), f"has shape [{n}]; expected [1, {n}]")
 
 
@@ -193,7 +193,7 @@ def test_step1_ids_of_another_phrase_name_that_phrase(kernel, lm):
     result = check(kernel, lm, 1, code)
     failed_with(result, "are the tokens of 'this weekend i go to', not of `phrase`")
     # The ids the step asks for are never shown.
-    assert str(lm.encode(exercises.START_PHRASE)[0].tolist()[3]) not in result.message
+    assert str(lm.encode(content.START_PHRASE)[0].tolist()[3]) not in result.message
 
 
 def test_step1_undefined_names_are_reported_not_raised(kernel, lm):
@@ -214,7 +214,7 @@ def test_step2_model_run_on_another_phrase_reports_the_shape(kernel, lm):
         '    model_output = model(tokenizer("hello world", return_tensors="pt")["input_ids"])\n'
         "print(list(model_output.logits.shape))\n"
     )
-    n, v = lm.logits(exercises.START_PHRASE).shape[1:]
+    n, v = lm.logits(content.START_PHRASE).shape[1:]
     failed_with(check(kernel, lm, 2, code), f"has shape [1, 2, {v}]; expected [1, {n}, {v}]")
 
 
@@ -246,7 +246,7 @@ def test_step2_large_tensors_are_compared_by_their_row_summaries(kernel, lm, mon
 
 
 def test_step3_index_minus_two_names_the_position_taken(kernel, lm):
-    n = lm.encode(exercises.START_PHRASE).shape[1]
+    n = lm.encode(content.START_PHRASE).shape[1]
     code = "last_token_logits = model_output.logits[0, -2]\n"
     failed_with(check(kernel, lm, 3, code), f"token position {n - 2} of {n}", f"position {n - 1}")
 
@@ -257,7 +257,7 @@ def test_step3_keeping_the_batch_dimension_is_a_shape_problem(kernel, lm):
 
 
 def test_step3_whole_sequence_is_a_shape_problem(kernel, lm):
-    n = lm.encode(exercises.START_PHRASE).shape[1]
+    n = lm.encode(content.START_PHRASE).shape[1]
     code = "last_token_logits = model_output.logits[0]\n"
     failed_with(check(kernel, lm, 3, code), f"[{n}, {lm.vocab_size}]; expected [{lm.vocab_size}]")
 
@@ -290,7 +290,7 @@ def test_step4_flat_argmax_of_all_logits_is_not_a_token_id(kernel, lm):
     code = solution("step4").replace(
         "last_token_probabilities.argmax()", "model_output.logits.argmax()"
     )
-    flat = int(lm.logits(exercises.START_PHRASE).argmax())
+    flat = int(lm.logits(content.START_PHRASE).argmax())
     if flat < lm.vocab_size:  # the max happens to be in the first row: not this mistake
         pytest.skip("the global argmax of the tiny model lies at position 0")
     result = check(kernel, lm, 4, code.split("most_likely_token = ")[0])
@@ -301,7 +301,7 @@ def test_step4_wrong_printed_probability_is_reported(kernel, lm):
     code = solution("step4").replace(
         "most_likely_token_probability.item():.2%", "most_likely_token_probability.item() / 2:.2%"
     )
-    want = f"{float(lm.top_k(exercises.START_PHRASE, 1)['probabilities'][0]):.2%}"
+    want = f"{float(lm.top_k(content.START_PHRASE, 1)['probabilities'][0]):.2%}"
     result = check(kernel, lm, 4, code)
     failed_with(result, "printed percentage is not the most likely token's probability")
     assert want not in result.message
@@ -443,7 +443,7 @@ def test_step6_function_that_raises_reports_the_error(kernel, lm):
 
 def test_step6_starter_code_fails(kernel, lm):
     run_solutions(kernel, 5)
-    kernel.execute(exercises.step("step6").starter_code.split("\n\ncheck_global_vars")[0])
+    kernel.execute(content.step("step6").starter_code.split("\n\ncheck_global_vars")[0])
     failed_with(run_check("step6", kernel, lm), "is a NoneType, not a pandas DataFrame")
 
 
@@ -459,7 +459,7 @@ def test_step6_tests_unseen_phrases_with_k_1_and_a_long_phrase():
     ks = [k for _, k in checks.UNSEEN_CALLS]
     assert 1 in ks
     assert not set(ks) & {5, 10}
-    assert not set(phrases) & {*exercises.STEP6_EXAMPLES, exercises.START_PHRASE}
+    assert not set(phrases) & {*content.STEP6_EXAMPLES, content.START_PHRASE}
     assert max(len(p.split()) for p in phrases) >= 40
 
 
@@ -582,7 +582,7 @@ def test_snippet_is_valid_python_for_every_step():
 
 def _answer_values(lm) -> list[str]:
     """What step 4 asks the student to find, as it could appear in a message."""
-    top = lm.top_k(exercises.START_PHRASE, 1)
+    top = lm.top_k(content.START_PHRASE, 1)
     token, token_id = str(top["tokens"][0]), int(top["token_ids"][0])
     return [repr(token), f"id {token_id}", f"{float(top['probabilities'][0]):.2%}"]
 
@@ -634,7 +634,7 @@ def test_step2_phrase_changed_without_running_step1_again(kernel, lm):
 
 def test_step3_after_a_new_phrase_without_step2_names_the_stale_model_output(kernel, lm):
     run_solutions(kernel, 2)
-    kernel.execute(solution("step1").replace(exercises.START_PHRASE, "the cat sat on the mat"))
+    kernel.execute(solution("step1").replace(content.START_PHRASE, "the cat sat on the mat"))
     kernel.execute(solution("step3"))
     failed_with(
         run_check("step3", kernel, lm), "`model_output` (step 2) does not belong", "Run all above"
@@ -722,7 +722,7 @@ def test_every_step_passes_and_wrong_ones_fail_with_row_summaries(kernel, lm, mo
         assert result.passed, (step, result.message)
     digest = kernel.inspect(checks.inspection_snippet("step4"))
     assert "summary" in digest["values"]["last_token_probabilities"]
-    n = lm.encode(exercises.START_PHRASE).shape[1]
+    n = lm.encode(content.START_PHRASE).shape[1]
     kernel.execute("last_token_logits = model_output.logits[0, -2]")
     failed_with(run_check("step3", kernel, lm), f"token position {n - 2} of {n}")
     kernel.execute("last_token_logits = model_output.logits[0, -1].softmax(dim=-1)")
@@ -734,9 +734,9 @@ def test_summaries_are_the_same_in_the_kernel_and_on_the_server(kernel, lm, monk
     run_solutions(kernel, 2)
     digest = kernel.inspect(checks.inspection_snippet("step2"))
     mine = checks._Rows.from_summary(digest["values"]["model_output.logits"]["summary"])
-    reference = checks._Rows.of(lm.logits(exercises.START_PHRASE))
+    reference = checks._Rows.of(lm.logits(content.START_PHRASE))
     assert mine.mismatched_rows(reference, checks._LOGITS_TOL) == []
-    assert mine.sketch.shape == (lm.encode(exercises.START_PHRASE).shape[1], checks._SKETCH_SIZE)
+    assert mine.sketch.shape == (lm.encode(content.START_PHRASE).shape[1], checks._SKETCH_SIZE)
 
 
 def test_checker_code_is_compiled_once_per_kernel(kernel, lm):

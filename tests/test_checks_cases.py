@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from workbook import exercises
 from workbook.config import Settings
+from workbook.exercise import content
 from workbook.service import Workbook
 
 pytestmark = pytest.mark.slow
 
-START = exercises.START_PHRASE
+START = content.START_PHRASE
 OTHER = "The cat sat on the"
 
 # --- the course's reference solutions (as the course's notebook writes them) -------------
@@ -120,7 +120,7 @@ CASES = [
         True,
     ),
     Case("correct", "step 3: [:, -1, :][0]", 3, course(3, "[0, -1]", "[:, -1, :][0]"), True),
-    Case("correct", "step 4: tensors, no .item()", 4, exercises.step("step4").solution, True),
+    Case("correct", "step 4: tensors, no .item()", 4, content.step("step4").solution, True),
     Case(
         "correct",
         "step 5: torch.topk(probabilities, k=10)",
@@ -495,7 +495,7 @@ def _secrets(lm, phrase: str) -> list[str]:
 
 def _unseen_secrets(lm) -> list[str]:
     """Step 6: the expected tables of the phrases the student has not seen."""
-    from workbook.checks import UNSEEN_CALLS
+    from workbook.exercise.checks import UNSEEN_CALLS
 
     return [re.escape(repr(str(lm.top_k(p, k=1)["tokens"][0]))) for p, _ in UNSEEN_CALLS]
 

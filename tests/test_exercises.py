@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from workbook import checks, exercises
 from workbook.errors import WorkbookError
+from workbook.exercise import checks, content
 
-GRADED = [s for s in exercises.steps() if not s.given]
+GRADED = [s for s in content.steps() if not s.given]
 # The course's variable names (TAs read exported notebooks with these in mind).
 COURSE_NAMES = {
     "phrase",
@@ -40,12 +40,12 @@ def assigned_names(code: str) -> set[str]:
 
 
 def test_notebook_is_a_given_setup_cell_then_steps_one_to_six():
-    steps = exercises.steps()
-    assert [s.id for s in steps] == exercises.step_ids()
+    steps = content.steps()
+    assert [s.id for s in steps] == content.step_ids()
     assert [s.number for s in steps] == list(range(7))
     assert steps[0].given and steps[0].check is None
     assert all(not s.given for s in steps[1:])
-    assert len(set(exercises.step_ids())) == len(steps)
+    assert len(set(content.step_ids())) == len(steps)
 
 
 def test_every_graded_step_has_a_check_that_exists():
@@ -67,7 +67,7 @@ def test_starter_code_has_blanks_and_solutions_have_none():
 
 
 def test_each_solution_defines_the_names_its_step_declares():
-    for step in exercises.steps():
+    for step in content.steps():
         missing = set(step.defines) - assigned_names(step.solution)
         assert not missing, f"{step.id} does not define {missing}"
 
@@ -78,7 +78,7 @@ def test_the_course_variable_names_are_kept():
 
 
 def test_setup_cell_loads_the_active_model_with_plain_transformers():
-    code = exercises.setup_code("some/model")
+    code = content.setup_code("some/model")
     assert "MODEL_NAME = 'some/model'" in code
     assert "lm_engine.resolve(MODEL_NAME)" in code
     assert "AutoTokenizer.from_pretrained(src.path, **src.tokenizer_kwargs)" in code
@@ -88,13 +88,13 @@ def test_setup_cell_loads_the_active_model_with_plain_transformers():
     assert "distilgpt2" in code and "add_prefix_space=True" in code
     assert ":," in code  # thousands separators for vocabulary size and parameter count
     assert {"torch", "pd", "tokenizer", "model", "check_global_vars"} <= assigned_names(code)
-    assert exercises.steps("some/model")[0].starter_code == code
-    assert exercises.step("setup").starter_code == exercises.setup_code(exercises.DEFAULT_MODEL)
+    assert content.steps("some/model")[0].starter_code == code
+    assert content.step("setup").starter_code == content.setup_code(content.DEFAULT_MODEL)
 
 
 def _check_global_vars():
     """The setup cell's helper, defined on its own (without loading a model)."""
-    tree = ast.parse(exercises.setup_code())
+    tree = ast.parse(content.setup_code())
     helper = next(
         n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check_global_vars"
     )
@@ -117,9 +117,9 @@ def test_check_global_vars_names_every_disallowed_global():
         "def bad(p):\n    return torch, input_ids, phrase\n",
         ns,
     )
-    ns["check_global_vars"](ns["good"], allowed_globals=list(exercises.ALLOWED_GLOBALS))
+    ns["check_global_vars"](ns["good"], allowed_globals=list(content.ALLOWED_GLOBALS))
     with pytest.raises(AssertionError, match="input_ids, phrase"):
-        ns["check_global_vars"](ns["bad"], allowed_globals=list(exercises.ALLOWED_GLOBALS))
+        ns["check_global_vars"](ns["bad"], allowed_globals=list(content.ALLOWED_GLOBALS))
 
 
 def test_check_global_vars_ignores_attributes_named_like_globals():
@@ -130,22 +130,22 @@ def test_check_global_vars_ignores_attributes_named_like_globals():
         "def in_a_comprehension(p):\n    return [input_ids for _ in p]\n",
         ns,
     )
-    allowed = list(exercises.ALLOWED_GLOBALS)
+    allowed = list(content.ALLOWED_GLOBALS)
     ns["check_global_vars"](ns["by_attribute"], allowed_globals=allowed)
     with pytest.raises(AssertionError, match="it should not: input_ids"):
         ns["check_global_vars"](ns["in_a_comprehension"], allowed_globals=allowed)
 
 
 def test_step6_uses_the_spec_allowed_globals_and_example_phrases():
-    step6 = exercises.step("step6")
-    assert exercises.ALLOWED_GLOBALS == ("torch", "tokenizer", "pd", "model")
+    step6 = content.step("step6")
+    assert content.ALLOWED_GLOBALS == ("torch", "tokenizer", "pd", "model")
     call = (
-        f"check_global_vars(predict_next_tokens, allowed_globals={list(exercises.ALLOWED_GLOBALS)})"
+        f"check_global_vars(predict_next_tokens, allowed_globals={list(content.ALLOWED_GLOBALS)})"
     )
     assert call in step6.starter_code and call in step6.solution
-    for phrase in exercises.STEP6_EXAMPLES:
+    for phrase in content.STEP6_EXAMPLES:
         assert repr(phrase) in step6.starter_code
-    assert set(exercises.STEP6_EXAMPLES) == {
+    assert set(content.STEP6_EXAMPLES) == {
         "This weekend I plan to",
         "To be or not to",
         "For God so loved the",
@@ -158,15 +158,15 @@ def test_step6_uses_the_spec_allowed_globals_and_example_phrases():
 
 
 def test_step1_offers_the_start_and_the_famous_alternative_phrase():
-    step1 = exercises.step("step1")
-    assert f'phrase = "{exercises.START_PHRASE}"' in step1.starter_code
-    assert exercises.ALTERNATIVE_PHRASE in step1.starter_code
-    assert exercises.ALTERNATIVE_PHRASE.startswith("In a shocking finding, scientists")
-    assert exercises.START_PHRASE in exercises.INTRODUCTION
+    step1 = content.step("step1")
+    assert f'phrase = "{content.START_PHRASE}"' in step1.starter_code
+    assert content.ALTERNATIVE_PHRASE in step1.starter_code
+    assert content.ALTERNATIVE_PHRASE.startswith("In a shocking finding, scientists")
+    assert content.START_PHRASE in content.INTRODUCTION
 
 
 def test_instructions_explain_what_the_spec_asks_for():
-    text = {s.id: s.instructions for s in exercises.steps()}
+    text = {s.id: s.instructions for s in content.steps()}
     assert "no_grad" in text["step2"] and "gradients" in text["step2"]
     assert "colour scale" in text["step5"] and "gradient descent" in text["step5"]
     assert "comment" in text["step6"] and "check_global_vars" in text["step6"]
@@ -175,14 +175,14 @@ def test_instructions_explain_what_the_spec_asks_for():
 
 
 def test_solutions_never_appear_in_what_students_see():
-    shown = exercises.INTRODUCTION + "".join(s.instructions + s.starter_code for s in GRADED)
+    shown = content.INTRODUCTION + "".join(s.instructions + s.starter_code for s in GRADED)
     for key_line in ("model_output.logits[0, -1]", "softmax(dim=-1)", "topk(10)", "topk(k)"):
         assert key_line not in shown
 
 
 def test_questions_have_prompt_hint_and_rubric_without_giving_the_answer():
-    qs = exercises.questions()
-    assert [q.id for q in qs] == exercises.question_ids() == ["q1", "q2", "q3"]
+    qs = content.questions()
+    assert [q.id for q in qs] == content.question_ids() == ["q1", "q2", "q3"]
     for q in qs:
         assert q.prompt.strip() and q.hint.strip() and len(q.rubric) >= 3
         for point in q.rubric:
@@ -201,8 +201,8 @@ def test_questions_have_prompt_hint_and_rubric_without_giving_the_answer():
 
 
 def test_unknown_ids_raise_a_workbook_error_naming_the_valid_ones():
-    with pytest.raises(exercises.UnknownExercise, match="step1"):
-        exercises.step("step7")
+    with pytest.raises(content.UnknownExercise, match="step1"):
+        content.step("step7")
     with pytest.raises(WorkbookError, match="q1"):
-        exercises.question("q9")
-    assert exercises.question("q2").id == "q2"
+        content.question("q9")
+    assert content.question("q2").id == "q2"

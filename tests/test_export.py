@@ -19,9 +19,9 @@ from export_data import (
     complete_submission,
 )
 
-from workbook import exercises
 from workbook.__main__ import main as cli_main
-from workbook.export import (
+from workbook.exercise import content
+from workbook.submission.export import (
     BUNDLE_FILES,
     NOTEBOOK_NAME,
     ExportError,
@@ -310,7 +310,7 @@ def test_gathered_submission_holds_the_students_latest_work(filled):
     store, user = filled
     store.save_answer(user.id, "q2", "A newer answer about the second-to-last token.")
     submission = gather_submission(store, user.id, model_name="smollm2-135m")
-    assert [s.id for s in submission.steps] == exercises.step_ids()
+    assert [s.id for s in submission.steps] == content.step_ids()
     assert all(s.passed for s in submission.steps if not s.given)
     answers = {q.id: q.answer for q in submission.questions}
     assert answers["q1"] == GOOD_ANSWERS["q1"]

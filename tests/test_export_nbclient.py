@@ -15,11 +15,11 @@ import nbformat
 import pytest
 from export_data import GOOD_ANSWERS, new_store
 
-from workbook import exercises
-from workbook.export import export_for
+from workbook.exercise import content
+from workbook.submission.export import export_for
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = exercises.DEFAULT_MODEL
+MODEL = content.DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
 
@@ -56,13 +56,13 @@ def reference():
         best = logits[0, -1].softmax(dim=-1).topk(k).indices  # (k,)
         return [tokenizer.decode(int(i)) for i in best]
 
-    ids = tokenizer(exercises.START_PHRASE, return_tensors="pt")["input_ids"]
+    ids = tokenizer(content.START_PHRASE, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         shape = list(model(ids).logits.shape)
     return {
         "shape": shape,
-        "top1": top(exercises.START_PHRASE, 1)[0],
-        "top5": {phrase: top(phrase, 5) for phrase in exercises.STEP6_EXAMPLES},
+        "top1": top(content.START_PHRASE, 1)[0],
+        "top5": {phrase: top(phrase, 5) for phrase in content.STEP6_EXAMPLES},
     }
 
 
@@ -103,11 +103,11 @@ def test_exported_notebook_reexecutes_with_the_same_shapes_and_top_tokens(
 
     # The student's run: execute the reference solutions and store what the kernel produced.
     solution = nbformat.v4.new_notebook()
-    for step in exercises.steps(MODEL):
+    for step in content.steps(MODEL):
         solution.cells.append(nbformat.v4.new_code_cell(step.solution, id=step.id))
     _execute(solution, kernel_name)
     assert _errors(solution) == []
-    for step, cell in zip(exercises.steps(MODEL), solution.cells, strict=True):
+    for step, cell in zip(content.steps(MODEL), solution.cells, strict=True):
         store.save_cell(
             user.id,
             step.id,
@@ -129,7 +129,7 @@ def test_exported_notebook_reexecutes_with_the_same_shapes_and_top_tokens(
     probe = (
         "import json\n"
         f"print(json.dumps({{p: list(predict_next_tokens(p, 5)['tokens']) "
-        f"for p in {list(exercises.STEP6_EXAMPLES)!r}}}))\n"
+        f"for p in {list(content.STEP6_EXAMPLES)!r}}}))\n"
     )
     rerun.cells.append(nbformat.v4.new_code_cell(probe, id="probe"))
     _execute(rerun, kernel_name)

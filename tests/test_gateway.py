@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from workbook import gateway_launcher
 from workbook.config import Settings, SettingsError
-from workbook.gateway import (
+from workbook.kernels import gateway_launcher
+from workbook.kernels.gateway import (
     MODEL_MISSING,
     UNREACHABLE,
     GatewayKernel,
     GatewayUnavailable,
     model_missing_message,
 )
-from workbook.gateway_local import free_port, kernelspec, write_kernelspec
-from workbook.kernel import KernelDied, KernelPool, StudentKernel
+from workbook.kernels.gateway_local import free_port, kernelspec, write_kernelspec
+from workbook.kernels.kernel import KernelDied, KernelPool, StudentKernel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_the_pool_builds_gateway_kernels_only_when_a_gateway_is_set(tmp_path):
 
 
 def test_hosted_mode_needs_no_sandbox_on_the_app_server_with_a_gateway(tmp_path, monkeypatch):
-    from workbook import sandbox
+    from workbook.kernels import sandbox
 
     def refuse(*_args: object) -> None:
         raise sandbox.SandboxUnavailable("no bubblewrap here")
@@ -99,7 +99,10 @@ def test_kernelspec_runs_our_launchers_with_the_limits_and_the_model_cache(tmp_p
         cell_cpu_s=60,
     )
     argv = spec["argv"]
-    assert argv[:2] == ["/opt/venv/bin/python", "/srv/workbook/workbook/gateway_launcher.py"]
+    assert argv[:2] == [
+        "/opt/venv/bin/python",
+        "/srv/workbook/workbook/kernels/gateway_launcher.py",
+    ]
     assert argv[2:5] == ["--home-root", "/srv/homes", "--"]
     launcher = argv[5:]
     assert launcher[:2] == ["-f", "{connection_file}"]
@@ -111,8 +114,8 @@ def test_kernelspec_runs_our_launchers_with_the_limits_and_the_model_cache(tmp_p
     assert spec["interrupt_mode"] == "signal"
     written = write_kernelspec(tmp_path / "workbook", model_cache=tmp_path)
     assert json.loads(written.read_text())["env"]["LM_ENGINE_CACHE"] == str(tmp_path)
-    assert (ROOT / "workbook" / "gateway_launcher.py").is_file()
-    assert (ROOT / "workbook" / "kernel_launcher.py").is_file()
+    assert (ROOT / "workbook" / "kernels" / "gateway_launcher.py").is_file()
+    assert (ROOT / "workbook" / "kernels" / "kernel_launcher.py").is_file()
 
 
 def test_kernelspec_without_home_root_keeps_the_pods_own_folder():
@@ -131,7 +134,7 @@ def test_gateway_launcher_gives_each_student_a_private_folder(tmp_path):
         "sys.modules['kernel_launcher'] = fake\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
-    script = str(ROOT / "workbook" / "gateway_launcher.py")
+    script = str(ROOT / "workbook" / "kernels" / "gateway_launcher.py")
     env = dict(os.environ, KERNEL_WORKBOOK_USER="ada")
     done = subprocess.run(
         [sys.executable, "-c", probe, script, str(tmp_path)],

@@ -1,6 +1,6 @@
 """Student kernels on a real Jupyter Kernel Gateway (a process on 127.0.0.1, real kernels).
 
-The gateway serves the workbook's kernelspec (``workbook.gateway_local``): our launchers, the
+The gateway serves the workbook's kernelspec (``workbook.kernels.gateway_local``): our launchers, the
 memory and CPU limits, ``lm_engine`` and this machine's model cache. The first half drives a
 ``GatewayKernel`` the way ``tests/test_kernel.py`` drives a local one; the second half points a
 whole ``Workbook`` at the gateway and does the homework: setup and steps 1-6 with their checks,
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from workbook import exercises
 from workbook.config import Settings
 from workbook.errors import WorkbookError
-from workbook.gateway import CUT_OFF, LOST_WHILE_IDLE, MODEL_MISSING, GatewayKernel
-from workbook.gateway_local import LocalGateway
-from workbook.kernel import KernelDied, KernelError, KernelPool, ServerBusy, StudentKernel
+from workbook.exercise import content
+from workbook.kernels.gateway import CUT_OFF, LOST_WHILE_IDLE, MODEL_MISSING, GatewayKernel
+from workbook.kernels.gateway_local import LocalGateway
+from workbook.kernels.kernel import KernelDied, KernelError, KernelPool, ServerBusy, StudentKernel
 from workbook.service import Workbook
 
 pytest.importorskip("kernel_gateway")
@@ -253,7 +253,7 @@ def test_a_full_gateway_gives_the_usual_busy_message(bare_host):
 
 def test_setup_cell_on_a_host_without_the_model_says_what_is_wrong(bare_host):
     kernel = bare_host.kernel_for("erin")
-    result = kernel.execute(exercises.setup_code(exercises.DEFAULT_MODEL), timeout=300)
+    result = kernel.execute(content.setup_code(content.DEFAULT_MODEL), timeout=300)
     assert result.status == "error"
     assert result.message == MODEL_MISSING.format(
         why="its model cache is missing or cannot be read"
@@ -273,7 +273,7 @@ def workbook(gateway, tmp_path_factory):
 
 
 def solution(step_id: str) -> str:
-    return exercises.step(step_id).solution
+    return content.step(step_id).solution
 
 
 def test_setup_and_steps_1_to_6_pass_their_checks_through_the_gateway(workbook, gateway):
@@ -284,7 +284,7 @@ def test_setup_and_steps_1_to_6_pass_their_checks_through_the_gateway(workbook, 
     printed = "".join(o.get("text", "") for o in setup.result.outputs)
     assert f"{len(lm.tokenizer):,}" in printed and f"{lm.num_parameters:,}" in printed
     assert isinstance(wb.kernels.kernel_for(str(uid)), GatewayKernel)
-    for step in exercises.steps()[1:]:
+    for step in content.steps()[1:]:
         run = wb.run_step(uid, step.id, step.solution)
         assert run.result.status == "ok", (step.id, run.result.outputs)
         assert run.check is not None and run.check.passed, (step.id, run.check.message)
@@ -371,7 +371,7 @@ def test_enterprise_gateway_runs_the_homework_too(tmp_path):
             uid = wb.register("Eve", "eve@example.org", "correct horse battery").id
             setup = wb.run_step(uid, "setup")
             assert setup.result.status == "ok", setup.result.outputs
-            for step in exercises.steps()[1:]:
+            for step in content.steps()[1:]:
                 run = wb.run_step(uid, step.id, step.solution)
                 assert run.check is not None and run.check.passed, (step.id, run.check.message)
             patient = wb.settings

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbook.config import Settings
-from workbook.kernel import ExecutionResult, KernelError, KernelPool, ServerBusy
+from workbook.kernels.kernel import ExecutionResult, KernelError, KernelPool, ServerBusy
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +190,7 @@ def test_kernels_die_when_the_app_dies(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from workbook.config import Settings
-        from workbook.kernel import KernelPool
+        from workbook.kernels.kernel import KernelPool
         pool = KernelPool(Settings(work_dir=Path({str(tmp_path)!r})))
         kernel = pool.kernel_for("dave")
         print(kernel.pid, flush=True)

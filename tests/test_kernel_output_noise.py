@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from workbook.config import Settings
-from workbook.kernel import KernelPool
-from workbook.outputs import joined_text
+from workbook.kernels.kernel import KernelPool
+from workbook.web.outputs import joined_text
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbook.config import Settings
-from workbook.kernel import KernelPool
+from workbook.kernels.kernel import KernelPool
 from workbook.service import Workbook
 
 pytestmark = pytest.mark.slow
@@ -135,7 +135,7 @@ def test_waiting_for_a_busy_cpu_does_not_count_against_a_cells_limit(tmp_path):
 
 
 def _sandbox_problem() -> str | None:
-    from workbook import sandbox
+    from workbook.kernels import sandbox
 
     try:
         sandbox.check_available()
@@ -149,7 +149,7 @@ SANDBOX_PROBLEM = _sandbox_problem()
 
 @pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=SANDBOX_PROBLEM or "")
 def test_a_sandboxed_spare_gets_the_students_home_and_keeps_every_sandbox_rule(tmp_path):
-    from workbook.cell_clock import kernel_process
+    from workbook.kernels.cell_clock import kernel_process
 
     work = tmp_path / "kernels"
     (work / "zoe").mkdir(parents=True)

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from workbook.output_view import CONTENT_SECURITY_POLICY, OutputView, views
+from workbook.web.output_view import CONTENT_SECURITY_POLICY, OutputView, views
 
 
 class _Elements(HTMLParser):

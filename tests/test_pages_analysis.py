@@ -6,7 +6,7 @@ from app_support import open_app
 from streamlit.testing.v1 import AppTest
 
 from db import Store
-from workbook import exercises
+from workbook.exercise import content
 
 PAGE = "pages/analysis.py"
 
@@ -20,7 +20,7 @@ def answer_area(at: AppTest, question_id: str):
 
 
 def saved_answers(db_path, student_id):
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
+    with Store(db_path, question_ids=content.question_ids()) as store:
         return {qid: rev.text for qid, rev in store.answers_for(student_id).items()}
 
 
@@ -28,7 +28,7 @@ def test_page_renders_every_question_without_exception(student_id):
     at = open_page(student_id)
     assert not at.exception
     titles = [h.value for h in at.subheader]
-    assert titles == [q.title for q in exercises.questions()]
+    assert titles == [q.title for q in content.questions()]
 
 
 def test_typed_answer_is_saved_and_shown_in_a_new_session(db_path, student_id):
@@ -77,7 +77,7 @@ def test_later_save_wins_and_earlier_stays_restorable(db_path, student_id):
     restore[0].click().run()
     assert answer_area(at, "q2").value == "first"
     assert saved_answers(db_path, student_id)["q2"] == "first"
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
+    with Store(db_path, question_ids=content.question_ids()) as store:
         assert [r.text for r in store.answer_history(student_id, "q2")] == [
             "first",
             "second",

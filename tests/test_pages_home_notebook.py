@@ -11,7 +11,9 @@ from app_support import APP, code_cell, open_app, open_store
 from streamlit.testing.v1 import AppTest
 
 from db import AuthenticationError, SignInPolicy
-from workbook import Settings, Workbook, WorkbookError, exercises, sandbox
+from workbook import Settings, Workbook, WorkbookError
+from workbook.exercise import content
+from workbook.kernels import sandbox
 
 PASSWORD = "long enough password"
 
@@ -114,8 +116,8 @@ NOTEBOOK = "pages/notebook.py"
 def test_notebook_shows_setup_and_every_step_with_starter_code(student_id):
     at = open_app(student_id, NOTEBOOK)
     assert not at.exception
-    graded = [s for s in exercises.steps() if not s.given]
-    assert [h.value for h in at.subheader] == [s.title for s in exercises.steps()]
+    graded = [s for s in content.steps() if not s.given]
+    assert [h.value for h in at.subheader] == [s.title for s in content.steps()]
     for step in graded:
         cell = code_cell(at, step.id)
         assert cell.value == step.starter_code
@@ -144,7 +146,7 @@ class _SlowWorkbook:
         self.calls: list[tuple[str, str | None]] = []
 
     def run_step(self, user_id, step_id, code=None):
-        from workbook.kernel import ExecutionResult
+        from workbook.kernels.kernel import ExecutionResult
         from workbook.service import CellRun
 
         self.calls.append((step_id, code))
@@ -205,7 +207,7 @@ def test_a_signed_out_visitor_cannot_reach_a_student_page(db_path):
 @pytest.mark.slow
 def test_running_setup_and_a_correct_step_passes_and_keeps_outputs(db_path, student_id):
     at = open_app(student_id, NOTEBOOK)
-    step1 = exercises.step("step1")
+    step1 = content.step("step1")
     code_cell(at, "step1").input(step1.solution)
     at.run()
     # "Run all above" on step 2 runs setup then step 1 in the student's kernel.

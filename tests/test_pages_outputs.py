@@ -11,7 +11,7 @@ import html
 
 from app_support import open_app, open_store
 
-from workbook.output_view import CONTENT_SECURITY_POLICY
+from workbook.web.output_view import CONTENT_SECURITY_POLICY
 
 PASSWORD = "long enough password"
 MARKUP = '<b id="rich">rich</b><script>alert("pwned")</script><img src="http://127.0.0.1:9/x">'

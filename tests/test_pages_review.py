@@ -8,7 +8,8 @@ import pytest
 from app_support import APP, ROOT, open_store
 from streamlit.testing.v1 import AppTest
 
-from workbook import exercises, review
+from workbook.exercise import content
+from workbook.review import review
 
 PAGE = "pages/review.py"
 PASSWORD = "long enough password"
@@ -177,7 +178,7 @@ def test_feedback_autosaves_as_a_draft_then_release_shows_it_to_the_student(db_p
     assert "Clear answers; say tokens." in [t.value for t in home.text]
     shown = [m.value for m in home.markdown]
     assert "**Grade:** Meets expectations" in shown
-    assert f"**{exercises.question('q1').title}**" in shown
+    assert f"**{content.question('q1').title}**" in shown
 
 
 def test_release_without_grade_shows_an_error_and_releases_nothing(db_path, people):

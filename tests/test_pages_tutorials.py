@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from db import Store
 from tests.test_quality import SPECIFIC
-from workbook import exercises
-from workbook.catalog import load_catalog
+from workbook.exercise import content
+from workbook.tutorials.catalog import load_catalog
 
 PAGE = "pages/tutorials.py"
 
@@ -20,7 +20,7 @@ def open_page(student_id: int) -> AppTest:
 
 
 def saved_log(db_path, student_id):
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
+    with Store(db_path, question_ids=content.question_ids()) as store:
         return store.tutorial_log(student_id)
 
 
@@ -110,7 +110,7 @@ def test_minutes_that_are_not_a_time_get_a_friendly_message(student_id):
 
 def test_two_tutorials_from_one_section_are_refused_on_the_page(db_path, student_id):
     recipes = load_catalog().in_category("PyTorch Recipes")[:2]
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
+    with Store(db_path, question_ids=content.question_ids()) as store:
         store.set_tutorial_path(student_id, "tutorials")
         for slot, tutorial in zip(("1", "2"), recipes, strict=True):
             store.log_tutorial(
@@ -127,7 +127,7 @@ def test_two_tutorials_from_one_section_are_refused_on_the_page(db_path, student
 
 def test_youtube_choice_reminds_to_type_the_code(db_path, student_id):
     youtube = next(t for t in load_catalog().tutorials if t.youtube)
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
+    with Store(db_path, question_ids=content.question_ids()) as store:
         store.set_tutorial_path(student_id, "tutorials")
         store.log_tutorial(
             student_id, "1", category=youtube.category, title=youtube.title, url=youtube.url
@@ -169,7 +169,7 @@ def test_edit_from_another_tab_is_announced_not_dropped(db_path, student_id):
     tab_a.run()
     assert any("another tab" in i.value for i in tab_a.info)
     assert tab_a.text_area(key="tut1:reflection").value == "tab A"
-    with Store(db_path, question_ids=exercises.question_ids()) as store:
+    with Store(db_path, question_ids=content.question_ids()) as store:
         history = [e.reflection for e in store.tutorial_history(student_id, "1")]
     assert history[-2:] == ["tab A", "tab B"]
 

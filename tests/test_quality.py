@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbook.quality import (
+from workbook.submission.quality import (
     MIN_REFLECTION_WORDS,
     answer_hints,
     mentions_concept,

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from db import Store
-from workbook import exercises, review
 from workbook.config import Settings
+from workbook.exercise import content
+from workbook.review import review
 from workbook.service import Workbook
 
 PASSWORD = "long enough password"
@@ -21,8 +22,8 @@ HTML_TEXT = '<script>alert("x")</script><b>bold</b>'
 def store(tmp_path) -> Iterator[Store]:
     opened = Store(
         tmp_path / "workbook.db",
-        question_ids=exercises.question_ids(),
-        step_ids=exercises.step_ids(),
+        question_ids=content.question_ids(),
+        step_ids=content.step_ids(),
     )
     yield opened
     opened.close()
@@ -143,7 +144,7 @@ def test_feedback_items_follow_the_chosen_path_and_cover_steps_and_questions():
     tutorial_ids = [item.id for item in review.feedback_items("tutorials")]
     assert tutorial_ids[:2] == ["tutorial1", "tutorial2"]
     assert [f"step{n}" for n in range(1, 7)] == [i for i in tutorial_ids if i.startswith("step")]
-    assert tutorial_ids[-3:] == exercises.question_ids()
+    assert tutorial_ids[-3:] == content.question_ids()
     project_ids = [item.id for item in review.feedback_items("project")]
     assert project_ids[0] == "project" and "tutorial1" not in project_ids
 
@@ -170,7 +171,7 @@ def test_responses_csv_has_one_row_per_student_and_every_answer_as_text(store, p
     assert data.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     assert [r["Email address"] for r in rows] == ["ada@example.org", "bob@example.org"]
-    titles = {q.id: q.title for q in exercises.questions()}
+    titles = {q.id: q.title for q in content.questions()}
     ada_row = rows[0]
     assert ada_row[titles["q2"]] == HTML_TEXT
     assert ada_row[titles["q3"]] == '\'=HYPERLINK("http://evil")'  # not run as a formula

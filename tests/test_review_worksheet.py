@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from workbook.config import Settings, SettingsError
-from workbook.review import (
+from workbook.review.review import (
     GRADE_SCALE,
     WORKSHEET_HEADERS,
     FeedbackItem,

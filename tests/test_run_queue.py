@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from workbook.run_queue import RunQueue
+from workbook.kernels.run_queue import RunQueue
 
 
 def _hold(queue: RunQueue, user: str, entered: list, release: threading.Event) -> threading.Thread:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from workbook.config import Settings
-from workbook.kernel import ExecutionResult
+from workbook.kernels.kernel import ExecutionResult
 from workbook.service import RunState, Workbook
 
 
@@ -97,7 +97,7 @@ def test_preload_loads_the_reference_model_and_starts_the_spares_in_the_backgrou
     spares_started = threading.Event()
     monkeypatch.setattr(wb, "engine", lambda: loaded.set())
     configured = threading.Event()
-    monkeypatch.setattr("workbook.threads.configure_app", configured.set)
+    monkeypatch.setattr("workbook.kernels.threads.configure_app", configured.set)
 
     class Pool(FakePool):
         def keep_spares(self, quiet) -> None:

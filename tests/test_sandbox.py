@@ -31,9 +31,9 @@ from sandbox_support import (
     value_of,
 )
 
-from workbook import sandbox
 from workbook.config import Settings
-from workbook.kernel import KernelDied, KernelPool, SandboxUnavailable
+from workbook.kernels import sandbox
+from workbook.kernels.kernel import KernelDied, KernelPool, SandboxUnavailable
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +175,7 @@ def test_sandboxed_kernel_dies_when_the_app_dies(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from workbook.config import Settings
-        from workbook.kernel import KernelPool
+        from workbook.kernels.kernel import KernelPool
         pool = KernelPool(Settings(work_dir=Path({str(tmp_path)!r}), sandbox=True))
         kernel = pool.kernel_for("dave")
         kernel.execute("import os; open('pid', 'w').write('x')")
@@ -517,14 +517,14 @@ def test_a_kernel_that_died_while_idle_says_so_on_the_next_run(hosted, bob):
 def test_the_whole_exercise_passes_inside_the_sandbox(tmp_path_factory, bob):
     """Setup, steps 1-6 with their checks, a restart, then "Run all above" and step 6 again."""
     from lm_engine import load_model
-    from workbook import exercises
-    from workbook.checks import run_check
+    from workbook.exercise import content
+    from workbook.exercise.checks import run_check
 
     # The default limits (4 GB, the real checks' time) on a machine that may be busy.
     pool, _ = hosted_pool(tmp_path_factory, cell_timeout_s=300)
-    lm = load_model(exercises.DEFAULT_MODEL, device="cpu")
+    lm = load_model(content.DEFAULT_MODEL, device="cpu")
     kernel = pool.kernel_for("grace")
-    steps = exercises.steps()
+    steps = content.steps()
 
     def run_all(upto: int) -> None:
         for step in steps[:upto]:

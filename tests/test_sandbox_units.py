@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import time
 
-from workbook import limits
 from workbook.config import Settings
-from workbook.kernel import StudentKernel, _Collector
+from workbook.kernels import limits
+from workbook.kernels.kernel import StudentKernel, _Collector
 
 
 def _stream(text: str) -> dict:

@@ -27,7 +27,7 @@ import pytest
 from sandbox_support import PROBLEM, ROOT
 
 from lm_engine.config import default_cache_dir
-from workbook import sandbox
+from workbook.kernels import sandbox
 
 pytestmark = pytest.mark.slow
 

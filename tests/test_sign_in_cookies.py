@@ -12,7 +12,7 @@ import time
 import pytest
 from starlette.requests import Request
 
-from workbook.sign_in_cookies import (
+from workbook.web.sign_in_cookies import (
     COOKIE_ROUTE,
     HANDOFF,
     MAX_CODE_CHARS,

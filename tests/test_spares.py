@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from workbook import spares
-from workbook.kernel import _is_memory_error, _over_limit
+from workbook.kernels import spares
+from workbook.kernels.kernel import _is_memory_error, _over_limit
 
 
 def test_adopting_a_spare_keeps_every_file_the_student_had(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbook import threads
 from workbook.config import Settings, SettingsError
+from workbook.kernels import threads
 
 
 @pytest.mark.parametrize(

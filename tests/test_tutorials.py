@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.test_quality import SPECIFIC
-from workbook.catalog import INTRO_CATEGORY, load_catalog
-from workbook.tutorials import (
+from workbook.tutorials.catalog import INTRO_CATEGORY, load_catalog
+from workbook.tutorials.rules import (
     TutorialLogError,
     check_log,
     effective_category,

@@ -1,20 +1,32 @@
-"""workbook: the homework itself — exercise content, checks, kernels, export and review.
+"""workbook: the homework itself, one subpackage per concept (see docs/architecture.md).
 
-Pages talk to one ``Workbook`` (``workbook.service``) built from ``Settings``
-(``workbook.config``); the modules below are one concept each (see docs/architecture.md):
+Pages talk to one ``Workbook`` (``workbook.service``, the facade) built from ``Settings``
+(``workbook.config``), and otherwise only to the public names of the subpackages:
 
-- ``exercises`` / ``checks``: the notebook's steps as data and their automatic checks;
-- ``kernel`` / ``sandbox``: one Jupyter kernel per student, optionally in bubblewrap;
-- ``catalog`` / ``tutorials`` / ``quality``: the tutorial log and text heuristics;
-- ``export`` / ``checklist``: the Moodle bundle and the pre-submission checklist;
-- ``review``: roster, grading and the Moodle grading worksheet;
-- ``explore``: data for the decoding explorer.
+- ``exercise``: the notebook's steps as data and their automatic checks;
+- ``kernels``: one Jupyter kernel per student, sandboxed, bounded and fairly scheduled,
+  locally or on a Jupyter (Enterprise) Gateway;
+- ``submission``: the Moodle bundle and the pre-submission checklist;
+- ``review``: roster, feedback, grading and Moodle's grading worksheet;
+- ``tutorials``: the tutorial catalog and the tutorial-log rules;
+- ``web``: what reaches the browser with care (untrusted outputs, sign-in cookies);
+- ``explore``: data for the decoding explorer (one module).
 
 Command line: ``python -m workbook export --email ... --out DIR``.
 """
 
 from workbook.config import Settings, SettingsError
-from workbook.errors import WorkbookError
-from workbook.service import Workbook
+from workbook.errors import SignInThrottled, WorkbookError
+from workbook.service import CellRun, Progress, RunState, User, Workbook
 
-__all__ = ["Settings", "SettingsError", "Workbook", "WorkbookError"]
+__all__ = [
+    "CellRun",
+    "Progress",
+    "RunState",
+    "Settings",
+    "SettingsError",
+    "SignInThrottled",
+    "User",
+    "Workbook",
+    "WorkbookError",
+]

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
     import zipfile
 
-    from workbook import export
+    from workbook.submission import export
 
     submission = export.gather_submission(store, user.id, model_name=settings.model_name)
     bundle = export.build_bundle(submission)
@@ -72,7 +72,7 @@ def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _checklist(store, user, settings: Settings) -> int:
-    from workbook import checklist
+    from workbook.submission import checklist
 
     result = checklist.checklist_for(store, user.id, model_name=settings.model_name)
     if not result.items:
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 1 refused, 2 export blocked)."""
     args = _parser().parse_args(argv)
     from db import DbError, NotFoundError, Store
-    from workbook import exercises
+    from workbook.exercise import content
 
     try:
         settings = Settings.from_env()
@@ -105,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with Store(
             settings.db_path,
-            question_ids=exercises.question_ids(),
-            step_ids=exercises.step_ids(),
+            question_ids=content.question_ids(),
+            step_ids=content.step_ids(),
         ) as store:
             try:
                 user = store.user_by_email(args.email)

@@ -18,16 +18,16 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
-from workbook import exercises
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
-from workbook.run_queue import RunQueue
+from workbook.exercise import content
+from workbook.kernels.run_queue import RunQueue
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from lm_engine import LanguageModel
-    from workbook.kernel import KernelPool
+    from workbook.kernels.kernel import KernelPool
 
 __all__ = ["RunState", "User", "Workbook", "WorkbookError"]
 
@@ -71,7 +71,7 @@ class Workbook:
         """
         # With a kernel gateway no student code runs here: the gateway isolates kernels.
         if self.settings.sandbox and not self.settings.kernel_gateway:
-            from workbook.sandbox import KernelError, check_available
+            from workbook.kernels.sandbox import KernelError, check_available
 
             try:
                 check_available()
@@ -81,7 +81,7 @@ class Workbook:
     def preload(self) -> None:
         """Get the slow parts ready in the background, once, when the app starts.
 
-        Sets the app's torch threads (``workbook.threads``), loads the reference model so
+        Sets the app's torch threads (``workbook.kernels.threads``), loads the reference model so
         no student's first check waits for it, and starts the kernel pool with its spare
         kernels. Failures are logged and surface again where the part is used. Does nothing
         when ``settings.preload`` is off (page tests).
@@ -92,7 +92,7 @@ class Workbook:
             self._preloaded = True
 
         def work() -> None:
-            from workbook import threads
+            from workbook.kernels import threads
 
             try:
                 threads.configure_app()
@@ -112,8 +112,8 @@ class Workbook:
                 self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
                 self._store = Store(
                     self.settings.db_path,
-                    question_ids=exercises.question_ids(),
-                    step_ids=exercises.step_ids(),
+                    question_ids=content.question_ids(),
+                    step_ids=content.step_ids(),
                 )
             return self._store
 
@@ -136,7 +136,7 @@ class Workbook:
 
     def _start_kernel_pool(self) -> KernelPool:
         from lm_engine import EngineConfig, LMEngineError, resolve
-        from workbook.kernel import KernelPool
+        from workbook.kernels.kernel import KernelPool
 
         # Build the model cache before any kernel starts: sandboxed kernels can only read it,
         # and every student's setup cell loads the same cached weights.
@@ -153,9 +153,9 @@ class Workbook:
         ).start()
         return pool
 
-    def steps(self) -> list[exercises.Step]:
+    def steps(self) -> list[content.Step]:
         """The notebook's cells for the configured model (setup first)."""
-        return exercises.steps(self.settings.model_name)
+        return content.steps(self.settings.model_name)
 
     # --- accounts --------------------------------------------------------------------
     def user(self, user_id: int) -> User:
@@ -250,7 +250,7 @@ class Workbook:
     # --- progress and feedback ---------------------------------------------------------
     def progress(self, user_id: int) -> Progress:
         """How far a student is: the same counts the TAs' roster shows."""
-        from workbook import review
+        from workbook.review import review
 
         row = next(r for r in self.store.roster(include_archived=True) if r.user_id == user_id)
         return Progress(
@@ -285,14 +285,14 @@ class Workbook:
 
         Args:
             user_id: the student.
-            step_id: which step (see ``workbook.exercises``).
+            step_id: which step (see ``workbook.exercise.content``).
             code: the code to run; ``None`` runs the saved code (or the given code of a
                 given cell such as setup).
         """
-        from workbook import checks
-        from workbook.kernel import KernelError
+        from workbook.exercise import checks
+        from workbook.kernels.kernel import KernelError
 
-        step = exercises.step(step_id, self.settings.model_name)
+        step = content.step(step_id, self.settings.model_name)
         if step.given:
             code = step.starter_code
         elif code is None:
@@ -349,7 +349,7 @@ class Workbook:
 
     def restart_kernel(self, user_id: int) -> None:
         """Restart the student's kernel (all variables are lost; saved code is kept)."""
-        from workbook.kernel import KernelError
+        from workbook.kernels.kernel import KernelError
 
         try:
             self.kernels.restart(str(user_id))
@@ -381,10 +381,10 @@ class Workbook:
 
         The kernel's lock is taken first: a student's second tab waits for the first
         without holding a slot of the queue. Inside the slot, torch in the kernel gets its
-        share of the cores (``workbook.threads``).
+        share of the cores (``workbook.kernels.threads``).
         """
-        from workbook import threads
-        from workbook.kernel import KernelError
+        from workbook.kernels import threads
+        from workbook.kernels.kernel import KernelError
 
         uid = str(user_id)
         while True:
@@ -432,8 +432,8 @@ class CellRun:
     """One run of a notebook cell: what the kernel produced and what the check said."""
 
     step_id: str
-    result: Any  # workbook.kernel.ExecutionResult
-    check: Any | None  # workbook.checks.CheckResult
+    result: Any  # workbook.kernels.kernel.ExecutionResult
+    check: Any | None  # workbook.exercise.checks.CheckResult
 
 
 def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:

@@ -24,7 +24,9 @@ from harness import TA_EMAIL, TA_PASSWORD, RunningApp
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from workbook import exercises, export, quality, review
+from workbook.exercise import content
+from workbook.review import review
+from workbook.submission import export, quality
 
 PATH_LABELS = {"tutorials": "Two PyTorch tutorials (from two different sections)"}
 
@@ -169,7 +171,7 @@ RUNNING_INDICATOR = re.compile(r"Running · \d+ s")
 INDENT = "    "
 
 
-def editor(page: Page, step: exercises.Step):
+def editor(page: Page, step: content.Step):
     """The code editor of a step (its editable area, named by its label)."""
     return page.get_by_label(f"Your code for {step.title}", exact=True)
 
@@ -222,7 +224,7 @@ def type_code(page: Page, area, code: str) -> None:
     assert editor_text(area) == code
 
 
-def run_with_shift_enter(page: Page, area, step: exercises.Step) -> None:
+def run_with_shift_enter(page: Page, area, step: content.Step) -> None:
     """Run a code cell from the keyboard and wait until the cell no longer says it runs."""
     area.click()
     page.keyboard.press("Shift+Enter")
@@ -234,7 +236,7 @@ def run_with_shift_enter(page: Page, area, step: exercises.Step) -> None:
 
 def run_step(
     page: Page,
-    step: exercises.Step,
+    step: content.Step,
     code: str | None,
     *,
     passes: bool = True,
@@ -274,7 +276,7 @@ def run_step(
 
 def wrong_step3() -> str:
     """Step 3 with a classic mistake: the first position's logits instead of the last's."""
-    solution = exercises.step("step3").solution
+    solution = content.step("step3").solution
     wrong = solution.replace("logits[0, -1]", "logits[0, 0]")
     assert wrong != solution, "the reference solution of step 3 changed; update this mistake"
     return wrong
@@ -338,7 +340,7 @@ def do_analysis(page: Page, folder: Path) -> None:
 def do_notebook(page: Page, folder: Path) -> None:
     """Setup, one wrong attempt with a helpful message, then steps 1-6 passing."""
     go_to(page, "Logits notebook", "Logits in Causal Language Models")
-    steps = {step.id: step for step in exercises.steps()}
+    steps = {step.id: step for step in content.steps()}
     # The setup cell loads the model (seconds to a minute): the cell itself shows that it
     # runs, for how long, and what it is doing, and Run is not offered twice meanwhile.
     page.locator(".st-key-setup-run button").click()
@@ -420,7 +422,7 @@ def check_everything_kept(page: Page, folder: Path) -> None:
         expect(panel.get_by_label(NOTES_LABEL)).to_have_value(TUTORIAL_NOTES[slot])
 
     go_to(page, "Logits notebook", "Logits in Causal Language Models")
-    for step in exercises.steps():
+    for step in content.steps():
         if not step.given:
             area = editor(page, step)
             expect(area).to_be_visible()
@@ -450,7 +452,7 @@ def do_export(page: Page, folder: Path) -> nbformat.NotebookNode:
     nbformat.validate(notebook)  # raises ValidationError when the notebook is not valid
     # The student's work is in it: the last step's code and every answer.
     sources = "\n".join(cell.source for cell in notebook.cells)
-    assert exercises.step("step6").solution.strip() in sources
+    assert content.step("step6").solution.strip() in sources
     # Outputs hold only what the student's code printed, nothing of the server's.
     outputs = str([cell.get("outputs", []) for cell in notebook.cells])
     assert sys.prefix not in outputs and "TqdmWarning" not in outputs
@@ -548,7 +550,7 @@ def test_code_in_a_cell_is_saved_after_a_pause_and_when_the_tab_is_hidden(
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    step1 = exercises.step("step1")
+    step1 = content.step("step1")
     try:
         page.goto(app.url)
         page.get_by_role("tab", name="Register").click()

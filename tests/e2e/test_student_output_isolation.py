@@ -28,7 +28,8 @@ import pytest
 from harness import TA_EMAIL, TA_PASSWORD, RunningApp
 from playwright.sync_api import Browser, Page, expect
 
-from workbook import Settings, Workbook, exercises
+from workbook import Settings, Workbook
+from workbook.exercise import content
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -231,7 +232,7 @@ def test_ta_review_page_runs_nothing_a_student_output_holds(
         expect(page.get_by_text(f"{STUDENT_NAME} <{STUDENT_EMAIL}>")).to_be_visible(
             timeout=UI_TIMEOUT_MS
         )
-        title = exercises.step(STEP).title
+        title = content.step(STEP).title
         page.locator("[data-testid='stExpander'] summary", has_text=title).click()
         _outputs_were_drawn_and_inert(page, beacon, artifacts, "ta-review-hostile-outputs")
 

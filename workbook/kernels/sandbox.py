@@ -24,7 +24,7 @@ and dies with the app. Student code never holds a privilege on the host, whoever
   ``Settings.sandbox_uid`` and an inner, unprivileged bubblewrap adds the user namespace.
   The kernel and all it starts are that uid on the host, with no capability.
 
-Per-student totals (memory, processes, CPU, home quota) are :mod:`workbook.limits`' job.
+Per-student totals (memory, processes, CPU, home quota) are :mod:`workbook.kernels.limits`' job.
 If bubblewrap is missing or the machine refuses user namespaces, :func:`check_available`
 raises :class:`SandboxUnavailable` saying why: hosted mode never runs kernels unsandboxed.
 """
@@ -42,12 +42,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from workbook import limits
+from workbook.kernels import limits
 
 SANDBOX_HOME = Path("/home/student")
 SANDBOX_CODE = Path("/opt/workbook")
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
 
 

@@ -5,7 +5,7 @@
 gateway's JSON framing, one message per text frame with a ``channel`` field. A reader thread
 sorts the incoming messages by channel, and requests are built with ``jupyter_client``'s
 :class:`~jupyter_client.session.Session`. What the messages mean (runs, timeouts, restarts) is
-:mod:`workbook.gateway`'s business.
+:mod:`workbook.kernels.gateway`'s business.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from jupyter_client.session import Session
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
-from workbook.kernel import KernelDied
+from workbook.kernels.kernel import KernelDied
 
 __all__ = [
     "UNREACHABLE",

@@ -5,7 +5,7 @@ the Analysis answers pasted into the online-text box. This module builds both fr
 store holds, plus a how-to, and packs them in one zip.
 
 The work is first gathered into a ``Submission`` (plain frozen data); every builder below is a
-pure function of it, so the notebook, the texts and the checklist (``workbook.checklist``)
+pure function of it, so the notebook, the texts and the checklist (``workbook.submission.checklist``)
 all describe the same snapshot, and tests can build a ``Submission`` by hand.
 
 Determinism: re-exporting unchanged work gives the same notebook content. Cell ids come from
@@ -204,7 +204,7 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         ExportError: the account does not exist.
     """
     from db import NotFoundError
-    from workbook import exercises
+    from workbook.exercise import content
 
     try:
         user = store.user(user_id)
@@ -216,7 +216,7 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
     stamps: list[datetime] = []
 
     steps = []
-    for step in exercises.steps(model_name):
+    for step in content.steps(model_name):
         saved = cells.get(step.id)
         given = bool(getattr(step, "given", False))
         # A given cell always shows the course's code; a student cell their latest save.
@@ -239,7 +239,7 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         )
 
     questions = []
-    for question in exercises.questions():
+    for question in content.questions():
         revision = answers.get(question.id)
         if revision is not None:
             stamps.append(revision.created_at)
@@ -290,7 +290,7 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         student_name=user.name,
         model_name=model_name,
         title=DEFAULT_TITLE,
-        introduction=getattr(exercises, "INTRODUCTION", ""),
+        introduction=getattr(content, "INTRODUCTION", ""),
         steps=tuple(steps),
         questions=tuple(questions),
         tutorial_path=log.path,

@@ -2,7 +2,7 @@
 
 A :class:`StudentKernel` owns an IPython kernel process (started through
 ``kernel_launcher.py``, which applies the resource limits, and, in hosted mode, wrapped in
-bubblewrap by :mod:`workbook.sandbox`) and a ``jupyter_client`` connection to it over IPC
+bubblewrap by :mod:`workbook.kernels.sandbox`) and a ``jupyter_client`` connection to it over IPC
 sockets in a private folder. :meth:`StudentKernel.execute` returns nbformat v4 outputs and a
 plain-words message when the cell timed out, failed or killed the kernel.
 :class:`KernelPool` hands out one kernel per student, caps how many run at once and shuts
@@ -35,10 +35,10 @@ import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
-from workbook import limits, sandbox, spares, threads
-from workbook.cell_clock import CellClock
 from workbook.config import Settings
-from workbook.sandbox import KernelError, SandboxUnavailable
+from workbook.kernels import limits, sandbox, spares, threads
+from workbook.kernels.cell_clock import CellClock
+from workbook.kernels.sandbox import KernelError, SandboxUnavailable
 
 __all__ = [
     "ExecutionResult",
@@ -55,7 +55,7 @@ Status = Literal["ok", "error", "timeout", "died"]
 # the wall time since it was admitted.
 StopReason = Literal["own", "wall"]
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -643,7 +643,7 @@ class StudentKernel:
     ) -> tuple[_Collector, dict | None, Status, StopReason | None]:
         """Send one execute request; collect outputs until the kernel is idle again.
 
-        The limit counts the time the cell has had (:class:`workbook.cell_clock.CellClock`:
+        The limit counts the time the cell has had (:class:`workbook.kernels.cell_clock.CellClock`:
         wall time less the time the kernel waited for a CPU), so a busy server does not cut
         a cell off; ``_WALL_BACKSTOP_FACTOR`` times the limit in plain wall time is the
         backstop for a server so overloaded that a cell never gets to finish.
@@ -858,7 +858,7 @@ def idle_cull_notice(settings: Settings) -> str:
 class KernelPool:
     """One kernel per student, at most ``settings.max_kernels`` at once.
 
-    A few spare kernels (``settings.spare_kernels``, see :mod:`workbook.spares`) can be kept
+    A few spare kernels (``settings.spare_kernels``, see :mod:`workbook.kernels.spares`) can be kept
     warm for students who need a kernel next; they only start while student kernels plus
     spares stay under ``max_kernels``, and a ready spare is shut down when a student needs
     its place.
@@ -903,10 +903,10 @@ class KernelPool:
         """Build (not start) a kernel: on the gateway when one is configured, else working
         in ``work_dir/<user_id>``."""
         if self.settings.kernel_gateway:
-            from workbook.gateway import GatewayKernel
+            from workbook.kernels.gateway import GatewayKernel
 
             return GatewayKernel(user_id, self.settings)  # type: ignore[return-value]
-        # One torch thread until the run queue grants more (workbook.threads).
+        # One torch thread until the run queue grants more (workbook.kernels.threads).
         env = {**threads.kernel_env(), **self.extra_env}
         return StudentKernel(
             user_id, self.settings, cwd=Path(self.settings.work_dir) / user_id, extra_env=env
@@ -940,7 +940,7 @@ class KernelPool:
         return self._spares.ready()
 
     def _adopt(self, kernel: StudentKernel, user_id: str) -> StudentKernel:
-        """Hand a spare to a student: its folder becomes theirs (see workbook.spares)."""
+        """Hand a spare to a student: its folder becomes theirs (see workbook.kernels.spares)."""
         folder = Path(self.settings.work_dir) / user_id
         with kernel.lock:
             if getattr(kernel, "cwd", None) is not None:  # a kernel with a local folder

@@ -7,7 +7,7 @@ A check has two halves:
    ``__workbook_result__``: type names, shapes, dtypes, whether a tensor tracks gradients,
    small tensors whole (base64 little-endian float32 / int64) and large ones as a per-row
    *summary* (mean, root mean square, max and where, min, and a 16-number sketch of each
-   row, see :func:`workbook.check_kernel._k_summary`), tables, and for step 6 the results
+   row, see :func:`workbook.exercise.check_kernel._k_summary`), tables, and for step 6 the results
    of calling ``predict_next_tokens`` on phrases the student has not seen, with what it
    printed, the globals it reads and its comments. A step also collects the variables of
    the steps before it, so that a difference can be traced to its cause (a variable left
@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from lm_engine import LMEngineError
-from workbook import check_kernel, exercises
 from workbook.errors import WorkbookError
+from workbook.exercise import check_kernel, content
 
 if TYPE_CHECKING:
     from lm_engine import LanguageModel
@@ -189,21 +189,21 @@ _REQUESTS: dict[str, dict] = {
         "values": [],
         "function": {
             "name": "predict_next_tokens",
-            "allowed_globals": list(exercises.ALLOWED_GLOBALS),
+            "allowed_globals": list(content.ALLOWED_GLOBALS),
             "calls": [list(c) for c in UNSEEN_CALLS],
         },
     },
 }
 
 
-def _step_id(step: exercises.Step | str) -> str:
+def _step_id(step: content.Step | str) -> str:
     step_id = step if isinstance(step, str) else step.id
     if step_id not in _REQUESTS:
         raise CheckError(f"Step {step_id!r} has no automatic check.")
     return step_id
 
 
-def inspection_snippet(step: exercises.Step | str) -> str:
+def inspection_snippet(step: content.Step | str) -> str:
     """Python source that binds the step's digest to ``__workbook_result__`` in a kernel.
 
     Raises:
@@ -672,7 +672,7 @@ _REFERENCES: dict[str, Callable[[LanguageModel, str, Mapping], dict]] = {
 }
 
 
-def reference_for(step: exercises.Step | str, lm: LanguageModel, digest: Mapping) -> dict:
+def reference_for(step: content.Step | str, lm: LanguageModel, digest: Mapping) -> dict:
     """The engine's reference for the step, for the student's own ``phrase``.
 
     Without a usable ``phrase`` in the digest (steps 1-5) the reference holds only the step
@@ -1372,7 +1372,7 @@ def _cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str
         problems.append(
             "`predict_next_tokens` reads global variables it should not: "
             f"{', '.join(used)}. Inside the function, use its arguments and values it computes "
-            f"itself (allowed: {', '.join(exercises.ALLOWED_GLOBALS)})."
+            f"itself (allowed: {', '.join(content.ALLOWED_GLOBALS)})."
         )
     printed = displayed = None  # reported once, for the first call that did it
     wrong_tables: list[str] = []
@@ -1455,7 +1455,7 @@ def _clip(text: str, limit: int = 40) -> str:
 
 
 def _starter_comments(step_id: str) -> set[str]:
-    code = exercises.step(step_id).starter_code
+    code = content.step(step_id).starter_code
     comments = set()
     try:
         for token in tokenize.generate_tokens(StringIO(code).readline):
@@ -1545,7 +1545,7 @@ def printed_text(outputs: Sequence[Mapping] | str | None) -> str | None:
 
 
 def run_check(
-    step: exercises.Step | str,
+    step: content.Step | str,
     kernel: Inspector,
     lm: LanguageModel,
     *,

@@ -1,6 +1,6 @@
 """Student kernels on a Jupyter Kernel Gateway or Enterprise Gateway (``WORKBOOK_KERNEL_GATEWAY``).
 
-A :class:`GatewayKernel` offers exactly what a local :class:`workbook.kernel.StudentKernel`
+A :class:`GatewayKernel` offers exactly what a local :class:`workbook.kernels.kernel.StudentKernel`
 offers (``execute``, ``inspect``, ``start``, ``restart``, ``shutdown``, ``is_alive``, ``lock``,
 ``last_used``), so Run, Run all above, the checks, timeouts, idle culling and the students'
 messages work unchanged. Only the transport differs:
@@ -14,7 +14,7 @@ messages work unchanged. Only the transport differs:
 Why not ``jupyter_server``'s ``GatewayClient``: it is an asyncio client configured as a
 process-wide singleton for a Jupyter server, and it would put all of ``jupyter_server`` (and
 ``nbconvert``) into the app. The protocol we need is five REST calls and one WebSocket, so the
-adapter in :mod:`workbook.gateway_protocol` uses ``jupyter_client`` for the message format, the
+adapter in :mod:`workbook.kernels.gateway_protocol` uses ``jupyter_client`` for the message format, the
 ``websockets`` sync client (already a dependency of Streamlit) for the socket and ``urllib`` for
 REST.
 
@@ -43,7 +43,7 @@ from typing import Any
 from jupyter_client.session import Session
 
 from workbook.config import Settings
-from workbook.gateway_protocol import (
+from workbook.kernels.gateway_protocol import (
     UNREACHABLE,
     Channels,
     GatewayUnavailable,
@@ -52,7 +52,7 @@ from workbook.gateway_protocol import (
     SocketRefused,
     reason,
 )
-from workbook.kernel import (
+from workbook.kernels.kernel import (
     _INSPECT_EXPRESSION,
     ExecutionResult,
     KernelDied,

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from workbook.outputs import traceback_text
+from workbook.web.outputs import traceback_text
 
 # Forbid everything, then allow what a table, a chart or an image needs and cannot use to
 # reach the network: inline <style>/style="" and data: images. frame-src 'none' also keeps

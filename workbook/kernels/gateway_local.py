@@ -3,8 +3,8 @@
 Used by the gateway tests and the benchmark, and handy for trying ``WORKBOOK_KERNEL_GATEWAY``
 on one host::
 
-    python -m workbook.gateway_local serve --port 8889 --token s3cret
-    python -m workbook.gateway_local kernelspec /usr/local/share/jupyter/kernels/workbook
+    python -m workbook.kernels.gateway_local serve --port 8889 --token s3cret
+    python -m workbook.kernels.gateway_local kernelspec /usr/local/share/jupyter/kernels/workbook
 
 :func:`kernelspec` is the kernelspec a gateway needs: it runs ``gateway_launcher.py`` (a
 private folder per student) and then ``kernel_launcher.py`` (the memory and CPU limits local
@@ -31,12 +31,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from workbook import threads
+from workbook.kernels import threads
 
 __all__ = ["KERNEL_NAME", "LocalGateway", "free_port", "kernelspec", "write_kernelspec"]
 
 KERNEL_NAME = "workbook"
-_CODE_ROOT = Path(__file__).resolve().parents[1]
+_CODE_ROOT = Path(__file__).resolve().parents[2]
 _HERE = Path(__file__).resolve().parent
 
 
@@ -78,7 +78,12 @@ def kernelspec(
     launcher = ["-f", "{connection_file}", "--memory-mb", str(memory_mb)]
     launcher += ["--cell-cpu-s", str(cell_cpu_s), "--max-output-kb", str(max_output_kb)]
     return {
-        "argv": [python, str(Path(code_root) / "workbook" / "gateway_launcher.py"), *ours, "--"]
+        "argv": [
+            python,
+            str(Path(code_root) / "workbook" / "kernels" / "gateway_launcher.py"),
+            *ours,
+            "--",
+        ]
         + launcher,
         "display_name": "LM Logits Workbook (Python 3)",
         "language": "python",
@@ -94,7 +99,7 @@ def kernelspec(
             "MPLBACKEND": "agg",
             "TQDM_DISABLE": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            # One torch thread until a run is granted its share (workbook.threads).
+            # One torch thread until a run is granted its share (workbook.kernels.threads).
             **threads.kernel_env(),
         },
         "metadata": {"debugger": False},
@@ -272,8 +277,8 @@ class LocalGateway:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m workbook.gateway_local serve|kernelspec``."""
-    parser = argparse.ArgumentParser(prog="python -m workbook.gateway_local")
+    """``python -m workbook.kernels.gateway_local serve|kernelspec``."""
+    parser = argparse.ArgumentParser(prog="python -m workbook.kernels.gateway_local")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a Kernel Gateway on 127.0.0.1 until Ctrl-C")
     serve.add_argument("--port", type=int, default=8889)

@@ -5,8 +5,8 @@ it is fixed. Only one thing blocks the export: a notebook that would not validat
 would accept it, but the TA could not open it). Everything else is a warning: the student
 decides, and nothing they wrote is ever changed.
 
-The text heuristics come from ``workbook.quality`` and the tutorial-log rules from
-``workbook.tutorials``; this module only collects them and adds the checks on the code of
+The text heuristics come from ``workbook.submission.quality`` and the tutorial-log rules from
+``workbook.tutorials.rules``; this module only collects them and adds the checks on the code of
 ``predict_next_tokens`` (comments, globals), which it reads without running anything.
 """
 
@@ -22,14 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbook import quality, tutorials
-from workbook.export import (
+from workbook.submission import quality
+from workbook.submission.export import (
     ExportError,
     Submission,
     build_notebook,
     gather_submission,
     validate_notebook,
 )
+from workbook.tutorials import rules
 
 if TYPE_CHECKING:
     from db import Store, TutorialLog
@@ -263,7 +264,7 @@ def _tutorial_items(
     log: TutorialLog | Any, categories: Iterable[str] | None
 ) -> list[ChecklistItem]:
     items = []
-    for issue in tutorials.check_log(log, categories):
+    for issue in rules.check_log(log, categories):
         if issue.level == "tip":
             continue
         items.append(ChecklistItem(issue.code, WARNING, issue.message, PAGE_TUTORIALS, issue.slot))
@@ -298,9 +299,9 @@ def run_checklist(
     """Check a gathered submission and its tutorial log.
 
     Args:
-        submission: the work as ``workbook.export.gather_submission`` returns it.
+        submission: the work as ``workbook.submission.export.gather_submission`` returns it.
         log: the student's ``TutorialLog`` (anything with ``path, entries, project``).
-        categories: the tutorial sections a student may pick (see ``tutorials.check_log``).
+        categories: the tutorial sections a student may pick (see ``rules.check_log``).
 
     Returns:
         The checklist: blockers first, then the notebook, tutorial log and analysis warnings.
@@ -322,7 +323,7 @@ def checklist_for(
     """Gather a student's work from the store and check it.
 
     Raises:
-        workbook.export.ExportError: the account does not exist.
+        workbook.submission.export.ExportError: the account does not exist.
     """
     submission = gather_submission(store, user_id, model_name=model_name)
     return run_checklist(submission, store.tutorial_log(user_id), categories=categories)

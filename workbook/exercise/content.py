@@ -2,7 +2,7 @@
 
 The notebook is a given setup cell and six graded steps; each step has instructions
 (markdown), starter code with blanks (``___`` or ``...``), the names it must define, the id of
-its automatic check (see ``workbook.checks``) and a reference solution. Solutions are
+its automatic check (see ``workbook.exercise.checks``) and a reference solution. Solutions are
 server-side only: the pages never show them; the tests and the end-to-end test run them.
 
 The analysis questions Q1-Q3 are data too: a prompt, a hint that points the way without
@@ -65,7 +65,7 @@ class Step:
         starter_code: the code the cell starts with; blanks are ``___`` (or ``...``).
             For a given cell (``given=True``) this is the cell's whole code.
         defines: names the cell must leave in the student's namespace.
-        check: id of the step's automatic check in ``workbook.checks.CHECKS``;
+        check: id of the step's automatic check in ``workbook.exercise.checks.CHECKS``;
             ``None`` for the given setup cell.
         solution: a reference solution (server-side only, never shown to students).
         given: the cell is provided and not edited or graded (the setup cell).

@@ -1,7 +1,7 @@
 """The PyTorch tutorial catalog: load it, search it, filter it, and the course's guidance.
 
 The catalog is a CSV (columns ``category, title, url, description, tags, source``) shipped in
-``workbook/data/``; an instructor can point ``Settings.catalog_path`` (``WORKBOOK_CATALOG``)
+``workbook/tutorials/data/``; an instructor can point ``Settings.catalog_path`` (``WORKBOOK_CATALOG``)
 at another file for a new term. Categories are the left-menu sections of the tutorials
 site. The homework's guidance was written for the 2022 menu, whose section names differ
 from today's, so students pick a category from the union of both menus (plus any section
@@ -272,7 +272,7 @@ def _parse_catalog(text: str, source: str) -> list[Tutorial]:
 @lru_cache(maxsize=8)
 def _load(path: str | None, mtime: float | None) -> Catalog:
     # ``mtime`` is part of the cache key so that an instructor's edited file is re-read.
-    data = resources.files("workbook") / "data"
+    data = resources.files("workbook.tutorials") / "data"
     if path is None:
         text = (data / _CATALOG_FILE).read_text(encoding="utf-8")
         source = "(bundled)"

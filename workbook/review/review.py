@@ -130,7 +130,7 @@ def feedback_items(tutorial_path: str | None = None) -> list[FeedbackItem]:
     Args:
         tutorial_path: ``"project"`` offers one mini-project item instead of two tutorials.
     """
-    from workbook import exercises
+    from workbook.exercise import content
 
     items: list[FeedbackItem] = []
     if tutorial_path == "project":
@@ -140,10 +140,10 @@ def feedback_items(tutorial_path: str | None = None) -> list[FeedbackItem]:
             FeedbackItem("tutorial1", "Tutorial 1 reflection"),
             FeedbackItem("tutorial2", "Tutorial 2 reflection"),
         ]
-    for step in exercises.steps():
+    for step in content.steps():
         if not getattr(step, "given", False):
             items.append(FeedbackItem(step.id, _step_label(step)))
-    for question in exercises.questions():
+    for question in content.questions():
         items.append(FeedbackItem(question.id, question.title))
     return items
 
@@ -254,7 +254,7 @@ class StudentReview:
         answers: latest answer revision per question id.
         answer_history: every revision per question id, oldest first.
         tutorial_log: the tutorial log (``db.TutorialLog``).
-        checklist: the Submit page's ``workbook.checklist.Checklist`` for this student, or
+        checklist: the Submit page's ``workbook.submission.checklist.Checklist`` for this student, or
             the ``WorkbookError`` that kept it from being built.
         feedback: the latest saved feedback (draft or released), or ``None``.
         exports: the student's exports, oldest first.
@@ -296,7 +296,7 @@ def student_review(
         ReviewError: no such student.
     """
     from db import NotFoundError
-    from workbook import checklist
+    from workbook.submission import checklist
 
     try:
         student = store.user(student_id)
@@ -451,9 +451,9 @@ def responses_csv(store: Any) -> bytes:
     starts like a formula (``=``, ``+``, ``-``, ``@``) gets a leading apostrophe so that a
     spreadsheet shows it as text instead of running it.
     """
-    from workbook import exercises
+    from workbook.exercise import content
 
-    questions = exercises.questions()
+    questions = content.questions()
     header = ["Full name", "Email address", "Tutorial path"]
     for slot in store.slots:
         header += [
@@ -508,9 +508,9 @@ def _released_label(store: Any, student_id: int) -> str:
 
 
 def _graded_steps() -> int:
-    from workbook import exercises
+    from workbook.exercise import content
 
-    return sum(1 for step in exercises.steps() if not step.given)
+    return sum(1 for step in content.steps() if not step.given)
 
 
 def _spreadsheet_safe(value: str) -> str:

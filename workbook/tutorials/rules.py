@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from db import DbError
-from workbook import quality
-from workbook.catalog import (
+from workbook.errors import WorkbookError
+from workbook.submission import quality
+from workbook.tutorials.catalog import (
     INTRO_CATEGORY,
     OTHER_CATEGORY,
     YOUTUBE_CATEGORY,
     guidance_for,
     is_youtube,
 )
-from workbook.errors import WorkbookError
 
 if TYPE_CHECKING:
     from db import ProjectEntry, Store, TutorialEntry, TutorialLog

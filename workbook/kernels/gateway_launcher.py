@@ -1,6 +1,6 @@
 """Kernel side of a gateway kernel: give the student a private folder, then run our launcher.
 
-A kernelspec on the gateway host runs this script (see :mod:`workbook.gateway_local`, which
+A kernelspec on the gateway host runs this script (see :mod:`workbook.kernels.gateway_local`, which
 writes one)::
 
     python gateway_launcher.py [--home-root DIR] -- -f {connection_file} --memory-mb N ...

@@ -5,7 +5,7 @@ a 2-core machine, twenty threads spin against each other and every student waits
 seven times longer than needed. The policy, decided from the machine:
 
 - **Kernels start with one thread** (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and friends in
-  the kernel's environment). The run queue (:mod:`workbook.run_queue`) admits at most
+  the kernel's environment). The run queue (:mod:`workbook.kernels.run_queue`) admits at most
   ``WORKBOOK_RUN_SLOTS`` runs at once (default: one per core).
 - **Each admitted run gets an equal share of the cores that are free**: ``cores // runs
   going now``, but never more than the cores the 1-minute load average leaves idle, and at
