@@ -11,6 +11,6 @@ from __future__ import annotations
 import streamlit as st
 from starlette.routing import Route
 
-from workbook.web.sign_in_cookies import COOKIE_ROUTE, set_sign_in_cookies
+from workbook.web import COOKIE_ROUTE, set_sign_in_cookies
 
 app = st.App("app.py", routes=[Route(COOKIE_ROUTE, set_sign_in_cookies, methods=["POST"])])

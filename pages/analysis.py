@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common, widgets
-from workbook.exercise import content
-from workbook.submission import quality
+from workbook import exercise
+from workbook.submission import answer_hints, word_count
 
 wb = common.get_workbook()
 user = common.require_user("student")
@@ -50,7 +50,7 @@ def _restore(question_id: str, key: str, text: str) -> None:
 
 
 answers = store.answers_for(user.id)
-for question in content.questions():
+for question in exercise.questions():
     key = f"analysis:{question.id}"
     latest = answers.get(question.id)
     saved_text = latest.text if latest is not None else ""
@@ -86,8 +86,8 @@ for question in content.questions():
         save=lambda value, qid=question.id, k=key: _save(qid, k, value),
         height=180,
     )
-    st.caption(f"{quality.word_count(text)} words")
-    for hint in quality.answer_hints(question.id, text):
+    st.caption(f"{word_count(text)} words")
+    for hint in answer_hints(question.id, text):
         if hint.level == "missing":
             st.caption(f"○ {hint.message}")
         else:
@@ -98,7 +98,7 @@ for question in content.questions():
         with st.expander(f"Earlier versions ({len(history) - 1})"):
             for revision in reversed(history[:-1]):
                 stamp = revision.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-                st.caption(f"Saved {stamp} · {quality.word_count(revision.text)} words")
+                st.caption(f"Saved {stamp} · {word_count(revision.text)} words")
                 st.text(revision.text or "(empty)")
                 st.button(
                     "Restore this version",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from workbook.service import CellRun, RunState, Workbook, WorkbookError
+from workbook import CellRun, RunState, Workbook, WorkbookError
 
 _ids = itertools.count(1)
 

@@ -12,9 +12,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from workbook.config import Settings, SettingsError
-from workbook.service import User, Workbook, WorkbookError
-from workbook.web.sign_in_cookies import (
+from workbook import Settings, SettingsError, User, Workbook, WorkbookError
+from workbook.web import (
     BROWSER_COOKIE,
     BROWSER_COOKIE_MAX_AGE_S,
     COOKIE_ROUTE,

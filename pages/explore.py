@@ -12,8 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from workbook import explore
-from workbook.errors import WorkbookError
+from workbook import WorkbookError, explore
 
 EXAMPLES = (
     "This weekend I plan to",

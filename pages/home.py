@@ -7,7 +7,7 @@ import datetime
 import streamlit as st
 
 from pages import common
-from workbook.review import review
+from workbook import review
 
 wb = common.get_workbook()
 user = common.current_user()

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages import cell_runs, code_editor, common, widgets
-from workbook.exercise import content
+from workbook import exercise
 
 wb = common.get_workbook()
 user = common.require_user("student")
@@ -27,7 +27,7 @@ RUNNING_NOTES = {
 POLL_S = 0.5
 
 st.title("Logits in Causal Language Models")
-st.markdown(content.INTRODUCTION)
+st.markdown(exercise.INTRODUCTION)
 st.caption(
     "In a code cell: **Shift+Enter** (or Ctrl/Cmd+Enter) runs it, **Tab** / **Shift+Tab** "
     "indent, **Esc** then **Tab** moves on to the next control. Your code is saved as you type."

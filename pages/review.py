@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import common, review_export, review_student, widgets
-from workbook.review import review
+from workbook import review
 
 user = common.require_user("ta", "instructor")
 wb = common.get_workbook()

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from workbook.review import review
+from workbook import review
 
 
 def show(wb: Any, records: list[dict]) -> None:

@@ -3,7 +3,7 @@
 Everything a student typed is drawn with ``st.text`` or ``st.code`` (never as markdown or
 HTML), so markup or script in a reflection shows as the characters the student typed. Their
 cells' outputs go through ``widgets.render_outputs``: rich outputs only inside a sandboxed,
-no-network frame (``workbook/output_view.py``), so nothing in them runs in the TA's browser.
+no-network frame (``workbook/web/output_view.py``), so nothing in them runs in the TA's browser.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 import streamlit as st
 
 from pages import widgets
-from workbook.exercise import content
-from workbook.review import review
+from workbook import exercise, review
 
 NO_GRADE = "— no grade yet —"
 
@@ -183,7 +182,7 @@ def _checklist(checklist: Any) -> None:
 
 def _cells(cells: Any, comment_field: CommentField) -> None:
     st.markdown("#### Notebook")
-    for step in content.steps():
+    for step in exercise.steps():
         if step.given:
             continue
         cell = cells.get(step.id)
@@ -205,7 +204,7 @@ def _cells(cells: Any, comment_field: CommentField) -> None:
 
 def _answers(answers: Any, history: Any, comment_field: CommentField) -> None:
     st.markdown("#### Analysis answers")
-    for question in content.questions():
+    for question in exercise.questions():
         st.markdown(f"**{question.title}**")
         answer = answers.get(question.id)
         st.text(answer.text if answer is not None and answer.text.strip() else "(no answer)")

@@ -1,6 +1,6 @@
 """Submit: the pre-submission checklist, the online text for Moodle, the bundle download.
 
-The work is gathered once per run (``workbook.submission.export.gather_submission``); the checklist,
+The work is gathered once per run (``workbook.submission.gather_submission``); the checklist,
 the preview and the zip all describe that same snapshot. Only a notebook that would not
 validate blocks the download; every other item is a warning with a link to where it is
 fixed. Each download is recorded in the database with the zip's SHA-256.
@@ -12,8 +12,16 @@ import streamlit as st
 
 from db import DbError
 from pages import common
-from workbook.submission import checklist, export
-from workbook.tutorials.catalog import CatalogError, load_catalog
+from workbook.submission import (
+    BLOCKER,
+    NOTEBOOK_NAME,
+    build_bundle,
+    gather_submission,
+    moodle_html,
+    moodle_text,
+    run_checklist,
+)
+from workbook.tutorials import CatalogError, load_catalog
 
 wb = common.get_workbook()
 user = common.require_user("student")
@@ -21,7 +29,7 @@ user = common.require_user("student")
 st.title("Submit to Moodle")
 st.markdown(
     "You hand in two things in the course's Moodle assignment: the notebook "
-    f"**`{export.NOTEBOOK_NAME}`** as a file, and your **Analysis answers and tutorial "
+    f"**`{NOTEBOOK_NAME}`** as a file, and your **Analysis answers and tutorial "
     "reflections** pasted into the online-text box. Check the list below, download the "
     "bundle, then follow `HOW-TO-SUBMIT.txt` inside it."
 )
@@ -49,12 +57,10 @@ def _record(file_name: str, sha256: str) -> None:
 
 submission = None
 with common.friendly_errors():
-    submission = export.gather_submission(wb.store, user.id, model_name=wb.settings.model_name)
+    submission = gather_submission(wb.store, user.id, model_name=wb.settings.model_name)
 if submission is None:
     st.stop()
-result = checklist.run_checklist(
-    submission, wb.store.tutorial_log(user.id), categories=_categories()
-)
+result = run_checklist(submission, wb.store.tutorial_log(user.id), categories=_categories())
 
 # --- 1. the checklist ------------------------------------------------------------------
 st.header("1. Check before you export")
@@ -67,7 +73,7 @@ else:
     )
 for number, item in enumerate(result.items, start=1):
     with st.container(border=True, key=f"submit:item:{number}"):
-        if item.severity == checklist.BLOCKER:
+        if item.severity == BLOCKER:
             st.error(item.message, icon="⛔")
         else:
             st.warning(item.message, icon="⚠️")
@@ -78,7 +84,7 @@ st.header("2. Download the bundle")
 bundle = None
 if result.can_export:
     with common.friendly_errors():
-        bundle = export.build_bundle(submission)
+        bundle = build_bundle(submission)
 else:
     st.error(
         "The notebook cannot be exported until the problem marked ⛔ above is fixed. "
@@ -86,7 +92,7 @@ else:
     )
 if bundle is not None:
     st.markdown(
-        f"The zip holds `{export.NOTEBOOK_NAME}`, `moodle-text.html`, `moodle-text.txt` and "
+        f"The zip holds `{NOTEBOOK_NAME}`, `moodle-text.html`, `moodle-text.txt` and "
         "`HOW-TO-SUBMIT.txt`. Attach the **.ipynb** as the file submission; paste the text "
         "into the online-text box."
     )
@@ -117,8 +123,8 @@ if exports:
 
 # --- 3. the online text ----------------------------------------------------------------
 st.header("3. The text for Moodle's online-text box")
-page_html = bundle.html if bundle is not None else export.moodle_html(submission)
-page_text = bundle.text if bundle is not None else export.moodle_text(submission)
+page_html = bundle.html if bundle is not None else moodle_html(submission)
+page_text = bundle.text if bundle is not None else moodle_text(submission)
 st.markdown(
     "In Moodle's editor, switch to the HTML view (the **</>** button), paste the HTML "
     "below, and switch back. If your editor has no HTML view, paste the plain text. "

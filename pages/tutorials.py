@@ -1,7 +1,7 @@
 """Tutorial log (Part A): two PyTorch tutorials from two sections, or the mini-project.
 
 Every field saves itself when it changes (no Save button); the rules in
-``workbook.tutorials.rules`` say what is still missing, in plain words.
+``workbook.tutorials`` say what is still missing, in plain words.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Callable
 import streamlit as st
 
 from pages import common, widgets
-from workbook.errors import WorkbookError
-from workbook.submission import quality
-from workbook.tutorials import rules
-from workbook.tutorials.catalog import OTHER_CATEGORY, Catalog, CatalogError, Tutorial, guidance_for
-from workbook.tutorials.catalog import load_catalog as _load_catalog
+from workbook import WorkbookError, tutorials
+from workbook.submission import MIN_REFLECTION_WORDS, reflection_hints, word_count
+from workbook.tutorials import OTHER_CATEGORY, Catalog, CatalogError, Tutorial, guidance_for
+from workbook.tutorials import load_catalog as _load_catalog
 
 wb = common.get_workbook()
 user = common.require_user("student")
@@ -73,7 +72,7 @@ def _saving(key: str, action: Callable[[], object]) -> None:
 
 
 def _save_entry(slot: str, key: str, **changes: object) -> None:
-    _saving(key, lambda: rules.update_entry(store, user.id, slot, **changes))
+    _saving(key, lambda: tutorials.update_entry(store, user.id, slot, **changes))
 
 
 def _save_field(slot: str, key: str, field: str) -> None:
@@ -82,7 +81,9 @@ def _save_field(slot: str, key: str, field: str) -> None:
 
 def _save_minutes(slot: str, key: str) -> None:
     def action() -> None:
-        rules.update_entry(store, user.id, slot, minutes=rules.parse_minutes(st.session_state[key]))
+        tutorials.update_entry(
+            store, user.id, slot, minutes=tutorials.parse_minutes(st.session_state[key])
+        )
 
     _saving(key, action)
 
@@ -112,7 +113,7 @@ def _choose(slot: str, tutorial: Tutorial, section: str | None) -> None:
 
 
 def _set_path() -> None:
-    _saving("tut:path", lambda: rules.set_path(store, user.id, st.session_state["tut:path"]))
+    _saving("tut:path", lambda: tutorials.set_path(store, user.id, st.session_state["tut:path"]))
 
 
 def _text_area(label: str, key: str, saved: str, save: Callable[[str], object], **kw) -> str:
@@ -143,9 +144,9 @@ def _text_area(label: str, key: str, saved: str, save: Callable[[str], object], 
 
 
 def _reflection_feedback(text: str) -> None:
-    words = quality.word_count(text)
-    st.caption(f"{words} words (aim for at least {quality.MIN_REFLECTION_WORDS})")
-    for hint in quality.reflection_hints(text):
+    words = word_count(text)
+    st.caption(f"{words} words (aim for at least {MIN_REFLECTION_WORDS})")
+    for hint in reflection_hints(text):
         if hint.level == "missing":
             st.caption(f"○ {hint.message}")
         else:
@@ -246,7 +247,7 @@ def _custom_fields(slot: str, entry) -> None:
         _guidance(st.session_state[key])
 
 
-def _tutorial_slot(slot: str, entry, issues: list[rules.Issue]) -> None:
+def _tutorial_slot(slot: str, entry, issues: list[tutorials.Issue]) -> None:
     if entry is not None and entry.title:
         st.markdown(
             f"**Your choice:** [{entry.title}]({entry.url or '#'})  ·  "
@@ -313,14 +314,14 @@ def _tutorial_slot(slot: str, entry, issues: list[rules.Issue]) -> None:
         "Private notes while you work (only you and your TA see them; not part of the reflection)",
         key=f"tut{slot}:notes",
         saved=entry.notes if entry else "",
-        save=lambda text: rules.update_entry(store, user.id, slot, notes=text),
+        save=lambda text: tutorials.update_entry(store, user.id, slot, notes=text),
         height=120,
     )
     reflection = _text_area(
         "Reflection: one paragraph on working through this resource",
         key=f"tut{slot}:reflection",
         saved=entry.reflection if entry else "",
-        save=lambda text: rules.update_entry(store, user.id, slot, reflection=text),
+        save=lambda text: tutorials.update_entry(store, user.id, slot, reflection=text),
         height=220,
         placeholder=(
             "Which concepts did you review or learn? What was new, what surprised you, "
@@ -340,7 +341,7 @@ def _project(project) -> None:
         "What you built (data, model, how well it did)",
         key="project:description",
         saved=project.description if project else "",
-        save=lambda text: rules.update_project(store, user.id, description=text),
+        save=lambda text: tutorials.update_project(store, user.id, description=text),
         height=150,
     )
     key = "project:link"
@@ -350,7 +351,7 @@ def _project(project) -> None:
         key=key,
         placeholder="https://…",
         on_change=lambda: _saving(
-            key, lambda: rules.update_project(store, user.id, link=st.session_state[key])
+            key, lambda: tutorials.update_project(store, user.id, link=st.session_state[key])
         ),
     )
     _show_status(key)
@@ -360,7 +361,7 @@ def _project(project) -> None:
         if file is not None:
             _saving(
                 "project:upload",
-                lambda: rules.update_project(
+                lambda: tutorials.update_project(
                     store, user.id, notebook_name=file.name, notebook_bytes=file.getvalue()
                 ),
             )
@@ -382,14 +383,14 @@ def _project(project) -> None:
             key="project:remove",
             on_click=lambda: _saving(
                 "project:upload",
-                lambda: rules.update_project(store, user.id, notebook_bytes=b""),
+                lambda: tutorials.update_project(store, user.id, notebook_bytes=b""),
             ),
         )
     reflection = _text_area(
         "Reflection: one paragraph on the project",
         key="project:reflection",
         saved=project.reflection if project else "",
-        save=lambda text: rules.update_project(store, user.id, reflection=text),
+        save=lambda text: tutorials.update_project(store, user.id, reflection=text),
         height=220,
         placeholder="Which concepts did you practise or learn? What was hard, what surprised you?",
     )
@@ -398,7 +399,7 @@ def _project(project) -> None:
 
 # --- the page -----------------------------------------------------------------------------
 log = store.tutorial_log(user.id)
-issues = rules.check_log(log, catalog.categories)
+issues = tutorials.check_log(log, catalog.categories)
 
 with st.expander("What the course says about each section"):
     for category in catalog.categories:
@@ -418,8 +419,8 @@ path = st.radio(
 _show_status("tut:path")
 
 if path == "tutorials":
-    tabs = st.tabs([f"Tutorial {slot}" for slot in rules.SLOTS])
-    for slot, tab in zip(rules.SLOTS, tabs, strict=True):
+    tabs = st.tabs([f"Tutorial {slot}" for slot in tutorials.SLOTS])
+    for slot, tab in zip(tutorials.SLOTS, tabs, strict=True):
         with tab:
             _tutorial_slot(slot, log.entries.get(slot), issues)
 elif path == "project":

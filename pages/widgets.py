@@ -146,7 +146,7 @@ def render_outputs(outputs: list[dict]) -> None:
     ``workbook.web.output_view``: nothing a student outputs can run script or load anything in
     the viewer's browser, and a JavaScript output is never run.
     """
-    from workbook.web.output_view import views
+    from workbook.web import views
 
     for output in outputs:
         for view in views(output):

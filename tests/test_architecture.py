@@ -1,7 +1,9 @@
 """The dependency rules of the design, checked by walking every module's imports.
 
 pages -> workbook -> (lm_engine, db); only app.py and pages/ import streamlit;
-lm_engine and db never import each other or workbook.
+lm_engine and db never import each other or workbook. Inside workbook/, each concept is a
+subpackage with a stated public face (``__all__``), and the pages use only that face and the
+service facade; no workbook module grows past what a reader can hold in mind.
 """
 
 from __future__ import annotations
@@ -72,3 +74,131 @@ def test_every_package_declares_its_public_api():
                 targets = [node.target]
             assigned.update(t.id for t in targets if isinstance(t, ast.Name))
         assert "__all__" in assigned, f"{package}/__init__.py must define __all__"
+
+
+# --- workbook/'s concepts and what the pages may see of them ------------------------------
+
+WORKBOOK = ROOT / "workbook"
+# A concept is a subpackage of workbook/, or a concept that fits one module (Explore).
+SINGLE_MODULE_CONCEPTS = {"explore"}
+MAX_MODULE_LINES = 450
+# The files that make up the user interface: they see workbook/ only from the outside.
+UI_FILES = ("app.py", "serve.py", "pages")
+
+
+def declared_all(path: Path) -> set[str]:
+    """The names a module lists in ``__all__`` (read from its source, nothing imported)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return set(ast.literal_eval(node.value))
+    return set()
+
+
+def concepts() -> dict[str, Path]:
+    """Each concept's name and the file that declares its public names."""
+    found = {
+        folder.name: folder / "__init__.py"
+        for folder in sorted(WORKBOOK.iterdir())
+        if (folder / "__init__.py").is_file()
+    }
+    found.update({name: WORKBOOK / f"{name}.py" for name in SINGLE_MODULE_CONCEPTS})
+    return found
+
+
+def ui_files() -> list[Path]:
+    files: list[Path] = []
+    for name in UI_FILES:
+        path = ROOT / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return files
+
+
+def workbook_uses(path: Path) -> list[str]:
+    """What one UI file takes from workbook/ that it should not: a list of plain sentences."""
+    faces = {name: declared_all(file) for name, file in concepts().items()}
+    package_face = declared_all(WORKBOOK / "__init__.py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    problems: list[str] = []
+    bound: dict[str, str] = {}  # a local name -> the concept it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            problems += [
+                f"`import {alias.name}` (import names from workbook or a concept instead)"
+                for alias in node.names
+                if alias.name.split(".")[0] == "workbook"
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] != "workbook":
+                continue
+            if node.module == "workbook":
+                for alias in node.names:
+                    if alias.name in faces:
+                        bound[alias.asname or alias.name] = alias.name
+                    elif alias.name not in package_face:
+                        problems.append(f"`{alias.name}` from workbook (not in its __all__)")
+            elif len(parts) == 2 and parts[1] in faces:
+                problems += [
+                    f"`{alias.name}` from {node.module} (not in its __all__)"
+                    for alias in node.names
+                    if alias.name not in faces[parts[1]]
+                ]
+            else:
+                problems.append(f"`from {node.module} import ...` (a module inside a concept)")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in bound
+            and node.attr not in faces[bound[node.value.id]]
+        ):
+            problems.append(f"`{node.value.id}.{node.attr}` (not in the concept's __all__)")
+    return problems
+
+
+def test_pages_use_only_the_facade_and_the_public_names_of_concepts():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {problem}"
+        for path in ui_files()
+        for problem in workbook_uses(path)
+    ]
+    assert not offenders, "pages reach into workbook internals:\n" + "\n".join(offenders)
+
+
+def test_the_rule_catches_a_page_reaching_into_a_module(tmp_path):
+    page = tmp_path / "page.py"
+    page.write_text(
+        "import workbook.kernels\n"
+        "from workbook.kernels.pool import Anything\n"
+        "from workbook import review, service\n"
+        "from workbook.review import not_a_public_name\n"
+        "review._private_helper()\n",
+        encoding="utf-8",
+    )
+    problems = workbook_uses(page)
+    assert len(problems) == 5, problems
+    assert workbook_uses(ROOT / "pages" / "submit.py") == []
+
+
+def test_every_concept_says_what_it_owns_and_everything_it_exports_exists():
+    import importlib
+
+    for name, file in concepts().items():
+        module = importlib.import_module(f"workbook.{name}")
+        assert (module.__doc__ or "").strip(), f"workbook/{name} has no docstring"
+        names = declared_all(file)
+        assert names, f"{file.relative_to(ROOT)} must define __all__"
+        missing = [n for n in sorted(names) if not hasattr(module, n)]
+        assert not missing, f"workbook.{name}.__all__ names what it lacks: {missing}"
+
+
+def test_no_workbook_module_is_longer_than_a_reader_can_hold_in_mind():
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in WORKBOOK.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"workbook modules over {MAX_MODULE_LINES} lines: {long}"
