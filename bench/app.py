@@ -6,7 +6,7 @@ Prints, in one run, one table (with the machine noted):
    safetensors cache (``load_model`` in a fresh process) vs plain ``from_pretrained``;
 2. a step's **Run** round trip (``Workbook.run_step``: kernel execute, check, save) and the
    bare kernel execute, both vs the bare forward pass in this process;
-3. export of a full bundle (``workbook.submission.export.export_for``) vs building the notebook alone;
+3. export of a full bundle (``workbook.submission.bundle.export_for``) vs building the notebook alone;
 4. memory of N concurrent student kernels (N = 1, 5, 10) after setup and steps 1-2: USS / PSS /
    RSS per kernel (psutil ``memory_full_info``) and how much of it is the memory-mapped
    safetensors file (psutil ``memory_maps``, grouped by path);
@@ -139,7 +139,7 @@ def _bare_forward(lm) -> Callable[[], object]:
 def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
     """Complete the notebook for one student, timing step 2's Run and the export."""
     from workbook.exercise import content
-    from workbook.submission import export
+    from workbook.submission import bundle, notebook, snapshot
 
     user = wb.register("Bench Student", "bench@example.org", "bench-password")
     for step in content.steps(wb.settings.model_name):
@@ -163,11 +163,11 @@ def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
         times["execute"].append(median_seconds(lambda: kernel.execute(step2, timeout=60), 1))
         times["run"].append(median_seconds(lambda: wb.run_step(user.id, "step2", step2), 1))
     model = wb.settings.model_name
-    submission = export.gather_submission(wb.store, user.id, model_name=model)
+    submission = snapshot.gather_submission(wb.store, user.id, model_name=model)
     return {
         **{name: statistics.median(values) for name, values in times.items()},
-        "export": median_seconds(lambda: export.export_for(wb.store, user.id, model_name=model), 5),
-        "notebook": median_seconds(lambda: export.build_notebook(submission), 5),
+        "export": median_seconds(lambda: bundle.export_for(wb.store, user.id, model_name=model), 5),
+        "notebook": median_seconds(lambda: notebook.build_notebook(submission), 5),
     }
 
 

@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 
 from db import Store, TutorialEntry, TutorialLog
 from workbook.exercise import content
-from workbook.submission.export import QuestionContent, ReflectionContent, StepContent, Submission
+from workbook.submission.snapshot import (
+    QuestionContent,
+    ReflectionContent,
+    StepContent,
+    Submission,
+)
 
 BUILT_AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

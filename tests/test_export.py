@@ -21,24 +21,23 @@ from export_data import (
 
 from workbook.__main__ import main as cli_main
 from workbook.exercise import content
-from workbook.submission.export import (
+from workbook.submission.bundle import (
     BUNDLE_FILES,
     NOTEBOOK_NAME,
-    ExportError,
-    QuestionContent,
     build_bundle,
-    build_notebook,
     bundle_file_name,
     canonical_notebook,
     export_for,
-    gather_submission,
-    moodle_html,
-    moodle_text,
-    notebook_bytes,
     safe_file_name,
+)
+from workbook.submission.notebook import (
+    build_notebook,
+    notebook_bytes,
     validate_notebook,
     verbatim_markdown,
 )
+from workbook.submission.online_text import moodle_html, moodle_text
+from workbook.submission.snapshot import ExportError, QuestionContent, gather_submission
 
 GOLDEN = Path(__file__).parent / "golden" / NOTEBOOK_NAME
 

@@ -16,7 +16,7 @@ import pytest
 from export_data import GOOD_ANSWERS, new_store
 
 from workbook.exercise import content
-from workbook.submission.export import export_for
+from workbook.submission.bundle import export_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = content.DEFAULT_MODEL

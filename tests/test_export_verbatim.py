@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 from export_data import complete_submission
 
-from workbook.submission.export import build_notebook, verbatim_markdown
+from workbook.submission.notebook import build_notebook, verbatim_markdown
 
 bs4 = pytest.importorskip("bs4")
 markdown_it = pytest.importorskip("markdown_it")

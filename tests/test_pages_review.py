@@ -8,8 +8,8 @@ import pytest
 from app_support import APP, ROOT, open_store
 from streamlit.testing.v1 import AppTest
 
+from workbook import review
 from workbook.exercise import content
-from workbook.review import review
 
 PAGE = "pages/review.py"
 PASSWORD = "long enough password"

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from db import Store
+from workbook import review
 from workbook.config import Settings
 from workbook.exercise import content
-from workbook.review import review
 from workbook.service import Workbook
 
 PASSWORD = "long enough password"

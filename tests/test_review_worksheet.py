@@ -11,17 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from workbook.config import Settings, SettingsError
-from workbook.review.review import (
-    GRADE_SCALE,
+from workbook.review.feedback import FeedbackItem
+from workbook.review.grading import GRADE_SCALE, ReviewError, grade_label, grade_points
+from workbook.review.worksheet import (
     WORKSHEET_HEADERS,
-    FeedbackItem,
     GradeEntry,
-    ReviewError,
     feedback_comment_html,
     fill_worksheet,
     fresh_worksheet,
-    grade_label,
-    grade_points,
     moodle_date,
 )
 

@@ -52,16 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
     import zipfile
 
-    from workbook.submission import export
+    from workbook.submission.bundle import BUNDLE_FILES, build_bundle
+    from workbook.submission.snapshot import gather_submission
 
-    submission = export.gather_submission(store, user.id, model_name=settings.model_name)
-    bundle = export.build_bundle(submission)
+    submission = gather_submission(store, user.id, model_name=settings.model_name)
+    bundle = build_bundle(submission)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / bundle.file_name
     target.write_bytes(bundle.data)
     if args.files:
         with zipfile.ZipFile(target) as archive:
-            for name in export.BUNDLE_FILES:
+            for name in BUNDLE_FILES:
                 (args.out / name).write_bytes(archive.read(name))
     if not args.no_record:
         store.record_export(user.id, bundle.file_name, bundle.sha256)

@@ -250,13 +250,13 @@ class Workbook:
     # --- progress and feedback ---------------------------------------------------------
     def progress(self, user_id: int) -> Progress:
         """How far a student is: the same counts the TAs' roster shows."""
-        from workbook.review import review
+        from workbook.review import roster
 
         row = next(r for r in self.store.roster(include_archived=True) if r.user_id == user_id)
         return Progress(
             steps_passed=row.steps_passed,
             steps_total=sum(1 for step in self.steps() if not step.given),
-            reflections=review.reflections_counted(row),
+            reflections=roster.reflections_counted(row),
             answers=row.answers_nonempty,
             answers_total=row.questions_total,
         )

@@ -24,9 +24,11 @@ from harness import TA_EMAIL, TA_PASSWORD, RunningApp
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from workbook import review
 from workbook.exercise import content
-from workbook.review import review
-from workbook.submission import export, quality
+from workbook.submission import quality
+from workbook.submission.bundle import NOTEBOOK_NAME
+from workbook.submission.notebook import verbatim_markdown
 
 PATH_LABELS = {"tutorials": "Two PyTorch tutorials (from two different sections)"}
 
@@ -447,7 +449,7 @@ def do_export(page: Page, folder: Path) -> nbformat.NotebookNode:
         notebook_name = next(n for n in names if n.endswith(".ipynb"))
         notebook_data = bundle.read(notebook_name)
         text = bundle.read(next(n for n in names if n.endswith(".txt") and "moodle" in n))
-    assert notebook_name.endswith(export.NOTEBOOK_NAME), names
+    assert notebook_name.endswith(NOTEBOOK_NAME), names
     notebook = nbformat.read(io.BytesIO(notebook_data), as_version=4)
     nbformat.validate(notebook)  # raises ValidationError when the notebook is not valid
     # The student's work is in it: the last step's code and every answer.
@@ -458,7 +460,7 @@ def do_export(page: Page, folder: Path) -> nbformat.NotebookNode:
     assert sys.prefix not in outputs and "TqdmWarning" not in outputs
     for answer in ANSWERS.values():
         # The notebook holds each answer escaped so that Jupyter renders it as typed.
-        assert export.verbatim_markdown(answer) in sources
+        assert verbatim_markdown(answer) in sources
         assert answer in text.decode("utf-8")
     return notebook
 

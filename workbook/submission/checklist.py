@@ -23,13 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbook.submission import quality
-from workbook.submission.export import (
-    ExportError,
-    Submission,
-    build_notebook,
-    gather_submission,
-    validate_notebook,
-)
+from workbook.submission.notebook import build_notebook, validate_notebook
+from workbook.submission.snapshot import ExportError, Submission, gather_submission
 from workbook.tutorials import rules
 
 if TYPE_CHECKING:
@@ -299,7 +294,7 @@ def run_checklist(
     """Check a gathered submission and its tutorial log.
 
     Args:
-        submission: the work as ``workbook.submission.export.gather_submission`` returns it.
+        submission: the work as ``workbook.submission.snapshot.gather_submission`` returns it.
         log: the student's ``TutorialLog`` (anything with ``path, entries, project``).
         categories: the tutorial sections a student may pick (see ``rules.check_log``).
 
@@ -323,7 +318,7 @@ def checklist_for(
     """Gather a student's work from the store and check it.
 
     Raises:
-        workbook.submission.export.ExportError: the account does not exist.
+        workbook.submission.snapshot.ExportError: the account does not exist.
     """
     submission = gather_submission(store, user_id, model_name=model_name)
     return run_checklist(submission, store.tutorial_log(user_id), categories=categories)
