@@ -27,8 +27,9 @@ from tiny import make_tiny_pair
 
 import lm_engine
 from lm_engine import LanguageModel, ModelSource
-from workbook.exercise import checks, content
+from workbook.exercise import checks, content, inspection, tensors
 from workbook.exercise.checks import CheckError, CheckResult, printed_text, run_check
+from workbook.exercise.digest import a, tensor_values
 
 # --- a fake student kernel -------------------------------------------------------------
 
@@ -233,7 +234,7 @@ def test_step2_model_output_without_logits(kernel, lm):
 
 
 def test_step2_large_tensors_are_compared_by_their_row_summaries(kernel, lm, monkeypatch):
-    monkeypatch.setattr(checks, "_FULL_LIMIT", 37)
+    monkeypatch.setattr(inspection, "_FULL_LIMIT", 37)
     assert check(kernel, lm, 2).passed
     digest = kernel.inspect(checks.inspection_snippet("step2"))
     assert "data" not in digest["values"]["model_output.logits"]
@@ -567,7 +568,7 @@ def test_tensors_travel_as_little_endian_float32(kernel, lm):
     digest = kernel.inspect(checks.inspection_snippet("step3"))
     desc = digest["values"]["last_token_logits"]
     assert desc["encoding"] == "float32"
-    values = checks._values(desc)
+    values = tensor_values(desc)
     assert torch.equal(values, kernel.ns["last_token_logits"].float())
 
 
@@ -716,7 +717,7 @@ def test_step5_wrong_table_tokens_do_not_show_the_expected_ones(kernel, lm):
 
 def test_every_step_passes_and_wrong_ones_fail_with_row_summaries(kernel, lm, monkeypatch):
     """With every tensor summarised (as the real model's are), the checks behave the same."""
-    monkeypatch.setattr(checks, "_FULL_LIMIT", 8)
+    monkeypatch.setattr(inspection, "_FULL_LIMIT", 8)
     for step in range(1, 7):
         result = check(kernel, lm, step)
         assert result.passed, (step, result.message)
@@ -730,13 +731,13 @@ def test_every_step_passes_and_wrong_ones_fail_with_row_summaries(kernel, lm, mo
 
 
 def test_summaries_are_the_same_in_the_kernel_and_on_the_server(kernel, lm, monkeypatch):
-    monkeypatch.setattr(checks, "_FULL_LIMIT", 8)
+    monkeypatch.setattr(inspection, "_FULL_LIMIT", 8)
     run_solutions(kernel, 2)
     digest = kernel.inspect(checks.inspection_snippet("step2"))
-    mine = checks._Rows.from_summary(digest["values"]["model_output.logits"]["summary"])
-    reference = checks._Rows.of(lm.logits(content.START_PHRASE))
-    assert mine.mismatched_rows(reference, checks._LOGITS_TOL) == []
-    assert mine.sketch.shape == (lm.encode(content.START_PHRASE).shape[1], checks._SKETCH_SIZE)
+    mine = tensors.Rows.from_summary(digest["values"]["model_output.logits"]["summary"])
+    reference = tensors.Rows.of(lm.logits(content.START_PHRASE))
+    assert mine.mismatched_rows(reference, tensors.LOGITS_TOL) == []
+    assert mine.sketch.shape == (lm.encode(content.START_PHRASE).shape[1], tensors.SKETCH_SIZE)
 
 
 def test_checker_code_is_compiled_once_per_kernel(kernel, lm):
@@ -754,12 +755,12 @@ def test_checker_code_is_compiled_once_per_kernel(kernel, lm):
     [("int", "an int"), ("ndarray", "an ndarray"), ("Encoding", "an Encoding"), ("list", "a list")],
 )
 def test_types_get_the_right_article(word, expected):
-    assert checks._a(word) == expected
+    assert a(word) == expected
 
 
 def test_very_wide_rows_are_summarised_on_strided_columns():
     wide = torch.linspace(-3, 3, 300_000).reshape(1, -1)  # wider than the sign matrix's cap
-    rows = checks._Rows.of(wide)
-    assert rows.sketch.shape == (1, checks._SKETCH_SIZE)
-    assert rows.matches(0, checks._Rows.of(wide.clone()), 0, checks._LOGITS_TOL)
-    assert not rows.matches(0, checks._Rows.of(wide + 0.05), 0, checks._LOGITS_TOL)
+    rows = tensors.Rows.of(wide)
+    assert rows.sketch.shape == (1, tensors.SKETCH_SIZE)
+    assert rows.matches(0, tensors.Rows.of(wide.clone()), 0, tensors.LOGITS_TOL)
+    assert not rows.matches(0, tensors.Rows.of(wide + 0.05), 0, tensors.LOGITS_TOL)

@@ -495,7 +495,7 @@ def _secrets(lm, phrase: str) -> list[str]:
 
 def _unseen_secrets(lm) -> list[str]:
     """Step 6: the expected tables of the phrases the student has not seen."""
-    from workbook.exercise.checks import UNSEEN_CALLS
+    from workbook.exercise.inspection import UNSEEN_CALLS
 
     return [re.escape(repr(str(lm.top_k(p, k=1)["tokens"][0]))) for p, _ in UNSEEN_CALLS]
 

@@ -1,9 +1,20 @@
 """exercise: the homework's notebook as data, and the automatic check of each step.
 
-- ``content``: the setup cell, steps 1-6 (instructions, starter code, names each step
-  defines, reference solution) and the analysis questions Q1-Q3;
-- ``checks``: what each step's check collects from the student's kernel, the engine's
-  reference for the same phrase, and the comparison with its message to the student;
+- ``content``: the exercise looked up as a whole: its introduction, the cells in order, a
+  step or question by id (the data lives in the three modules below);
+- ``setup_cell``: the given setup cell and the model it loads by default;
+- ``steps``: steps 1-6 (instructions, starter code, names each step defines, reference
+  solution) and the phrases they use;
+- ``questions``: the analysis questions Q1-Q3 (prompt, hint, rubric);
+- ``checks``: the entry point of a step's check (``CheckResult``, ``compare``,
+  ``run_check``), which ties the parts below together;
+- ``inspection``: what each step's check collects from the student's kernel;
+- ``digest``: reading the digest the kernel sends back, and the words for the messages;
+- ``tensors``: how tensors are compared and summarised (tolerances, per-row summaries);
+- ``references``: the engine's reference for the student's own phrase (cached);
+- ``causes``: a variable of an earlier step that does not belong to the current phrase;
+- ``step_messages_1_3``, ``step_messages_4``, ``step_messages_5_6``: each step's
+  comparison and its message to the student;
 - ``check_kernel``: the checks' kernel side, self-contained functions sent as source into
   the student's kernel.
 
@@ -11,7 +22,7 @@ Public names: the content (``steps``, ``step``, ``questions``, ...) and the chec
 (``CheckResult``, ``run_check``). Everything else is this package's own business.
 """
 
-from workbook.exercise.checks import CheckError, CheckResult, run_check
+from workbook.exercise.checks import CheckResult, run_check
 from workbook.exercise.content import (
     DEFAULT_MODEL,
     INTRODUCTION,
@@ -27,6 +38,7 @@ from workbook.exercise.content import (
     step_ids,
     steps,
 )
+from workbook.exercise.inspection import CheckError
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -1,7 +1,7 @@
 """The kernel side of the step checks: code shipped as source into the student's kernel.
 
-:func:`workbook.exercise.checks.inspection_snippet` sends these functions' source to the student's
-kernel, where they build the JSON digest of the student's objects. They are real, linted
+:func:`workbook.exercise.inspection.inspection_snippet` sends these functions' source to the
+student's kernel, where they build the JSON digest of the student's objects. They are real, linted
 code, but self-contained: imports inside each function, no module globals but the cache
 ``_K_CACHE``, because only their source travels. The server calls :func:`_k_summary` itself
 on the engine's reference, so both sides fingerprint tensors with the very same code.
