@@ -9,7 +9,12 @@ service facade; no workbook module grows past what a reader can hold in mind.
 from __future__ import annotations
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lm_engine", "db", "workbook", "pages")
@@ -86,26 +91,16 @@ MAX_MODULE_LINES = 450
 UI_FILES = ("app.py", "serve.py", "pages")
 
 
-def declared_all(path: Path) -> set[str]:
-    """The names a module lists in ``__all__`` (read from its source, nothing imported)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
-        ):
-            return set(ast.literal_eval(node.value))
-    return set()
+def public_names(module: str) -> set[str]:
+    """The names a workbook module or concept offers in ``__all__`` (importing it is cheap:
+    a concept's modules load only when one of its names is used)."""
+    return set(importlib.import_module(module).__all__)
 
 
-def concepts() -> dict[str, Path]:
-    """Each concept's name and the file that declares its public names."""
-    found = {
-        folder.name: folder / "__init__.py"
-        for folder in sorted(WORKBOOK.iterdir())
-        if (folder / "__init__.py").is_file()
-    }
-    found.update({name: WORKBOOK / f"{name}.py" for name in SINGLE_MODULE_CONCEPTS})
-    return found
+def concepts() -> list[str]:
+    """The names of workbook's concepts: its subpackages, and the one-module concepts."""
+    folders = [f.name for f in sorted(WORKBOOK.iterdir()) if (f / "__init__.py").is_file()]
+    return folders + sorted(SINGLE_MODULE_CONCEPTS)
 
 
 def ui_files() -> list[Path]:
@@ -118,8 +113,8 @@ def ui_files() -> list[Path]:
 
 def workbook_uses(path: Path) -> list[str]:
     """What one UI file takes from workbook/ that it should not: a list of plain sentences."""
-    faces = {name: declared_all(file) for name, file in concepts().items()}
-    package_face = declared_all(WORKBOOK / "__init__.py")
+    faces = {name: public_names(f"workbook.{name}") for name in concepts()}
+    package_face = public_names("workbook")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     problems: list[str] = []
     bound: dict[str, str] = {}  # a local name -> the concept it stands for
@@ -184,13 +179,11 @@ def test_the_rule_catches_a_page_reaching_into_a_module(tmp_path):
 
 
 def test_every_concept_says_what_it_owns_and_everything_it_exports_exists():
-    import importlib
-
-    for name, file in concepts().items():
+    for name in concepts():
         module = importlib.import_module(f"workbook.{name}")
         assert (module.__doc__ or "").strip(), f"workbook/{name} has no docstring"
-        names = declared_all(file)
-        assert names, f"{file.relative_to(ROOT)} must define __all__"
+        names = public_names(f"workbook.{name}")
+        assert names, f"workbook.{name} must define __all__"
         missing = [n for n in sorted(names) if not hasattr(module, n)]
         assert not missing, f"workbook.{name}.__all__ names what it lacks: {missing}"
 
@@ -202,3 +195,25 @@ def test_no_workbook_module_is_longer_than_a_reader_can_hold_in_mind():
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
     }
     assert not long, f"workbook modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_a_concept_loads_its_modules_only_when_a_name_is_used():
+    code = (
+        "import sys, workbook, workbook.exercise, workbook.kernels, workbook.submission\n"
+        "heavy = ('torch', 'zmq', 'jupyter_client', 'nbformat', 'websockets')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "workbook.submission.build_bundle\n"
+        "print('nbformat' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == ["[]", "True False"]
+
+
+def test_a_concept_answers_an_unknown_name_as_a_module_does():
+    import workbook.review
+
+    assert "roster_records" in dir(workbook.review)
+    with pytest.raises(AttributeError, match="has no attribute 'roster_record'"):
+        _ = workbook.review.roster_record

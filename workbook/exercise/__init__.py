@@ -22,39 +22,32 @@ Public names: the content (``steps``, ``step``, ``questions``, ...) and the chec
 (``CheckResult``, ``run_check``). Everything else is this package's own business.
 """
 
-from workbook.exercise.checks import CheckResult, run_check
-from workbook.exercise.content import (
-    DEFAULT_MODEL,
-    INTRODUCTION,
-    START_PHRASE,
-    Question,
-    Step,
-    UnknownExercise,
-    question,
-    question_ids,
-    questions,
-    setup_code,
-    step,
-    step_ids,
-    steps,
-)
-from workbook.exercise.inspection import CheckError
+from workbook.public_names import public_face
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "INTRODUCTION",
-    "START_PHRASE",
-    "CheckError",
-    "CheckResult",
-    "Question",
-    "Step",
-    "UnknownExercise",
-    "question",
-    "question_ids",
-    "questions",
-    "run_check",
-    "setup_code",
-    "step",
-    "step_ids",
-    "steps",
-]
+# Each public name and the module it lives in; a module is imported when one of its
+# names is first used (see workbook/public_names.py).
+__all__, __getattr__, __dir__ = public_face(
+    __name__,
+    {
+        "checks": (
+            "CheckResult",
+            "run_check",
+        ),
+        "content": (
+            "DEFAULT_MODEL",
+            "INTRODUCTION",
+            "Question",
+            "START_PHRASE",
+            "Step",
+            "UnknownExercise",
+            "question",
+            "question_ids",
+            "questions",
+            "setup_code",
+            "step",
+            "step_ids",
+            "steps",
+        ),
+        "inspection": ("CheckError",),
+    },
+)

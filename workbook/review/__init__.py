@@ -9,45 +9,44 @@
 - ``worksheet``: Moodle's offline grading worksheet (filled from a downloaded one, or fresh).
 """
 
-from workbook.review.feedback import FEEDBACK_STATUSES, FeedbackItem, feedback_items, item_label
-from workbook.review.grading import GRADE_SCALE, MAX_POINTS, ReviewError, grade_label, grade_points
-from workbook.review.roster import filter_roster, responses_csv, roster_records
-from workbook.review.student import (
-    StudentReview,
-    add_snippet,
-    release_feedback,
-    save_feedback_draft,
-    student_review,
-)
-from workbook.review.worksheet import (
-    GradeEntry,
-    WorksheetResult,
-    fill_worksheet,
-    fresh_worksheet,
-    worksheet_grades,
-)
+from workbook.public_names import public_face
 
-__all__ = [
-    "FEEDBACK_STATUSES",
-    "GRADE_SCALE",
-    "MAX_POINTS",
-    "FeedbackItem",
-    "GradeEntry",
-    "ReviewError",
-    "StudentReview",
-    "WorksheetResult",
-    "add_snippet",
-    "feedback_items",
-    "fill_worksheet",
-    "filter_roster",
-    "fresh_worksheet",
-    "grade_label",
-    "grade_points",
-    "item_label",
-    "release_feedback",
-    "responses_csv",
-    "roster_records",
-    "save_feedback_draft",
-    "student_review",
-    "worksheet_grades",
-]
+# Each public name and the module it lives in; a module is imported when one of its
+# names is first used (see workbook/public_names.py).
+__all__, __getattr__, __dir__ = public_face(
+    __name__,
+    {
+        "feedback": (
+            "FEEDBACK_STATUSES",
+            "FeedbackItem",
+            "feedback_items",
+            "item_label",
+        ),
+        "grading": (
+            "GRADE_SCALE",
+            "MAX_POINTS",
+            "ReviewError",
+            "grade_label",
+            "grade_points",
+        ),
+        "roster": (
+            "filter_roster",
+            "responses_csv",
+            "roster_records",
+        ),
+        "student": (
+            "StudentReview",
+            "add_snippet",
+            "release_feedback",
+            "save_feedback_draft",
+            "student_review",
+        ),
+        "worksheet": (
+            "GradeEntry",
+            "WorksheetResult",
+            "fill_worksheet",
+            "fresh_worksheet",
+            "worksheet_grades",
+        ),
+    },
+)

@@ -14,44 +14,42 @@
   greedy-only), also shown as hints where a student writes.
 """
 
-from workbook.submission.bundle import NOTEBOOK_NAME, Bundle, build_bundle, export_for
-from workbook.submission.checklist import (
-    BLOCKER,
-    WARNING,
-    Checklist,
-    ChecklistItem,
-    checklist_for,
-    run_checklist,
-)
-from workbook.submission.online_text import moodle_html, moodle_text
-from workbook.submission.quality import (
-    MIN_REFLECTION_WORDS,
-    Hint,
-    answer_hints,
-    reflection_hints,
-    word_count,
-)
-from workbook.submission.snapshot import ExportError, Submission, gather_submission
+from workbook.public_names import public_face
 
-__all__ = [
-    "BLOCKER",
-    "MIN_REFLECTION_WORDS",
-    "NOTEBOOK_NAME",
-    "WARNING",
-    "Bundle",
-    "Checklist",
-    "ChecklistItem",
-    "ExportError",
-    "Hint",
-    "Submission",
-    "answer_hints",
-    "build_bundle",
-    "checklist_for",
-    "export_for",
-    "gather_submission",
-    "moodle_html",
-    "moodle_text",
-    "reflection_hints",
-    "run_checklist",
-    "word_count",
-]
+# Each public name and the module it lives in; a module is imported when one of its
+# names is first used (see workbook/public_names.py).
+__all__, __getattr__, __dir__ = public_face(
+    __name__,
+    {
+        "bundle": (
+            "Bundle",
+            "NOTEBOOK_NAME",
+            "build_bundle",
+            "export_for",
+        ),
+        "checklist": (
+            "BLOCKER",
+            "Checklist",
+            "ChecklistItem",
+            "WARNING",
+            "checklist_for",
+            "run_checklist",
+        ),
+        "online_text": (
+            "moodle_html",
+            "moodle_text",
+        ),
+        "quality": (
+            "Hint",
+            "MIN_REFLECTION_WORDS",
+            "answer_hints",
+            "reflection_hints",
+            "word_count",
+        ),
+        "snapshot": (
+            "ExportError",
+            "Submission",
+            "gather_submission",
+        ),
+    },
+)

@@ -6,44 +6,33 @@
   applied to the stored entry.
 """
 
-from workbook.tutorials.catalog import (
-    INTRO_CATEGORY,
-    OTHER_CATEGORY,
-    Catalog,
-    CatalogError,
-    Guidance,
-    Tutorial,
-    guidance_for,
-    load_catalog,
-)
-from workbook.tutorials.rules import (
-    SLOTS,
-    Issue,
-    TutorialLogError,
-    check_log,
-    is_complete,
-    parse_minutes,
-    set_path,
-    update_entry,
-    update_project,
-)
+from workbook.public_names import public_face
 
-__all__ = [
-    "INTRO_CATEGORY",
-    "OTHER_CATEGORY",
-    "SLOTS",
-    "Catalog",
-    "CatalogError",
-    "Guidance",
-    "Issue",
-    "Tutorial",
-    "TutorialLogError",
-    "check_log",
-    "guidance_for",
-    "is_complete",
-    "load_catalog",
-    "parse_minutes",
-    "set_path",
-    "update_entry",
-    "update_project",
-]
+# Each public name and the module it lives in; a module is imported when one of its
+# names is first used (see workbook/public_names.py).
+__all__, __getattr__, __dir__ = public_face(
+    __name__,
+    {
+        "catalog": (
+            "Catalog",
+            "CatalogError",
+            "Guidance",
+            "INTRO_CATEGORY",
+            "OTHER_CATEGORY",
+            "Tutorial",
+            "guidance_for",
+            "load_catalog",
+        ),
+        "rules": (
+            "Issue",
+            "SLOTS",
+            "TutorialLogError",
+            "check_log",
+            "is_complete",
+            "parse_minutes",
+            "set_path",
+            "update_entry",
+            "update_project",
+        ),
+    },
+)

@@ -7,26 +7,26 @@
   route ``serve.py`` mounts.
 """
 
-from workbook.web.output_view import CONTENT_SECURITY_POLICY, OutputView, views
-from workbook.web.sign_in_cookies import (
-    BROWSER_COOKIE,
-    BROWSER_COOKIE_MAX_AGE_S,
-    COOKIE_ROUTE,
-    HANDOFF,
-    SESSION_COOKIE,
-    Cookie,
-    set_sign_in_cookies,
-)
+from workbook.public_names import public_face
 
-__all__ = [
-    "BROWSER_COOKIE",
-    "BROWSER_COOKIE_MAX_AGE_S",
-    "CONTENT_SECURITY_POLICY",
-    "COOKIE_ROUTE",
-    "HANDOFF",
-    "SESSION_COOKIE",
-    "Cookie",
-    "OutputView",
-    "set_sign_in_cookies",
-    "views",
-]
+# Each public name and the module it lives in; a module is imported when one of its
+# names is first used (see workbook/public_names.py).
+__all__, __getattr__, __dir__ = public_face(
+    __name__,
+    {
+        "output_view": (
+            "CONTENT_SECURITY_POLICY",
+            "OutputView",
+            "views",
+        ),
+        "sign_in_cookies": (
+            "BROWSER_COOKIE",
+            "BROWSER_COOKIE_MAX_AGE_S",
+            "COOKIE_ROUTE",
+            "Cookie",
+            "HANDOFF",
+            "SESSION_COOKIE",
+            "set_sign_in_cookies",
+        ),
+    },
+)
