@@ -16,6 +16,7 @@ import pytest
 
 from workbook.config import Settings, SettingsError
 from workbook.kernels import gateway_launcher
+from workbook.kernels.errors import KernelDied
 from workbook.kernels.gateway import (
     MODEL_MISSING,
     UNREACHABLE,
@@ -24,7 +25,8 @@ from workbook.kernels.gateway import (
     model_missing_message,
 )
 from workbook.kernels.gateway_local import free_port, kernelspec, write_kernelspec
-from workbook.kernels.kernel import KernelDied, KernelPool, StudentKernel
+from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.pool import KernelPool
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-__all__ = ["CellClock", "kernel_process"]
+__all__ = ["WALL_BACKSTOP_FACTOR", "CellClock", "kernel_process"]
 
 _LAUNCHER_SCRIPT = "kernel_launcher.py"
+# However busy the server, a cell is stopped after this many times its limit in wall time.
+WALL_BACKSTOP_FACTOR = 10
 
 
 def kernel_process(pid: int | None) -> int | None:

@@ -9,7 +9,7 @@ messages work unchanged. Only the transport differs:
 - **WebSocket** (``/api/kernels/{id}/channels``) carries the Jupyter messages, in the
   gateway's JSON framing (one message per text frame, with a ``channel`` field). Messages are
   built by ``jupyter_client``'s :class:`~jupyter_client.session.Session` and iopub messages
-  become nbformat outputs through the same ``_Collector`` local kernels use.
+  become nbformat outputs through the same ``Collector`` local kernels use.
 
 Why not ``jupyter_server``'s ``GatewayClient``: it is an asyncio client configured as a
 process-wide singleton for a Jupyter server, and it would put all of ``jupyter_server`` (and
@@ -43,6 +43,8 @@ from typing import Any
 from jupyter_client.session import Session
 
 from workbook.config import Settings
+from workbook.kernels.collector import Collector, error_output
+from workbook.kernels.errors import KernelDied, KernelError, ServerBusy
 from workbook.kernels.gateway_protocol import (
     UNREACHABLE,
     Channels,
@@ -52,18 +54,12 @@ from workbook.kernels.gateway_protocol import (
     SocketRefused,
     reason,
 )
-from workbook.kernels.kernel import (
-    _INSPECT_EXPRESSION,
+from workbook.kernels.notices import idle_cull_notice, with_truncation_note
+from workbook.kernels.result import (
+    INSPECT_EXPRESSION,
     ExecutionResult,
-    KernelDied,
-    KernelError,
-    ServerBusy,
     Status,
-    _Collector,
-    _error_output,
-    _inspection_value,
-    _with_truncation_note,
-    idle_cull_notice,
+    inspection_value,
     strip_ansi,
 )
 
@@ -316,7 +312,7 @@ class GatewayKernel:
 
     def _run(
         self, code: str, timeout: float | None, *, silent: bool, expressions: dict[str, str]
-    ) -> tuple[_Collector, dict | None, Status]:
+    ) -> tuple[Collector, dict | None, Status]:
         """Send one execute request; collect outputs until the kernel is idle again.
 
         Returns the collected outputs, the execute_reply content (``None`` if none came) and
@@ -342,7 +338,7 @@ class GatewayKernel:
             msg_id = channels.send("shell", "execute_request", content)
         except SocketClosed:
             raise GatewayUnavailable(UNREACHABLE) from None
-        collector = _Collector(self.settings.cell_max_output_kb * 1024)
+        collector = Collector(self.settings.cell_max_output_kb * 1024)
         deadline = time.monotonic() + limit
         interrupted = False
         idle = False
@@ -414,7 +410,7 @@ class GatewayKernel:
                 count = reply["execution_count"]
             message = ""
             if status == "error":
-                error = _error_output(collector, reply)
+                error = error_output(collector, reply)
                 message = self._error_message(error)
             elif status == "timeout":
                 message = (
@@ -435,7 +431,7 @@ class GatewayKernel:
                     )
                 self._start_fresh()
             if collector.truncated:
-                message = _with_truncation_note(message, self.settings)
+                message = with_truncation_note(message, self.settings)
             return ExecutionResult(
                 outputs=json.loads(json.dumps(collector.outputs)),
                 execution_count=count,
@@ -473,7 +469,7 @@ class GatewayKernel:
         with self.lock:
             try:
                 _, reply, status = self._run(
-                    code, timeout, silent=True, expressions={"r": _INSPECT_EXPRESSION}
+                    code, timeout, silent=True, expressions={"r": INSPECT_EXPRESSION}
                 )
             finally:
                 self.last_used = time.monotonic()
@@ -482,7 +478,7 @@ class GatewayKernel:
                     self._start_fresh()
                 raise KernelError(f"The check did not finish in time ({status}).")
             assert reply is not None
-            return _inspection_value(reply)
+            return inspection_value(reply)
 
 
 class _KernelGone(Exception):
