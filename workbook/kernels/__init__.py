@@ -15,8 +15,10 @@
 - ``spares``: warm spare kernels and how a spare's folder becomes a student's;
 - ``run_queue`` / ``threads`` / ``cell_clock``: fairness when a class presses Run at once:
   admission, CPU threads per run, and a cell's own time;
-- ``gateway``, ``gateway_protocol``, ``gateway_launcher``, ``gateway_local``: the same kernel
-  over a Jupyter Kernel/Enterprise Gateway.
+- ``gateway``, ``gateway_process``, ``gateway_protocol``, ``gateway_launcher``,
+  ``gateway_local``: the same kernel over a Jupyter Kernel/Enterprise Gateway (running
+  cells, the kernel's lifetime over REST, the wire protocol, the kernelspec's launcher, a
+  local gateway for tests and benchmarks).
 
 Public names: the pool, the kernel interface and its errors, the run queue and the gateway
 kernel. The service (``workbook.service``) is their one user in the app.

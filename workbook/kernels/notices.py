@@ -14,12 +14,16 @@ from typing import Any
 
 from workbook.config import Settings
 from workbook.kernels.cell_clock import WALL_BACKSTOP_FACTOR
-from workbook.kernels.result import StopReason
+from workbook.kernels.result import StopReason, strip_ansi
 
 __all__ = [
+    "CUT_OFF",
+    "LOST_WHILE_IDLE",
+    "MODEL_MISSING",
     "death_notice",
     "idle_cull_notice",
     "is_memory_error",
+    "model_missing_message",
     "over_limit",
     "with_truncation_note",
 ]
@@ -114,3 +118,49 @@ def with_truncation_note(message: str, settings: Settings) -> str:
         "the rest was dropped."
     )
     return f"{message} {note}" if message else note
+
+
+# ----------------------------------------------------------------- gateway kernels
+CUT_OFF = (
+    "The connection to the kernel server broke while this cell ran, so its output is lost. "
+    "Your code is saved. Try again in a minute; if your variables are gone, use Run all above."
+)
+LOST_WHILE_IDLE = (
+    "Your kernel stopped since your last run (the kernel server restarted or lost it), so this "
+    "cell ran in a new kernel and variables from earlier cells are gone. Run the cells above "
+    "again (Run all above)."
+)
+MODEL_MISSING = (
+    "The course's model is not available on the kernel server ({why}). Your code is fine: "
+    "tell your instructor, who can find the fix in docs/deployment.md."
+)
+
+
+def model_missing_message(error: dict) -> str:
+    """The student's message when the setup cell cannot load the model on the kernel host.
+
+    Args:
+        error: an nbformat ``error`` output.
+
+    Returns:
+        :data:`MODEL_MISSING` filled in when the error comes from a kernel host without
+        ``lm_engine`` or without a usable model cache, else ``""``.
+    """
+    ename = error.get("ename", "")
+    evalue = error.get("evalue", "")
+    trace = strip_ansi("\n".join(error.get("traceback", [])))
+    if ename == "ModuleNotFoundError" and "lm_engine" in evalue:
+        return MODEL_MISSING.format(why="its kernels cannot import lm_engine")
+    if ename == "ModelNotAvailable":
+        return MODEL_MISSING.format(why="no model files there")
+    # A read-only or missing cache volume: building the cache there fails with an OSError.
+    if ename.endswith("Error") and "lm_engine/loaders.py" in trace and _is_os_error(ename):
+        return MODEL_MISSING.format(why="its model cache is missing or cannot be read")
+    return ""
+
+
+def _is_os_error(ename: str) -> bool:
+    import builtins
+
+    kind = getattr(builtins, ename, None)
+    return isinstance(kind, type) and issubclass(kind, OSError)
