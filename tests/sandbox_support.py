@@ -10,7 +10,8 @@ import pytest
 
 from workbook.config import Settings
 from workbook.kernels import limits, sandbox
-from workbook.kernels.kernel import KernelPool, SandboxUnavailable
+from workbook.kernels.errors import SandboxUnavailable
+from workbook.kernels.pool import KernelPool
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0

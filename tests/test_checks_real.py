@@ -13,7 +13,7 @@ from lm_engine import load_model
 from workbook.config import Settings
 from workbook.exercise import content
 from workbook.exercise.checks import run_check
-from workbook.kernels.kernel import KernelPool
+from workbook.kernels.pool import KernelPool
 
 pytestmark = pytest.mark.slow
 

@@ -16,15 +16,12 @@ import pytest
 
 from workbook.config import Settings, SettingsError
 from workbook.kernels import gateway_launcher
-from workbook.kernels.gateway import (
-    MODEL_MISSING,
-    UNREACHABLE,
-    GatewayKernel,
-    GatewayUnavailable,
-    model_missing_message,
-)
+from workbook.kernels.errors import KernelDied
+from workbook.kernels.gateway import UNREACHABLE, GatewayKernel, GatewayUnavailable
 from workbook.kernels.gateway_local import free_port, kernelspec, write_kernelspec
-from workbook.kernels.kernel import KernelDied, KernelPool, StudentKernel
+from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.notices import MODEL_MISSING, model_missing_message
+from workbook.kernels.pool import KernelPool
 
 ROOT = Path(__file__).resolve().parents[1]
 

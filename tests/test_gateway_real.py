@@ -20,9 +20,12 @@ import pytest
 from workbook.config import Settings
 from workbook.errors import WorkbookError
 from workbook.exercise import content
-from workbook.kernels.gateway import CUT_OFF, LOST_WHILE_IDLE, MODEL_MISSING, GatewayKernel
+from workbook.kernels.errors import KernelDied, KernelError, ServerBusy
+from workbook.kernels.gateway import GatewayKernel
 from workbook.kernels.gateway_local import LocalGateway
-from workbook.kernels.kernel import KernelDied, KernelError, KernelPool, ServerBusy, StudentKernel
+from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.notices import CUT_OFF, LOST_WHILE_IDLE, MODEL_MISSING
+from workbook.kernels.pool import KernelPool
 from workbook.service import Workbook
 
 pytest.importorskip("kernel_gateway")

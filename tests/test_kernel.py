@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from workbook.config import Settings
-from workbook.kernels.kernel import ExecutionResult, KernelError, KernelPool, ServerBusy
+from workbook.kernels.errors import KernelError, ServerBusy
+from workbook.kernels.pool import KernelPool
+from workbook.kernels.result import ExecutionResult
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +192,7 @@ def test_kernels_die_when_the_app_dies(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from workbook.config import Settings
-        from workbook.kernels.kernel import KernelPool
+        from workbook.kernels.pool import KernelPool
         pool = KernelPool(Settings(work_dir=Path({str(tmp_path)!r})))
         kernel = pool.kernel_for("dave")
         print(kernel.pid, flush=True)

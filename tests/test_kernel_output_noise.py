@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from workbook.config import Settings
-from workbook.kernels.kernel import KernelPool
+from workbook.kernels.pool import KernelPool
 from workbook.web.outputs import joined_text
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbook.config import Settings
-from workbook.kernels.kernel import KernelPool
+from workbook.kernels.pool import KernelPool
 from workbook.service import Workbook
 
 pytestmark = pytest.mark.slow

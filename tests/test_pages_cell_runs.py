@@ -51,7 +51,7 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
             return None  # as a kernel that has not imported torch yet
 
         def execute(self, code, timeout=None):
-            from workbook.kernels.kernel import ExecutionResult
+            from workbook.kernels.result import ExecutionResult
 
             inside.set()
             assert release.wait(10)
@@ -83,7 +83,7 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
 def test_code_typed_while_its_cell_ran_stays_the_latest_revision(tmp_path):
     from pages.cell_runs import keep_newer_code
     from workbook import Settings, Workbook
-    from workbook.kernels.kernel import ExecutionResult
+    from workbook.kernels.result import ExecutionResult
     from workbook.service import CellRun
 
     wb = Workbook(Settings(db_path=tmp_path / "w.db", work_dir=tmp_path / "k"))

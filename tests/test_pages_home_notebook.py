@@ -146,7 +146,7 @@ class _SlowWorkbook:
         self.calls: list[tuple[str, str | None]] = []
 
     def run_step(self, user_id, step_id, code=None):
-        from workbook.kernels.kernel import ExecutionResult
+        from workbook.kernels.result import ExecutionResult
         from workbook.service import CellRun
 
         self.calls.append((step_id, code))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from workbook.config import Settings
-from workbook.kernels.kernel import ExecutionResult
+from workbook.kernels.result import ExecutionResult
 from workbook.service import RunState, Workbook
 
 

@@ -33,7 +33,8 @@ from sandbox_support import (
 
 from workbook.config import Settings
 from workbook.kernels import sandbox
-from workbook.kernels.kernel import KernelDied, KernelPool, SandboxUnavailable
+from workbook.kernels.errors import KernelDied, SandboxUnavailable
+from workbook.kernels.pool import KernelPool
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +176,7 @@ def test_sandboxed_kernel_dies_when_the_app_dies(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from workbook.config import Settings
-        from workbook.kernels.kernel import KernelPool
+        from workbook.kernels.pool import KernelPool
         pool = KernelPool(Settings(work_dir=Path({str(tmp_path)!r}), sandbox=True))
         kernel = pool.kernel_for("dave")
         kernel.execute("import os; open('pid', 'w').write('x')")

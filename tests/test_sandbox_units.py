@@ -7,7 +7,8 @@ import time
 
 from workbook.config import Settings
 from workbook.kernels import limits
-from workbook.kernels.kernel import StudentKernel, _Collector
+from workbook.kernels.collector import Collector as _Collector
+from workbook.kernels.kernel import StudentKernel
 
 
 def _stream(text: str) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from workbook.kernels import spares
-from workbook.kernels.kernel import _is_memory_error, _over_limit
+from workbook.kernels.notices import is_memory_error as _is_memory_error
+from workbook.kernels.notices import over_limit as _over_limit
 
 
 def test_adopting_a_spare_keeps_every_file_the_student_had(tmp_path):

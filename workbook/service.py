@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from lm_engine import LanguageModel
-    from workbook.kernels.kernel import KernelPool
+    from workbook.kernels.pool import KernelPool
 
 __all__ = ["RunState", "User", "Workbook", "WorkbookError"]
 
@@ -71,7 +71,8 @@ class Workbook:
         """
         # With a kernel gateway no student code runs here: the gateway isolates kernels.
         if self.settings.sandbox and not self.settings.kernel_gateway:
-            from workbook.kernels.sandbox import KernelError, check_available
+            from workbook.kernels.errors import KernelError
+            from workbook.kernels.sandbox import check_available
 
             try:
                 check_available()
@@ -136,7 +137,7 @@ class Workbook:
 
     def _start_kernel_pool(self) -> KernelPool:
         from lm_engine import EngineConfig, LMEngineError, resolve
-        from workbook.kernels.kernel import KernelPool
+        from workbook.kernels.pool import KernelPool
 
         # Build the model cache before any kernel starts: sandboxed kernels can only read it,
         # and every student's setup cell loads the same cached weights.
@@ -290,7 +291,7 @@ class Workbook:
                 given cell such as setup).
         """
         from workbook.exercise import checks
-        from workbook.kernels.kernel import KernelError
+        from workbook.kernels.errors import KernelError
 
         step = content.step(step_id, self.settings.model_name)
         if step.given:
@@ -349,7 +350,7 @@ class Workbook:
 
     def restart_kernel(self, user_id: int) -> None:
         """Restart the student's kernel (all variables are lost; saved code is kept)."""
-        from workbook.kernels.kernel import KernelError
+        from workbook.kernels.errors import KernelError
 
         try:
             self.kernels.restart(str(user_id))
@@ -384,7 +385,7 @@ class Workbook:
         share of the cores (``workbook.kernels.threads``).
         """
         from workbook.kernels import threads
-        from workbook.kernels.kernel import KernelError
+        from workbook.kernels.errors import KernelError
 
         uid = str(user_id)
         while True:
@@ -432,7 +433,7 @@ class CellRun:
     """One run of a notebook cell: what the kernel produced and what the check said."""
 
     step_id: str
-    result: Any  # workbook.kernels.kernel.ExecutionResult
+    result: Any  # workbook.kernels.result.ExecutionResult
     check: Any | None  # workbook.exercise.checks.CheckResult
 
 

@@ -1,7 +1,13 @@
 """kernels: one Jupyter kernel per student, run safely and fairly for a whole class.
 
-- ``kernel``: a student's kernel (start, execute a cell, capture its outputs, stop) and the
-  ``KernelPool`` that hands each student theirs, culls idle ones and keeps spares warm;
+- ``pool``: the ``KernelPool`` that hands each student their kernel, culls idle ones and
+  keeps spares warm;
+- ``kernel`` / ``process``: a student's local kernel: running a cell or a check over its
+  connection, and its process (start, sandboxed argv, stop, why it stopped);
+- ``collector`` / ``result``: a cell's iopub messages become nbformat outputs (capped), and
+  what a run gives back (``ExecutionResult``, an inspection's value);
+- ``notices``: what the student reads when a limit, a crash or the idle cull stopped a kernel;
+- ``errors``: the kernel errors (``KernelError`` and its kinds);
 - ``kernel_launcher``: the kernel process's entry point (resource limits, then ipykernel),
   run as a script, never imported;
 - ``sandbox`` / ``limits``: hosted mode: bubblewrap without privilege, and per-student
@@ -9,23 +15,21 @@
 - ``spares``: warm spare kernels and how a spare's folder becomes a student's;
 - ``run_queue`` / ``threads`` / ``cell_clock``: fairness when a class presses Run at once:
   admission, CPU threads per run, and a cell's own time;
-- ``gateway``, ``gateway_protocol``, ``gateway_launcher``, ``gateway_local``: the same kernel
-  over a Jupyter Kernel/Enterprise Gateway.
+- ``gateway``, ``gateway_process``, ``gateway_protocol``, ``gateway_launcher``,
+  ``gateway_local``: the same kernel over a Jupyter Kernel/Enterprise Gateway (running
+  cells, the kernel's lifetime over REST, the wire protocol, the kernelspec's launcher, a
+  local gateway for tests and benchmarks).
 
 Public names: the pool, the kernel interface and its errors, the run queue and the gateway
 kernel. The service (``workbook.service``) is their one user in the app.
 """
 
+from workbook.kernels.errors import KernelDied, KernelError, SandboxUnavailable, ServerBusy
 from workbook.kernels.gateway import GatewayKernel
-from workbook.kernels.kernel import (
-    ExecutionResult,
-    KernelDied,
-    KernelPool,
-    ServerBusy,
-    StudentKernel,
-)
+from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.pool import KernelPool
+from workbook.kernels.result import ExecutionResult
 from workbook.kernels.run_queue import RunQueue, Ticket
-from workbook.kernels.sandbox import KernelError, SandboxUnavailable
 
 __all__ = [
     "ExecutionResult",

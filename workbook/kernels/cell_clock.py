@@ -11,6 +11,8 @@ the kernel's main thread (where IPython runs the cell), from the wall time.
 Sleeping (``time.sleep``, waiting for I/O) still counts as the cell's own time: a cell that
 waits forever must still be stopped. Where schedstat cannot be read (another OS, a kernel
 without it, a gateway kernel), the clock is the wall time since the cell was admitted.
+Whatever the clock says, a cell is stopped after :data:`WALL_BACKSTOP_FACTOR` times its limit
+in plain wall time: the backstop for a server so overloaded that a cell never gets to finish.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-__all__ = ["CellClock", "kernel_process"]
+__all__ = ["WALL_BACKSTOP_FACTOR", "CellClock", "kernel_process"]
 
 _LAUNCHER_SCRIPT = "kernel_launcher.py"
+# However busy the server, a cell is stopped after this many times its limit in wall time.
+WALL_BACKSTOP_FACTOR = 10
 
 
 def kernel_process(pid: int | None) -> int | None:

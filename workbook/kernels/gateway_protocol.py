@@ -24,7 +24,7 @@ from jupyter_client.session import Session
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
-from workbook.kernels.kernel import KernelDied
+from workbook.kernels.errors import KernelDied
 
 __all__ = [
     "UNREACHABLE",

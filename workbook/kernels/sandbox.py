@@ -43,20 +43,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workbook.kernels import limits
+from workbook.kernels.errors import SandboxUnavailable
 
 SANDBOX_HOME = Path("/home/student")
 SANDBOX_CODE = Path("/opt/workbook")
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
-
-
-class KernelError(RuntimeError):
-    """Something went wrong with a student's kernel (base of the kernel errors)."""
-
-
-class SandboxUnavailable(KernelError):
-    """Hosted mode was asked for, but kernels cannot be sandboxed on this machine."""
 
 
 def runs_as_root() -> bool:

@@ -1,0 +1,376 @@
+"""A local kernel's process: its environment, its start (sandboxed in hosted mode), its stop.
+
+:class:`KernelProcess` starts an IPython kernel through ``kernel_launcher.py`` (which applies
+the resource limits), in hosted mode wrapped in bubblewrap (:mod:`workbook.kernels.sandbox`)
+and watched by :mod:`workbook.kernels.limits`, then connects a ``jupyter_client`` client to
+it over IPC sockets in a private folder. It knows why the process stopped (which limit) and
+tells the student through :mod:`workbook.kernels.notices`. Running cells over that
+connection is :class:`workbook.kernels.kernel.StudentKernel`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import zmq
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+
+from workbook.config import Settings
+from workbook.kernels import limits, sandbox
+from workbook.kernels.errors import KernelDied, SandboxUnavailable
+from workbook.kernels.notices import death_notice, idle_cull_notice
+
+__all__ = ["KernelProcess"]
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
+_START_TIMEOUT_S = 60.0
+_STDERR_TAIL_BYTES = 8192
+# No single message from a kernel may be larger: ZeroMQ drops the connection instead of
+# buffering it, so a student printing gigabytes at once cannot grow the app's memory.
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], **popen_kwargs: Any) -> subprocess.Popen:
+    """Start a process from one long-lived thread.
+
+    ``bwrap --die-with-parent`` uses PR_SET_PDEATHSIG, which fires when the *thread* that
+    forked exits; Streamlit runs each script in a short-lived thread, so kernels are forked
+    from this dedicated thread, which lives as long as the app.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="workbook-kernel-spawner")
+    return _spawner.submit(subprocess.Popen, argv, **popen_kwargs).result()
+
+
+_zmq_context: zmq.Context | None = None
+
+
+def _client_context() -> zmq.Context:
+    """The ZeroMQ context of every kernel client: no message above the size bound."""
+    global _zmq_context
+    with _spawner_lock:
+        if _zmq_context is None:
+            context = zmq.Context()
+            context.setsockopt(zmq.MAXMSGSIZE, _MAX_MESSAGE_BYTES)
+            _zmq_context = context
+    return _zmq_context
+
+
+class KernelProcess:
+    """One student's kernel process and the connection to it.
+
+    Args:
+        user_id: the student's id (used in messages and folder names).
+        settings: limits and folders.
+        cwd: the student's private working folder (created if missing).
+        extra_env: environment variables added for the kernel (e.g. ``LM_ENGINE_CACHE``).
+
+    Every public method holds the kernel's lock, so a start, a stop and a run of one
+    student's kernel never overlap.
+    """
+
+    def __init__(
+        self,
+        user_id: str,
+        settings: Settings,
+        *,
+        cwd: Path,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.settings = settings
+        self.cwd = Path(cwd).resolve()
+        self.extra_env = dict(extra_env or {})
+        self.last_used = time.monotonic()
+        self.lock = threading.RLock()
+        self._proc: subprocess.Popen | None = None
+        self._client: BlockingKernelClient | None = None
+        self._ipc_dir: Path | None = None
+        self._lifeline_w: int | None = None
+        self._stderr_fd: int | None = None
+        self._cgroups: limits.Cgroups | None = None
+        self._oom_seen = 0
+        self._guard: limits.Guard | None = None
+        # Told to the student on their next run: why their variables are gone.
+        self.pending_notice = ""
+
+    # ----------------------------------------------------------------- life cycle
+    def _env(self) -> dict[str, str]:
+        if self.settings.sandbox:
+            # A clean environment: nothing of the app's (secrets, paths) leaks in.
+            env = {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "LANG": os.environ.get("LANG", "C.UTF-8"),
+                "HOME": str(sandbox.SANDBOX_HOME),
+                "PYTHONPATH": str(sandbox.SANDBOX_CODE),
+            }
+            cache = self._model_cache()
+            if cache is not None:
+                env["LM_ENGINE_CACHE"] = str(cache)
+        else:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            )
+        env.update(
+            {
+                "HF_HUB_OFFLINE": "1",
+                "PYTHONNOUSERSITE": "1",
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+                "MPLBACKEND": "agg",
+                # Progress bars are noise in a cell's output (and tqdm's notebook mode
+                # warns that ipywidgets is missing).
+                "TQDM_DISABLE": "1",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _model_cache(self) -> Path | None:
+        raw = self.extra_env.get("LM_ENGINE_CACHE") or os.environ.get("LM_ENGINE_CACHE")
+        if raw:
+            return Path(raw).resolve()
+        try:
+            from lm_engine.config import default_cache_dir
+        except ImportError:
+            return None
+        return default_cache_dir().resolve()
+
+    def start(self) -> None:
+        """Start the kernel process and wait until it answers.
+
+        If the previous kernel process had died on its own (a crash, or a limit stopped
+        it), :attr:`pending_notice` says so for the student's next run.
+
+        Raises:
+            SandboxUnavailable: hosted mode is on but kernels cannot be sandboxed.
+            KernelDied: the kernel did not start (the message includes its error output).
+        """
+        with self.lock:
+            if self._proc is not None and self._proc.poll() is not None:
+                self.pending_notice = self._death_notice(while_idle=True)
+            self._stop()
+            s = self.settings
+            # Short path: a Unix socket path must stay under ~100 characters. The folder is
+            # the sandbox's to write (its sockets); the app only ever connects to sockets in it.
+            self._ipc_dir = Path(tempfile.mkdtemp(prefix="wbk-", dir="/tmp"))
+            connection_file = self._ipc_dir / "kernel.json"
+            _, connection = write_connection_file(
+                str(connection_file),
+                ip=str(self._ipc_dir / "k"),
+                transport="ipc",
+                key=uuid.uuid4().hex.encode(),
+            )
+            # The kernel's error output goes to an unnamed file only the app holds: nothing
+            # inside the sandbox can swap it for a link, and the app reads a bounded tail.
+            self._stderr_fd = os.open("/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+            read_fd, self._lifeline_w = os.pipe()
+            limits_args = [
+                "--memory-mb",
+                str(s.kernel_memory_mb),
+                "--cell-cpu-s",
+                str(s.kernel_cell_cpu_s),
+            ]
+            limits_args += ["--max-output-kb", str(s.cell_max_output_kb)]
+            limits_args += ["--lifeline-fd", str(read_fd)]
+            popen: dict[str, Any] = {
+                "env": self._env(),
+                "pass_fds": (read_fd,),
+                "start_new_session": True,
+                "stdin": subprocess.DEVNULL,
+                "stdout": subprocess.DEVNULL,
+                "stderr": self._stderr_fd,
+            }
+            try:
+                if s.sandbox:
+                    argv = self._sandbox_argv(str(connection_file), limits_args, popen)
+                else:
+                    self.cwd.mkdir(parents=True, exist_ok=True)
+                    argv = [sys.executable, str(_LAUNCHER), "-f", str(connection_file)]
+                    argv += limits_args
+                    popen["cwd"] = str(self.cwd)
+                self._proc = _spawn(argv, **popen)
+            except BaseException:
+                self._stop()
+                raise
+            finally:
+                os.close(read_fd)
+            if s.sandbox:
+                self._guard = limits.watchdog().watch(
+                    limits.Guard(
+                        root_pid=self._proc.pid,
+                        home=self.cwd,
+                        memory_mb=s.kernel_memory_mb,
+                        home_mb=s.kernel_home_mb,
+                        home_files=s.kernel_home_files,
+                        check_memory=self._cgroups is None,
+                    )
+                )
+            # The connection details come from memory: the file the kernel reads sits in a
+            # folder the sandbox can write, so the app never reads it back.
+            client = BlockingKernelClient(context=_client_context())
+            client.load_connection_info(connection)
+            client.start_channels()
+            self._client = client
+            deadline = time.monotonic() + _START_TIMEOUT_S
+            while True:
+                if self._proc.poll() is not None:
+                    err = self._stderr_tail()
+                    self._stop()
+                    raise KernelDied(f"The kernel could not start: {err or 'no error output'}")
+                try:
+                    client.wait_for_ready(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+                    break
+                except RuntimeError:
+                    if time.monotonic() > deadline:
+                        err = self._stderr_tail()
+                        self._stop()
+                        raise KernelDied(
+                            f"The kernel did not answer within {_START_TIMEOUT_S:.0f} s. {err}"
+                        ) from None
+            if s.sandbox:
+                sandbox.lock_folder(self._ipc_dir)
+            if self._guard is not None:
+                self._guard.ready()
+            self.last_used = time.monotonic()
+
+    def _sandbox_argv(self, connection_file: str, limits_args: list[str], popen: dict) -> list[str]:
+        """The bubblewrap command for this kernel; sets up its folders and cgroups."""
+        s = self.settings
+        sandbox.check_available(s.sandbox_uid)
+        assert self._ipc_dir is not None
+        sandbox.prepare_folder(self.cwd, s.sandbox_uid)
+        sandbox.prepare_folder(self._ipc_dir, s.sandbox_uid)
+        sandbox.give(Path(connection_file), s.sandbox_uid)
+        cache = self._model_cache()
+        if cache is not None:
+            sandbox.share_read_only(cache)
+        limits_args += ["--max-procs", str(s.kernel_max_processes)]
+        limits_args += ["--max-file-mb", str(s.kernel_max_file_mb)]
+        limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]
+        inner = [sys.executable, str(sandbox.launcher_path()), "-f", connection_file]
+        argv = sandbox.bwrap_argv(
+            inner + limits_args,
+            home=self.cwd,
+            ipc_dir=self._ipc_dir,
+            readonly=[cache] if cache is not None else [],
+            sandbox_uid=s.sandbox_uid,
+            tmp_mb=s.kernel_tmp_mb,
+        )
+        if sandbox.runs_as_root():
+            try:
+                self._cgroups = limits.Cgroups(
+                    s.kernel_memory_mb, s.kernel_max_processes, s.kernel_cpus
+                )
+            except limits.CgroupsUnavailable as exc:
+                raise SandboxUnavailable(str(exc)) from None
+            popen["preexec_fn"] = self._cgroups.join
+        popen["cwd"] = "/"
+        return argv
+
+    def _stderr_tail(self) -> str:
+        """The end of the kernel's error output, read from the app's own descriptor."""
+        if self._stderr_fd is None:
+            return ""
+        try:
+            size = os.fstat(self._stderr_fd).st_size
+            start = max(0, size - _STDERR_TAIL_BYTES)
+            data = os.pread(self._stderr_fd, _STDERR_TAIL_BYTES, start)
+        except OSError:
+            return ""
+        return data.decode(errors="replace").strip()[-2000:]
+
+    def _stop_reason(self) -> str:
+        """Which limit stopped the sandbox (``memory``, ``disk``, ``cpu``...), or ``""``."""
+        if self._guard is not None and self._guard.reason():
+            return self._guard.reason()
+        if self._cgroups is not None and self._cgroups.oom_kills() > 0:
+            return "memory"
+        if (
+            self._guard is not None
+            and self._guard.kernel_cpu_s >= self.settings.kernel_cpu_budget_s - 2
+        ):
+            return "cpu_budget"
+        return ""
+
+    def _death_notice(self, *, while_idle: bool) -> str:
+        """Plain words for the student: why the kernel stopped, and what to do now."""
+        return death_notice(self.settings, self._stop_reason(), while_idle=while_idle)
+
+    def _stop(self) -> None:
+        if self._guard is not None:
+            limits.watchdog().forget(self._guard)
+        if self._client is not None:
+            with contextlib.suppress(Exception):  # noqa: BLE001 - closing a broken socket
+                self._client.stop_channels()
+            self._client = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=10)
+            self._proc = None
+        self._guard = None
+        for fd in (self._lifeline_w, self._stderr_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._lifeline_w = self._stderr_fd = None
+        if self._cgroups is not None:
+            self._cgroups.remove()
+            self._cgroups = None
+        self._oom_seen = 0
+        if self._ipc_dir is not None:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
+
+    def cull_notice(self, *, idle: bool) -> str:
+        """What to tell the student whose kernel the pool is shutting down now."""
+        if self._proc is not None and self._proc.poll() is not None:
+            return self._death_notice(while_idle=True)
+        return idle_cull_notice(self.settings) if idle else ""
+
+    def is_alive(self) -> bool:
+        """Whether the kernel process is running."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the kernel (of bubblewrap in hosted mode), if running."""
+        return self._proc.pid if self._proc is not None else None
+
+    def restart(self) -> None:
+        """Stop the kernel (losing its variables) and start a fresh one."""
+        with self.lock:
+            self.start()
+            self.pending_notice = ""  # the student asked for it: nothing to explain
+
+    def shutdown(self) -> None:
+        """Stop the kernel and release its sockets."""
+        with self.lock:
+            self._stop()
