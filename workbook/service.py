@@ -21,6 +21,7 @@ from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledErro
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError
 from workbook.exercise import content
+from workbook.kernels.errors import KernelError
 from workbook.kernels.run_queue import RunQueue
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ class Workbook:
         """
         # With a kernel gateway no student code runs here: the gateway isolates kernels.
         if self.settings.sandbox and not self.settings.kernel_gateway:
-            from workbook.kernels.errors import KernelError
             from workbook.kernels.sandbox import check_available
 
             try:
@@ -291,7 +291,6 @@ class Workbook:
                 given cell such as setup).
         """
         from workbook.exercise import checks
-        from workbook.kernels.errors import KernelError
 
         step = content.step(step_id, self.settings.model_name)
         if step.given:
@@ -350,7 +349,6 @@ class Workbook:
 
     def restart_kernel(self, user_id: int) -> None:
         """Restart the student's kernel (all variables are lost; saved code is kept)."""
-        from workbook.kernels.errors import KernelError
 
         try:
             self.kernels.restart(str(user_id))
@@ -385,7 +383,6 @@ class Workbook:
         share of the cores (``workbook.kernels.threads``).
         """
         from workbook.kernels import threads
-        from workbook.kernels.errors import KernelError
 
         uid = str(user_id)
         while True:

@@ -24,22 +24,26 @@ Public names: the pool, the kernel interface and its errors, the run queue and t
 kernel. The service (``workbook.service``) is their one user in the app.
 """
 
-from workbook.kernels.errors import KernelDied, KernelError, SandboxUnavailable, ServerBusy
-from workbook.kernels.gateway import GatewayKernel
-from workbook.kernels.kernel import StudentKernel
-from workbook.kernels.pool import KernelPool
-from workbook.kernels.result import ExecutionResult
-from workbook.kernels.run_queue import RunQueue, Ticket
+from workbook.public_names import public_face
 
-__all__ = [
-    "ExecutionResult",
-    "GatewayKernel",
-    "KernelDied",
-    "KernelError",
-    "KernelPool",
-    "RunQueue",
-    "SandboxUnavailable",
-    "ServerBusy",
-    "StudentKernel",
-    "Ticket",
-]
+# Each public name and the module it lives in; a module is imported when one of its
+# names is first used (see workbook/public_names.py).
+__all__, __getattr__, __dir__ = public_face(
+    __name__,
+    {
+        "errors": (
+            "KernelDied",
+            "KernelError",
+            "SandboxUnavailable",
+            "ServerBusy",
+        ),
+        "gateway": ("GatewayKernel",),
+        "kernel": ("StudentKernel",),
+        "pool": ("KernelPool",),
+        "result": ("ExecutionResult",),
+        "run_queue": (
+            "RunQueue",
+            "Ticket",
+        ),
+    },
+)
