@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import common, widgets
 from workbook import exercise
-from workbook.submission import answer_hints, word_count
+from workbook.quality import answer_hints, word_count
 
 wb = common.get_workbook()
 user = common.require_user("student")

@@ -14,7 +14,7 @@ import streamlit as st
 
 from pages import common, widgets
 from workbook import WorkbookError, tutorials
-from workbook.submission import MIN_REFLECTION_WORDS, reflection_hints, word_count
+from workbook.quality import MIN_REFLECTION_WORDS, reflection_hints, word_count
 from workbook.tutorials import OTHER_CATEGORY, Catalog, CatalogError, Tutorial, guidance_for
 from workbook.tutorials import load_catalog as _load_catalog
 

@@ -84,8 +84,8 @@ def test_every_package_declares_its_public_api():
 # --- workbook/'s concepts and what the pages may see of them ------------------------------
 
 WORKBOOK = ROOT / "workbook"
-# A concept is a subpackage of workbook/, or a concept that fits one module (Explore).
-SINGLE_MODULE_CONCEPTS = {"explore"}
+# A concept is a subpackage of workbook/, or a concept that fits one module.
+SINGLE_MODULE_CONCEPTS = {"explore", "quality"}
 MAX_MODULE_LINES = 450
 # The files that make up the user interface: they see workbook/ only from the outside.
 UI_FILES = ("app.py", "serve.py", "pages")
@@ -217,3 +217,16 @@ def test_a_concept_answers_an_unknown_name_as_a_module_does():
     assert "roster_records" in dir(workbook.review)
     with pytest.raises(AttributeError, match="has no attribute 'roster_record'"):
         _ = workbook.review.roster_record
+
+
+def test_no_public_name_of_a_concept_is_also_one_of_its_modules():
+    # Importing a submodule sets it as an attribute of its package, and would then hide
+    # a public name spelled the same (``exercise.steps`` the function vs a steps.py).
+    clashes = [
+        f"workbook.{name}.{public}"
+        for name in concepts()
+        if (WORKBOOK / name).is_dir()
+        for public in public_names(f"workbook.{name}")
+        if (WORKBOOK / name / f"{public}.py").exists() or (WORKBOOK / name / public).is_dir()
+    ]
+    assert not clashes, f"public names that are also module names: {clashes}"

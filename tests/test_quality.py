@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbook.submission.quality import (
+from workbook.quality import (
     MIN_REFLECTION_WORDS,
     answer_hints,
     mentions_concept,

@@ -10,6 +10,8 @@ Pages talk to one ``Workbook`` (``workbook.service``, the facade) built from ``S
 - ``review``: roster, feedback, grading and Moodle's grading worksheet;
 - ``tutorials``: the tutorial catalog and the tutorial-log rules;
 - ``web``: what reaches the browser with care (untrusted outputs, sign-in cookies);
+- ``quality``: text heuristics on what students write, for live hints and the checklist
+  (one module);
 - ``explore``: data for the decoding explorer (one module).
 
 Command line: ``python -m workbook export --email ... --out DIR``.

@@ -24,9 +24,8 @@ from harness import TA_EMAIL, TA_PASSWORD, RunningApp
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from workbook import review
+from workbook import quality, review
 from workbook.exercise import content
-from workbook.submission import quality
 from workbook.submission.bundle import NOTEBOOK_NAME
 from workbook.submission.notebook import verbatim_markdown
 

@@ -3,9 +3,9 @@
 - ``content``: the exercise looked up as a whole: its introduction, the cells in order, a
   step or question by id (the data lives in the three modules below);
 - ``setup_cell``: the given setup cell and the model it loads by default;
-- ``steps``: steps 1-6 (instructions, starter code, names each step defines, reference
+- ``graded_steps``: steps 1-6 (instructions, starter code, names each step defines, reference
   solution) and the phrases they use;
-- ``questions``: the analysis questions Q1-Q3 (prompt, hint, rubric);
+- ``analysis_questions``: the analysis questions Q1-Q3 (prompt, hint, rubric);
 - ``checks``: the entry point of a step's check (``CheckResult``, ``compare``,
   ``run_check``), which ties the parts below together;
 - ``inspection``: what each step's check collects from the student's kernel;

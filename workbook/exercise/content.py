@@ -13,15 +13,14 @@ the exported notebook with those names in mind, so keep them.
 
 This module is where callers look the exercise up (its introduction, the cells in order, a
 step or question by id); the data lives next to it: the setup cell in ``setup_cell``, steps
-1-6 in ``steps``, the questions in ``questions``.
+1-6 in ``graded_steps``, the questions in ``analysis_questions``.
 """
 
 from __future__ import annotations
 
 from workbook.errors import WorkbookError
-from workbook.exercise.questions import QUESTIONS, Question
-from workbook.exercise.setup_cell import DEFAULT_MODEL, setup_code, setup_step
-from workbook.exercise.steps import (
+from workbook.exercise.analysis_questions import QUESTIONS, Question
+from workbook.exercise.graded_steps import (
     ALLOWED_GLOBALS,
     ALTERNATIVE_PHRASE,
     GRADED_STEPS,
@@ -29,6 +28,7 @@ from workbook.exercise.steps import (
     STEP6_EXAMPLES,
     Step,
 )
+from workbook.exercise.setup_cell import DEFAULT_MODEL, setup_code, setup_step
 
 __all__ = [
     "DEFAULT_MODEL",

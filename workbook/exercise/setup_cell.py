@@ -6,7 +6,7 @@ the model the app runs (``Settings.model_name``, by default :data:`DEFAULT_MODEL
 
 from __future__ import annotations
 
-from workbook.exercise.steps import Step
+from workbook.exercise.graded_steps import Step
 
 DEFAULT_MODEL = "smollm2-135m"
 

@@ -9,9 +9,7 @@
 - ``bundle``: the zip a student downloads (notebook, online text, how-to) and the recorded
   export;
 - ``checklist``: the pre-submission checklist (warnings and blockers, each linked to the page
-  that fixes it);
-- ``quality``: the text heuristics behind it (reflection specifics, Q1 tokens, Q3 not
-  greedy-only), also shown as hints where a student writes.
+  that fixes it), built on ``workbook.quality``'s text heuristics.
 """
 
 from workbook.public_names import public_face
@@ -38,13 +36,6 @@ __all__, __getattr__, __dir__ = public_face(
         "online_text": (
             "moodle_html",
             "moodle_text",
-        ),
-        "quality": (
-            "Hint",
-            "MIN_REFLECTION_WORDS",
-            "answer_hints",
-            "reflection_hints",
-            "word_count",
         ),
         "snapshot": (
             "ExportError",

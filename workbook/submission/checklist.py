@@ -5,7 +5,7 @@ it is fixed. Only one thing blocks the export: a notebook that would not validat
 would accept it, but the TA could not open it). Everything else is a warning: the student
 decides, and nothing they wrote is ever changed.
 
-The text heuristics come from ``workbook.submission.quality`` and the tutorial-log rules from
+The text heuristics come from ``workbook.quality`` and the tutorial-log rules from
 ``workbook.tutorials.rules``; this module only collects them and adds the checks on the code of
 ``predict_next_tokens`` (comments, globals), which it reads without running anything.
 """
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbook.submission import quality
+from workbook import quality
 from workbook.submission.notebook import build_notebook, validate_notebook
 from workbook.submission.snapshot import ExportError, Submission, gather_submission
 from workbook.tutorials import rules

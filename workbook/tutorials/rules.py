@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from db import DbError
+from workbook import quality
 from workbook.errors import WorkbookError
-from workbook.submission import quality
 from workbook.tutorials.catalog import (
     INTRO_CATEGORY,
     OTHER_CATEGORY,
