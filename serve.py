@@ -2,7 +2,7 @@
 
 Start it with ``streamlit run serve.py`` (what ``make run`` and the browser tests do). The
 extra route exists because a Streamlit script cannot set response headers, and the session
-cookie must be HttpOnly: see ``workbook/sign_in_cookies.py``. ``streamlit run app.py``
+cookie must be HttpOnly: see ``workbook/web/sign_in_cookies.py``. ``streamlit run app.py``
 still serves the app, but then the browser cannot remember a sign-in across reloads.
 """
 

@@ -29,7 +29,7 @@ COOKIE_KEY = "auth:cookie"  # a cookie change waiting to be sent to the browser
 COOKIE_NAME = SESSION_COOKIE
 
 # Trades a one-time code for the sign-in cookies: the server's answer sets them HttpOnly
-# (see workbook/sign_in_cookies.py), so no script in the page ever holds the session token.
+# (see workbook/web/sign_in_cookies.py), so no script in the page ever holds the session token.
 # Components v2 run in the page itself (not an iframe), so the request is same-origin.
 _COOKIE_JS = """
 export default function(component) {

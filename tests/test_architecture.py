@@ -230,3 +230,43 @@ def test_no_public_name_of_a_concept_is_also_one_of_its_modules():
         if (WORKBOOK / name / f"{public}.py").exists() or (WORKBOOK / name / public).is_dir()
     ]
     assert not clashes, f"public names that are also module names: {clashes}"
+
+
+def concept_imports() -> dict[str, set[str]]:
+    """Which of workbook's top-level units (a subpackage or a module) each one imports."""
+    units = {
+        p.name if p.is_dir() else p.stem for p in WORKBOOK.iterdir() if p.name != "__pycache__"
+    }
+    graph: dict[str, set[str]] = {}
+    for path in WORKBOOK.rglob("*.py"):
+        where = path.relative_to(WORKBOOK).parts
+        unit = where[0] if len(where) > 1 else path.stem
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[0] == "workbook":
+                    names = parts[1:2] or [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[1] for a in node.names if a.name.startswith("workbook.")]
+            graph.setdefault(unit, set()).update(n for n in names if n in units and n != unit)
+    return graph
+
+
+def test_concepts_import_each_other_in_one_direction():
+    graph = concept_imports()
+    assert "kernels" in graph["service"] and "exercise" in graph["review"]  # the walk sees imports
+
+    def cycle_from(unit: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        for used in sorted(graph.get(unit, ())):
+            if used in path:
+                return (*path[path.index(used) :], used)
+            found = cycle_from(used, (*path, used))
+            if found:
+                return found
+        return None
+
+    cycles = {c for unit in graph if (c := cycle_from(unit, (unit,)))}
+    assert not cycles, "workbook's concepts import each other in a circle: " + "; ".join(
+        " -> ".join(c) for c in sorted(cycles)
+    )
