@@ -21,15 +21,6 @@ __all__ = [
     "word_count",
 ]
 
-__all__ = [
-    "MIN_REFLECTION_WORDS",
-    "Hint",
-    "answer_hints",
-    "mentions_concept",
-    "reflection_hints",
-    "word_count",
-]
-
 # A paragraph that says which concepts were learned and how it went rarely fits in less.
 MIN_REFLECTION_WORDS = 80
 
