@@ -9,6 +9,7 @@ service facade; no workbook module grows past what a reader can hold in mind.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import subprocess
 import sys
@@ -111,9 +112,15 @@ def ui_files() -> list[Path]:
     return files
 
 
+@functools.cache
+def concept_faces() -> dict[str, set[str]]:
+    """Each concept's public names."""
+    return {name: public_names(f"workbook.{name}") for name in concepts()}
+
+
 def workbook_uses(path: Path) -> list[str]:
     """What one UI file takes from workbook/ that it should not: a list of plain sentences."""
-    faces = {name: public_names(f"workbook.{name}") for name in concepts()}
+    faces = concept_faces()
     package_face = public_names("workbook")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     problems: list[str] = []
