@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 from workbook.kernels import spares
 from workbook.kernels.notices import is_memory_error as _is_memory_error
@@ -29,6 +32,31 @@ def test_adopting_a_spare_for_a_new_student_renames_its_folder(tmp_path):
     spare.mkdir()
     spares.adopt_folder(spare, tmp_path / "7")
     assert [p.name for p in tmp_path.iterdir()] == ["7"]
+
+
+def test_a_failed_adoption_puts_every_moved_file_back(tmp_path, monkeypatch):
+    spare = tmp_path / ".spare-1-abc"
+    student = tmp_path / "7"
+    spare.mkdir()
+    student.mkdir()
+    for name in ("a.py", "b.py", "c.py"):
+        (student / name).write_text(name)
+    real_rename = Path.rename
+    moves: list[str] = []
+
+    def rename(self, target):
+        if self.parent == student:
+            moves.append(self.name)
+            if len(moves) == 2:
+                raise OSError("disk trouble")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="disk trouble"):
+        spares.adopt_folder(spare, student)
+    assert sorted(p.name for p in student.iterdir()) == ["a.py", "b.py", "c.py"]
+    assert [p.name for p in spare.iterdir()] == []
+    assert (student / moves[0]).read_text() == moves[0]
 
 
 def test_only_folders_of_spares_whose_app_is_gone_are_removed(tmp_path):

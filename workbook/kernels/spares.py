@@ -102,17 +102,29 @@ def adopt_folder(spare_folder: Path, student_folder: Path) -> None:
     The student's files are moved (renamed, same filesystem) into the spare's folder, which
     then takes the student folder's name. Where a name exists in both, the student's file
     wins: the spare's copy was made by the warm-up, never by a student.
+
+    Raises:
+        OSError: a move failed; the files already moved are back in the student's folder
+            (the caller then starts a fresh kernel there, and the spare's folder is removed).
     """
-    if student_folder.exists():
-        for entry in list(student_folder.iterdir()):
-            target = spare_folder / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-            entry.rename(target)
-        student_folder.rmdir()
-    spare_folder.rename(student_folder)
+    moved: list[str] = []
+    try:
+        if student_folder.exists():
+            for entry in list(student_folder.iterdir()):
+                target = spare_folder / entry.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+                entry.rename(target)
+                moved.append(entry.name)
+            student_folder.rmdir()
+        spare_folder.rename(student_folder)
+    except OSError:
+        student_folder.mkdir(mode=0o700, exist_ok=True)
+        for name in moved:
+            (spare_folder / name).rename(student_folder / name)
+        raise
 
 
 class SparePool:
