@@ -138,7 +138,7 @@ def _sandbox_problem() -> str | None:
     from workbook.kernels import sandbox
 
     try:
-        sandbox.check_available()
+        sandbox.check_available(Settings().sandbox_uid)
     except sandbox.SandboxUnavailable as exc:
         return str(exc)
     return None

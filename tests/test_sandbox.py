@@ -222,7 +222,11 @@ def test_hosted_mode_refuses_to_start_without_bubblewrap(monkeypatch, tmp_path):
 @pytest.mark.parametrize("as_root", [True, False])
 def test_sandbox_command_hides_the_repository_and_the_network(tmp_path, as_root):
     argv = sandbox.bwrap_argv(
-        ["python"], home=tmp_path / "h", ipc_dir=tmp_path / "ipc", as_root=as_root
+        ["python"],
+        home=tmp_path / "h",
+        ipc_dir=tmp_path / "ipc",
+        sandbox_uid=65534,
+        as_root=as_root,
     )
     assert "--unshare-net" in argv and "--share-net" not in argv
     assert "--die-with-parent" in argv

@@ -75,7 +75,7 @@ class Workbook:
             from workbook.kernels.sandbox import check_available
 
             try:
-                check_available()
+                check_available(self.settings.sandbox_uid)
             except KernelError as exc:
                 raise WorkbookError(str(exc)) from exc
 

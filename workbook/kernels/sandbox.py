@@ -116,8 +116,8 @@ def bwrap_argv(
     *,
     home: Path,
     ipc_dir: Path,
+    sandbox_uid: int,
     readonly: Sequence[Path] = (),
-    sandbox_uid: int = 65534,
     tmp_mb: int = 256,
     as_root: bool | None = None,
 ) -> list[str]:
@@ -264,8 +264,14 @@ def _probe(sandbox_uid: int) -> str | None:
     return None
 
 
-def check_available(sandbox_uid: int = 65534) -> None:
+def check_available(sandbox_uid: int) -> None:
     """Refuse hosted mode unless kernels can really be sandboxed and bounded.
+
+    Both checks run once per process (every kernel start asks again).
+
+    Args:
+        sandbox_uid: the host uid kernels run as when the app runs as root
+            (``Settings.sandbox_uid``).
 
     Raises:
         SandboxUnavailable: with the reason and what to do about it.
@@ -274,7 +280,16 @@ def check_available(sandbox_uid: int = 65534) -> None:
     if reason is not None:
         raise SandboxUnavailable(f"Hosted mode cannot start: {reason}.")
     if runs_as_root():
-        try:
-            limits.Cgroups(memory_mb=256, max_procs=1, cpus=1).remove()
-        except limits.CgroupsUnavailable as exc:
-            raise SandboxUnavailable(str(exc)) from None
+        reason = _cgroups_problem()
+        if reason is not None:
+            raise SandboxUnavailable(reason)
+
+
+@functools.cache
+def _cgroups_problem() -> str | None:
+    """Create and remove a throw-away cgroup once per process; why it failed, or ``None``."""
+    try:
+        limits.Cgroups(memory_mb=256, max_procs=1, cpus=1).remove()
+    except limits.CgroupsUnavailable as exc:
+        return str(exc)
+    return None
