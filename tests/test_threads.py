@@ -40,7 +40,7 @@ class FakeKernel:
     """Runs the grant snippet in a namespace of its own, like a kernel would."""
 
     def __init__(self, torch_module=None) -> None:
-        self.pid = 123
+        self.starts = 1
         self.sent: list[str] = []
         self.torch = torch_module
 
@@ -81,9 +81,33 @@ def test_grant_asks_the_kernel_only_when_its_share_changes():
     assert threads.grant(kernel, 2) and torch.threads == 2
     assert not threads.grant(kernel, 2)
     assert threads.grant(kernel, 1) and torch.threads == 1
-    kernel.pid = 456  # restarted: its environment's one thread again, so ask again
+    kernel.starts += 1  # restarted: its environment's one thread again, so ask again
     assert threads.grant(kernel, 1)
     assert len(kernel.sent) == 3
+
+
+def test_a_gateway_kernel_that_was_replaced_is_told_its_threads_again(monkeypatch):
+    from workbook.kernels.gateway import GatewayKernel
+
+    kernel = GatewayKernel("ada", Settings(kernel_gateway="http://127.0.0.1:9"))
+    # A gateway that starts a new kernel on every POST; no socket, the kernel answers at once.
+    answers = iter([{"id": "first"}, {"id": "second"}])
+    monkeypatch.setattr(
+        kernel._rest,
+        "call",
+        lambda method, *_a, **_k: (201, next(answers)) if method == "POST" else (204, None),
+    )
+    monkeypatch.setattr(kernel, "_connect", lambda: None)
+    monkeypatch.setattr(kernel, "_wait_ready", lambda: None)
+    torch = FakeTorch()
+    monkeypatch.setattr(kernel, "inspect", FakeKernel(torch).inspect)
+    kernel._start_fresh()
+    assert threads.grant(kernel, 2) and torch.threads == 2
+    assert not threads.grant(kernel, 2)
+    torch.threads = 1
+    kernel._start_fresh()  # replaced (it died or ignored an interrupt): one thread again
+    assert kernel.kernel_id == "second"
+    assert threads.grant(kernel, 2) and torch.threads == 2
 
 
 def test_grant_before_torch_is_imported_changes_nothing_and_asks_again_later():

@@ -57,6 +57,9 @@ class GatewayProcess:
         self._kernel_id: str | None = None
         self._channels: Channels | None = None
         self._notice = ""  # said with the next run's result (the kernel was replaced)
+        # How many times a kernel was started or restarted on the gateway: what it was told
+        # before (its torch threads, see workbook.kernels.threads) does not hold for the next.
+        self.starts = 0
 
     # ----------------------------------------------------------------- life cycle
     @property
@@ -135,6 +138,7 @@ class GatewayProcess:
         except KernelError:
             self._stop()
             raise
+        self.starts += 1
         self.last_used = time.monotonic()
 
     def _connect(self) -> None:
@@ -221,6 +225,7 @@ class GatewayProcess:
                         self._channels.close()
                     self._connect()
                 self._wait_ready()
+                self.starts += 1
             except (_KernelGone, KernelError):
                 self._start_fresh()
             self.last_used = time.monotonic()

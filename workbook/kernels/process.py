@@ -112,6 +112,9 @@ class KernelProcess:
         self._cgroups: limits.Cgroups | None = None
         self._oom_seen = 0
         self._guard: limits.Guard | None = None
+        # How many times a kernel process was started: what it was told before (its torch
+        # threads, see workbook.kernels.threads) does not hold for the next one.
+        self.starts = 0
         # Told to the student on their next run: why their variables are gone.
         self.pending_notice = ""
 
@@ -254,6 +257,7 @@ class KernelProcess:
                 sandbox.lock_folder(self._ipc_dir)
             if self._guard is not None:
                 self._guard.ready()
+            self.starts += 1
             self.last_used = time.monotonic()
 
     def _sandbox_argv(self, connection_file: str, limits_args: list[str], popen: dict) -> list[str]:

@@ -86,8 +86,8 @@ def configure_app() -> int:
     return threads
 
 
-# What each kernel was last told, keyed by the kernel object and its process id (a restarted
-# kernel starts again from its environment's one thread).
+# What each kernel was last told, keyed by the kernel object and its start count (a restarted
+# or replaced kernel, local or on a gateway, starts again from its environment's one thread).
 _granted: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = weakref.WeakKeyDictionary()
 
 # Runs in the student's kernel, silently, binding only the name inspect() pops again. It does
@@ -103,12 +103,13 @@ def grant(kernel: Any, threads: int) -> bool:
     """Let the kernel's torch use ``threads`` threads for the run about to start.
 
     Sends one silent request, and only when the share differs from what this kernel was last
-    told. Works with any kernel offering ``inspect`` (a gateway kernel too).
+    told since its last (re)start. Works with any kernel offering ``inspect`` and ``starts``
+    (a gateway kernel too).
 
     Returns:
         Whether a request was sent.
     """
-    ident = getattr(kernel, "pid", None)
+    ident = getattr(kernel, "starts", None)
     if _granted.get(kernel) == (ident, threads):
         return False
     applied = kernel.inspect(_GRANT_CODE.format(n=int(threads)), timeout=10)
