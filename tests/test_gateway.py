@@ -187,3 +187,36 @@ def test_students_own_errors_get_no_model_message():
     assert (
         model_missing_message(_error("FileNotFoundError", "'data.csv'", ["open('data.csv')"])) == ""
     )
+
+
+@pytest.mark.parametrize(
+    ("ename", "evalue", "words"),
+    [
+        ("MemoryError", "", "more memory than the 900 MB"),
+        (
+            "RuntimeError",
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
+            "you tried to allocate 8000000000 bytes.",
+            "more memory than the 900 MB",
+        ),
+        ("CellCPUTimeExceeded", "", "more than 30 s of CPU time"),
+    ],
+)
+def test_a_gateway_cell_stopped_by_a_limit_gets_the_local_kernels_message(
+    tmp_path, monkeypatch, ename, evalue, words
+):
+    from workbook.kernels.collector import Collector
+
+    settings = Settings(
+        kernel_gateway="http://127.0.0.1:9", kernel_memory_mb=900, kernel_cell_cpu_s=30
+    )
+    reply = {"status": "error", "ename": ename, "evalue": evalue, "traceback": []}
+    remote = GatewayKernel("ada", settings)
+    monkeypatch.setattr(remote, "_run", lambda *_a, **_k: (Collector(0), reply, "error"))
+    local = StudentKernel("ada", settings, cwd=tmp_path)
+    monkeypatch.setattr(local, "is_alive", lambda: True)
+    monkeypatch.setattr(local, "_run", lambda *_a, **_k: (Collector(0), reply, "error", None))
+    there, here = remote.execute("x = big()"), local.execute("x = big()")
+    assert there.status == here.status == "error"
+    assert words in there.message and "variables are kept" in there.message
+    assert there.message == here.message

@@ -44,7 +44,13 @@ from workbook.kernels.collector import Collector, error_output
 from workbook.kernels.errors import KernelError
 from workbook.kernels.gateway_process import POLL_S, GatewayProcess
 from workbook.kernels.gateway_protocol import UNREACHABLE, GatewayUnavailable, SocketClosed
-from workbook.kernels.notices import CUT_OFF, model_missing_message, with_truncation_note
+from workbook.kernels.notices import (
+    CUT_OFF,
+    cell_error_message,
+    death_notice,
+    model_missing_message,
+    with_truncation_note,
+)
 from workbook.kernels.result import INSPECT_EXPRESSION, ExecutionResult, Status, inspection_value
 
 __all__ = ["GatewayKernel", "GatewayUnavailable", "UNREACHABLE"]
@@ -171,7 +177,9 @@ class GatewayKernel(GatewayProcess):
             message = ""
             if status == "error":
                 error = error_output(collector, reply)
-                message = self._error_message(error)
+                message = cell_error_message(self.settings, error)
+                if not message and error is not None:
+                    message = model_missing_message(error)  # the server's set-up, not theirs
             elif status == "timeout":
                 message = (
                     f"This cell ran longer than {limit:g} s and was interrupted. Variables "
@@ -185,10 +193,7 @@ class GatewayKernel(GatewayProcess):
                     )
                     status = "timeout"
                 else:
-                    message = (
-                        "Your kernel stopped unexpectedly (it may have run out of memory or "
-                        "crashed) and has been restarted. Run the cells above again."
-                    )
+                    message = death_notice(self.settings, "", while_idle=False)
                 self._start_fresh()
             if collector.truncated:
                 message = with_truncation_note(message, self.settings)
@@ -198,23 +203,6 @@ class GatewayKernel(GatewayProcess):
                 status=status,
                 message=" ".join(part for part in (notice, message) if part),
             )
-
-    def _error_message(self, error: dict | None) -> str:
-        """Plain words for errors that are the server's limits or set-up, not the student's."""
-        if error is None:
-            return ""
-        ename = error.get("ename", "")
-        if ename == "CellCPUTimeExceeded":
-            return (
-                f"This cell used more than {self.settings.kernel_cell_cpu_s} s of CPU "
-                "time and was stopped. Your variables are kept."
-            )
-        if ename == "MemoryError":
-            return (
-                f"This cell needed more memory than the {self.settings.kernel_memory_mb} "
-                "MB a kernel may use. Your variables are kept."
-            )
-        return model_missing_message(error)
 
     def inspect(self, code: str, timeout: float | None = None) -> Any:
         """Run ``code`` silently and return the JSON value it binds to ``__workbook_result__``.

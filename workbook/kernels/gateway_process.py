@@ -27,7 +27,7 @@ from workbook.kernels.gateway_protocol import (
     SocketRefused,
     reason,
 )
-from workbook.kernels.notices import LOST_WHILE_IDLE, idle_cull_notice
+from workbook.kernels.notices import LOST_WHILE_IDLE, SERVER_BUSY, idle_cull_notice
 
 __all__ = ["POLL_S", "GatewayProcess"]
 
@@ -112,9 +112,7 @@ class GatewayProcess:
         # Kernel and Enterprise Gateway answer 403 when they run as many kernels as they may
         # (a wrong token is 401).
         if status == 403:
-            raise ServerBusy(
-                "The server is busy: all student kernels are in use. Please try again in a minute."
-            )
+            raise ServerBusy(SERVER_BUSY)
         if status == 401:
             raise KernelDied(
                 "The kernel server refused the app's credentials, so no kernel can start. "

@@ -17,7 +17,7 @@ from typing import Any
 from workbook.kernels.cell_clock import WALL_BACKSTOP_FACTOR, CellClock
 from workbook.kernels.collector import Collector, error_output
 from workbook.kernels.errors import KernelError
-from workbook.kernels.notices import is_memory_error, over_limit, with_truncation_note
+from workbook.kernels.notices import cell_error_message, over_limit, with_truncation_note
 from workbook.kernels.process import KernelProcess
 from workbook.kernels.result import (
     INSPECT_EXPRESSION,
@@ -168,19 +168,7 @@ class StudentKernel(KernelProcess):
                 count = reply["execution_count"]
             message = ""
             if status == "error":
-                error = error_output(collector, reply)
-                if error is not None and error["ename"] == "CellCPUTimeExceeded":
-                    message = (
-                        f"This cell used more than {self.settings.kernel_cell_cpu_s} s of CPU "
-                        "time and was stopped. Your variables are kept."
-                    )
-                elif error is not None and is_memory_error(error):
-                    message = (
-                        f"This cell needed more memory than the {self.settings.kernel_memory_mb} "
-                        "MB a kernel may use, so it stopped. Your variables are kept. Delete "
-                        "large variables you no longer need (`del name`), or restart the "
-                        "kernel and run the cells above again."
-                    )
+                message = cell_error_message(self.settings, error_output(collector, reply))
             elif status == "timeout":
                 message = (
                     f"{over_limit(stopped_by, limit)} and was interrupted. Variables set "

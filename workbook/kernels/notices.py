@@ -1,9 +1,12 @@
 """What a student reads when their kernel was stopped or a limit cut a cell short.
 
-Local kernels: why a kernel died (the limit that stopped it, see :mod:`workbook.kernels.limits`),
-that an idle kernel was shut down, that a cell ran over its time, ran out of memory or printed
-more than a cell may show. Gateway kernels: a broken connection, a kernel the gateway lost,
-and a kernel host without the course's model. Each message says what to do next.
+Every kernel, local or on a gateway, says these the same way: that it died (for a local
+kernel, which limit stopped it, see :mod:`workbook.kernels.limits`), that an idle kernel was
+shut down, that every kernel slot is taken, that a cell used up its CPU time or memory or
+printed more than a cell may show. A cell over its time limit: local kernels only, where the
+limit counts the time the cell had. Gateway kernels only: a broken connection, a kernel the
+gateway lost, and a kernel host without the course's model. Each message says what to do
+next.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ __all__ = [
     "CUT_OFF",
     "LOST_WHILE_IDLE",
     "MODEL_MISSING",
+    "SERVER_BUSY",
+    "cell_error_message",
     "death_notice",
     "idle_cull_notice",
     "is_memory_error",
@@ -27,6 +32,9 @@ __all__ = [
     "over_limit",
     "with_truncation_note",
 ]
+
+
+SERVER_BUSY = "The server is busy: all student kernels are in use. Please try again in a minute."
 
 
 def death_notice(settings: Settings, reason: str, *, while_idle: bool) -> str:
@@ -109,6 +117,33 @@ def is_memory_error(error: Mapping[str, Any]) -> bool:
     return error.get("ename") in ("RuntimeError", "OSError") and bool(
         _MEMORY_ERROR.search(str(error.get("evalue", "")))
     )
+
+
+def cell_error_message(settings: Settings, error: Mapping[str, Any] | None) -> str:
+    """Plain words for a cell that failed on one of the kernel's limits, else ``""``.
+
+    Args:
+        settings: the limits the words name.
+        error: the cell's nbformat ``error`` output (``None``: it had none).
+
+    Returns:
+        The message for a cell stopped by its CPU time limit or out of memory; ``""`` for
+        the student's own errors (their traceback says what went wrong).
+    """
+    if error is None:
+        return ""
+    if error.get("ename") == "CellCPUTimeExceeded":
+        return (
+            f"This cell used more than {settings.kernel_cell_cpu_s} s of CPU time and was "
+            "stopped. Your variables are kept."
+        )
+    if is_memory_error(error):
+        return (
+            f"This cell needed more memory than the {settings.kernel_memory_mb} MB a kernel "
+            "may use, so it stopped. Your variables are kept. Delete large variables you no "
+            "longer need (`del name`), or restart the kernel and run the cells above again."
+        )
+    return ""
 
 
 def with_truncation_note(message: str, settings: Settings) -> str:

@@ -20,6 +20,7 @@ from workbook.kernels import limits, sandbox, spares, threads
 from workbook.kernels.errors import KernelError, ServerBusy
 from workbook.kernels.gateway import GatewayKernel
 from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.notices import SERVER_BUSY
 
 __all__ = ["KernelPool"]
 
@@ -150,10 +151,7 @@ class KernelPool:
                 if len(self._kernels) >= self.settings.max_kernels:
                     self._cull_locked()
                 if len(self._kernels) >= self.settings.max_kernels:
-                    raise ServerBusy(
-                        "The server is busy: all student kernels are in use. Please try again "
-                        "in a minute."
-                    )
+                    raise ServerBusy(SERVER_BUSY)
                 kernel = self._take_spare(user_id)
                 if kernel is None:
                     if len(self._kernels) + len(self._spares) >= self.settings.max_kernels:
