@@ -180,6 +180,34 @@ def test_idle_kernels_are_culled_to_make_room(tmp_path):
         pool.shutdown_all()
 
 
+def test_the_kernel_process_is_found_once_per_start_not_on_every_run(tmp_path, monkeypatch):
+    from workbook.kernels import cell_clock, threads
+    from workbook.kernels.kernel import StudentKernel
+
+    found: list[int | None] = []
+    real = cell_clock.kernel_process
+
+    def counting(pid: int | None) -> int | None:
+        found.append(real(pid))
+        return found[-1]
+
+    monkeypatch.setattr(cell_clock, "kernel_process", counting)
+    kernel = StudentKernel("kim", Settings(work_dir=tmp_path), cwd=tmp_path / "kim")
+    try:
+        kernel.start()
+        for code in ("1", "2", "3"):
+            assert kernel.execute(code).status == "ok"
+        assert kernel.inspect("__workbook_result__ = 7") == 7
+        threads.grant(kernel, 1)
+        # Unsandboxed, the process the app started is the kernel itself.
+        assert found == [kernel.pid]
+        kernel.restart()
+        assert kernel.execute("4").status == "ok"
+        assert len(found) == 2 and found[1] == kernel.pid != found[0]
+    finally:
+        kernel.shutdown()
+
+
 def test_bad_user_ids_are_refused(pool):
     with pytest.raises(KernelError):
         pool.kernel_for("../etc")

@@ -31,7 +31,9 @@ def kernel_process(pid: int | None) -> int | None:
     """The pid of the Python process running the kernel started as ``pid``.
 
     Unsandboxed, ``pid`` is that process; in hosted mode it is bubblewrap, and the kernel is
-    a descendant (seen from the app under its host pid).
+    a descendant (seen from the app under its host pid). A scan of the process table: a
+    kernel asks once per start (:class:`workbook.kernels.process.KernelProcess`), and the
+    cell clock and the watchdog (:class:`workbook.kernels.limits.Guard`) use that answer.
     """
     if pid is None:
         return None
@@ -67,11 +69,11 @@ class CellClock:
     """Seconds one cell has had, started when the kernel is asked to run it.
 
     Args:
-        pid: the kernel's process id as the app started it (``None``: wall time only).
+        kernel_pid: the pid of the Python process running the kernel, as
+            :func:`kernel_process` found it when the kernel started (``None``: wall time only).
     """
 
-    def __init__(self, pid: int | None) -> None:
-        kernel_pid = kernel_process(pid)
+    def __init__(self, kernel_pid: int | None) -> None:
         self._schedstat = Path(f"/proc/{kernel_pid}/schedstat") if kernel_pid is not None else None
         self._started = time.monotonic()
         self._wait_at_start = _wait_ns(self._schedstat)

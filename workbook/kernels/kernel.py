@@ -85,7 +85,7 @@ class StudentKernel(KernelProcess):
             user_expressions=expressions,
             allow_stdin=False,
         )
-        clock = CellClock(self.pid)
+        clock = CellClock(self._kernel_pid)
         collector = Collector(self.settings.cell_max_output_kb * 1024)
         stopped_by: StopReason | None = None
         interrupted_at = 0.0

@@ -166,7 +166,6 @@ class _Proc:
     ppid: int
     comm: str
     state: str  # R = running or waiting for a CPU
-    start: int  # clock ticks after boot
     cpu_ticks: int  # user + system
 
 
@@ -191,7 +190,6 @@ def _processes() -> dict[int, _Proc]:
             ppid=int(fields[1]),
             comm=head.partition("(")[2],
             state=fields[0],
-            start=int(fields[19]),
             cpu_ticks=int(fields[11]) + int(fields[12]),
         )
     return table
@@ -274,6 +272,8 @@ class Guard:
         memory_mb: ceiling for the whole sandbox, enforced here only when ``check_memory``.
         home_mb, home_files: quota on the home folder.
         check_memory: ``False`` when a memory cgroup enforces the ceiling already.
+        kernel_pid: the kernel's own process (told by :meth:`ready`).
+        kernel_cpu_s: the CPU seconds the kernel's process has used.
     """
 
     root_pid: int
@@ -308,9 +308,15 @@ class Guard:
                 self._idle_since = time.monotonic()
                 self._idle_burn.clear()
 
-    def ready(self) -> None:
-        """The kernel has started: from now on, CPU used between cells is watched."""
+    def ready(self, kernel_pid: int | None) -> None:
+        """The kernel has started: from now on, CPU used between cells is watched.
+
+        Args:
+            kernel_pid: the kernel's own process in the sandbox (as
+                :func:`workbook.kernels.cell_clock.kernel_process` found it), if found.
+        """
         with self._lock:
+            self.kernel_pid = kernel_pid
             self._busy -= 1
             self._idle_since = time.monotonic()
 
@@ -332,13 +338,6 @@ class Guard:
         if not procs:
             return
         inside = [p for p in procs if p.pid != self.root_pid]
-        if self.kernel_pid is None:
-            # The kernel is the sandbox's first process that is not bubblewrap itself
-            # (setpriv execs into the inner bubblewrap, so it never shows up as such).
-            alive = (p for p in inside if p.comm != "bwrap" and p.state != "Z")
-            candidates = sorted(alive, key=lambda p: p.start)
-            if candidates:
-                self.kernel_pid = candidates[0].pid
         if self.kernel_pid in table:
             self.kernel_cpu_s = table[self.kernel_pid].cpu_ticks / _CLK_TCK
         if self.check_memory:

@@ -30,7 +30,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import limits, sandbox
+from workbook.kernels import cell_clock, limits, sandbox
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice
 
@@ -112,6 +112,9 @@ class KernelProcess:
         self._cgroups: limits.Cgroups | None = None
         self._oom_seen = 0
         self._guard: limits.Guard | None = None
+        # The Python process running the kernel (inside bubblewrap in hosted mode), found
+        # once per start: the cell clock reads its CPU wait, the watchdog its CPU time.
+        self._kernel_pid: int | None = None
         # How many times a kernel process was started: what it was told before (its torch
         # threads, see workbook.kernels.threads) does not hold for the next one.
         self.starts = 0
@@ -255,8 +258,9 @@ class KernelProcess:
                         ) from None
             if s.sandbox:
                 sandbox.lock_folder(self._ipc_dir)
+            self._kernel_pid = cell_clock.kernel_process(self._proc.pid)
             if self._guard is not None:
-                self._guard.ready()
+                self._guard.ready(self._kernel_pid)
             self.starts += 1
             self.last_used = time.monotonic()
 
@@ -340,6 +344,7 @@ class KernelProcess:
                 self._proc.wait(timeout=10)
             self._proc = None
         self._guard = None
+        self._kernel_pid = None
         for fd in (self._lifeline_w, self._stderr_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
