@@ -9,6 +9,7 @@ notice (:mod:`workbook.kernels.notices`) for the student's next run.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import re
 import threading
 import time
@@ -145,20 +146,24 @@ class KernelPool:
         """
         if not _USER_ID.match(user_id):
             raise KernelError(f"Cannot start a kernel for user id {user_id!r}.")
-        with self._lock:
-            kernel = self._kernels.get(user_id)
-            if kernel is None:
-                if len(self._kernels) >= self.settings.max_kernels:
-                    self._cull_locked()
-                if len(self._kernels) >= self.settings.max_kernels:
-                    raise ServerBusy(SERVER_BUSY)
-                kernel = self._take_spare(user_id)
+        culled: list[StudentKernel] = []
+        try:
+            with self._lock:
+                kernel = self._kernels.get(user_id)
                 if kernel is None:
-                    if len(self._kernels) + len(self._spares) >= self.settings.max_kernels:
-                        self._spares.release_one()
-                    kernel = self._new_kernel(user_id)
-                kernel.pending_notice = self._notices.pop(user_id, "")
-                self._kernels[user_id] = kernel  # reserve the slot before the slow start
+                    if len(self._kernels) >= self.settings.max_kernels:
+                        culled = self._take_culled_locked()
+                    if len(self._kernels) >= self.settings.max_kernels:
+                        raise ServerBusy(SERVER_BUSY)
+                    kernel = self._take_spare(user_id)
+                    if kernel is None:
+                        if len(self._kernels) + len(self._spares) >= self.settings.max_kernels:
+                            self._spares.release_one()
+                        kernel = self._new_kernel(user_id)
+                    kernel.pending_notice = self._notices.pop(user_id, "")
+                    self._kernels[user_id] = kernel  # reserve the slot before the slow start
+        finally:
+            _stop_culled(culled)  # outside the pool's lock: a stop may take seconds
         with kernel.lock:
             if not kernel.is_alive():
                 try:
@@ -203,22 +208,24 @@ class KernelPool:
                 return old
         return spare
 
-    def _cull_locked(self) -> list[str]:
+    def _take_culled_locked(self) -> list[StudentKernel]:
+        """Take the kernels idle too long (or dead) out of the pool; the caller holds ``_lock``.
+
+        Each kernel returned is still locked by this thread, so nothing runs or restarts it
+        before the caller stops it with :func:`_stop_culled`, after letting go of ``_lock``.
+        """
         now = time.monotonic()
         culled = []
         for user_id, kernel in list(self._kernels.items()):
             idle = now - kernel.last_used > self.settings.kernel_idle_s
             # A kernel busy running a cell holds its lock: never cull it.
             if (idle or not kernel.is_alive()) and kernel.lock.acquire(blocking=False):
-                try:
-                    if kernel._proc is None and not idle:
-                        continue  # being started right now by kernel_for
-                    self._notices[user_id] = kernel.cull_notice(idle=idle)
-                    kernel._stop()
-                    del self._kernels[user_id]
-                    culled.append(user_id)
-                finally:
+                if kernel._proc is None and not idle:
                     kernel.lock.release()
+                    continue  # being started right now by kernel_for
+                self._notices[user_id] = kernel.cull_notice(idle=idle)
+                del self._kernels[user_id]
+                culled.append(kernel)
         return culled
 
     def cull_idle(self) -> list[str]:
@@ -228,7 +235,9 @@ class KernelPool:
             The user ids whose kernels were shut down.
         """
         with self._lock:
-            return self._cull_locked()
+            culled = self._take_culled_locked()
+        _stop_culled(culled)
+        return [kernel.user_id for kernel in culled]
 
     def running(self) -> list[str]:
         """The user ids that currently have a kernel."""
@@ -243,3 +252,12 @@ class KernelPool:
             self._kernels.clear()
         for kernel in kernels:
             kernel.shutdown()
+
+
+def _stop_culled(culled: list[StudentKernel]) -> None:
+    """Stop kernels taken out by :meth:`KernelPool._take_culled_locked`, then unlock them."""
+    with contextlib.ExitStack() as held:
+        for kernel in culled:
+            held.callback(kernel.lock.release)
+        for kernel in culled:
+            kernel._stop()
