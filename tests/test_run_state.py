@@ -109,3 +109,34 @@ def test_preload_loads_the_reference_model_and_starts_the_spares_in_the_backgrou
     wb.preload()  # only the first call starts anything
     assert configured.wait(10) and loaded.wait(10) and spares_started.wait(10)
     assert [t.name for t in threading.enumerate()].count("workbook-preload") <= 1
+
+
+class _RunsOnRelease:
+    """The run queue's lock; the first time a reader lets go of it, the waiting run is let in
+    and finishes, as it may between two reads of the page's poll."""
+
+    def __init__(self, queue) -> None:
+        self.inner = threading.Condition()
+        self.queue = queue
+        self.moved = False
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, *exc):
+        done = self.inner.__exit__(*exc)
+        if not self.moved and self.queue._waiting:
+            self.moved = True
+            ticket = self.queue._waiting.popleft()
+            ticket.running = True  # admitted, then done: in neither list any more
+        return done
+
+
+def test_run_state_reads_the_queue_at_one_moment(tmp_path):
+    from workbook.kernels.run_queue import Ticket
+
+    wb = Workbook(Settings(db_path=tmp_path / "wb.db", work_dir=tmp_path / "k", run_slots=1))
+    wb.run_queue._waiting.append(Ticket("7", 1, since=123.0))
+    wb.run_queue._cond = _RunsOnRelease(wb.run_queue)
+    # What the queue held when it was read: 1st in line, not half of it and half of later.
+    assert wb.run_state(7) == RunState(state="queued", position=1, since=123.0)

@@ -362,14 +362,13 @@ class Workbook:
         A run that is still getting its kernel (a start, or another tab's cell holding it)
         counts as running from the moment it was asked for.
         """
-        ticket = self.run_queue.ticket(user_id)
+        ticket, position = self.run_queue.standing(user_id)  # both at one moment
         if ticket is None:
             with self._running_lock:
                 since = self._running_since.get(user_id)
             if since is None:
                 return RunState(state="idle", position=None, since=None)
             return RunState(state="running", position=0, since=since)
-        position = self.run_queue.position(user_id)
         return RunState(
             state="running" if ticket.running else "queued", position=position, since=ticket.since
         )

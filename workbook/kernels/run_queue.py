@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["RunQueue", "Ticket"]
 
@@ -82,16 +82,26 @@ class RunQueue:
                 self._running.remove(ticket)
                 self._cond.notify_all()
 
-    def position(self, user_id: str | int) -> int | None:
-        """0 when the student's run is running, k >= 1 when k-th in line, None otherwise."""
+    def standing(self, user_id: str | int) -> tuple[Ticket | None, int | None]:
+        """Where the student stands, read at one moment: a copy of their ticket, and its place.
+
+        Returns:
+            The ticket (the running one first; a copy, so it does not change afterwards)
+            and 0 when it runs, k >= 1 when k-th in line; ``(None, None)`` when not queued.
+        """
         user_id = str(user_id)
         with self._cond:
-            if any(t.user_id == user_id for t in self._running):
-                return 0
+            for ticket in self._running:
+                if ticket.user_id == user_id:
+                    return replace(ticket), 0
             for place, ticket in enumerate(self._waiting, start=1):
                 if ticket.user_id == user_id:
-                    return place
-            return None
+                    return replace(ticket), place
+            return None, None
+
+    def position(self, user_id: str | int) -> int | None:
+        """0 when the student's run is running, k >= 1 when k-th in line, None otherwise."""
+        return self.standing(user_id)[1]
 
     def ticket(self, user_id: str | int) -> Ticket | None:
         """The student's ticket (the running one first), or None when not queued."""
