@@ -49,18 +49,6 @@ class Figures:
 
 
 # --- measuring the machine ---------------------------------------------------------------------
-def _pss_mb(pid: int) -> float:
-    """Proportional memory of one process (smaps_rollup: cheap, shared pages split)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 class Sampler:
     """Samples the app's process tree (memory) and the machine (CPU) every ``every_s``."""
 
@@ -76,11 +64,14 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
 
     def _loop(self) -> None:
+        from workbook.kernels.limits import _pss_bytes
+
         me = self._psutil.Process()
         self._psutil.cpu_percent(None)
         while not self._stop.wait(self.every_s):
             tree = [me, *me.children(recursive=True)]
-            pss = sum(_pss_mb(p.pid) for p in tree)
+            # PSS (smaps_rollup: cheap, shared pages split), as the sandbox watchdog reads it.
+            pss = sum(_pss_bytes(p.pid) for p in tree) / 2**20
             self.peak_pss_mb = max(self.peak_pss_mb, pss)
             self.peak_kernels = max(self.peak_kernels, len(tree) - 1)
             self.cpu.append(self._psutil.cpu_percent(None))

@@ -80,11 +80,6 @@ class CellClock:
         if self._wait_at_start is None:
             self._schedstat = None
 
-    @property
-    def counts_waiting(self) -> bool:
-        """False when waiting for a CPU can be told apart (and is left out of :meth:`own`)."""
-        return self._schedstat is None
-
     def wall(self) -> float:
         """Wall-clock seconds since the cell started."""
         return time.monotonic() - self._started

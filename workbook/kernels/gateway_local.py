@@ -37,7 +37,6 @@ __all__ = ["KERNEL_NAME", "LocalGateway", "free_port", "kernelspec", "write_kern
 
 KERNEL_NAME = "workbook"
 _CODE_ROOT = Path(__file__).resolve().parents[2]
-_HERE = Path(__file__).resolve().parent
 
 
 def _default_cache() -> Path:

@@ -284,7 +284,6 @@ class Guard:
     check_memory: bool
     kernel_pid: int | None = None
     kernel_cpu_s: float = 0.0
-    memory_peak_mb: float = 0.0
     _busy: int = 1  # starting up counts as busy, until :meth:`ready`
     _idle_since: float = field(default_factory=time.monotonic)
     _reason: str = ""
@@ -342,7 +341,6 @@ class Guard:
             self.kernel_cpu_s = table[self.kernel_pid].cpu_ticks / _CLK_TCK
         if self.check_memory:
             used_mb = sum(_pss_bytes(p.pid) for p in inside) / 2**20
-            self.memory_peak_mb = max(self.memory_peak_mb, used_mb)
             if used_mb > self.memory_mb:
                 self._stop("memory", procs)
                 return
