@@ -41,7 +41,8 @@ def _complete(wb, email: str) -> int:
     for step in content.steps(wb.settings.model_name):
         run = wb.run_step(user.id, step.id, None if step.given else step.solution)
         if run.result.status != "ok" or (run.check is not None and not run.check.passed):
-            raise RuntimeError(f"{step.id} failed: {run.result.message or run.check.message}")
+            why = run.result.message or (run.check.message if run.check is not None else "")
+            raise RuntimeError(f"{step.id} failed: {why or run.result.status}")
     return user.id
 
 

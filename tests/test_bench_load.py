@@ -33,3 +33,17 @@ def test_percentiles_pick_the_values_students_saw():
     assert load._pct(values, 0.95) == 19.0
     assert load._pct(list(reversed(values)), 0.95) == 19.0
     assert load._row([]) == "-"
+
+
+def test_a_round_that_starts_without_its_spares_says_so(capsys):
+    from types import SimpleNamespace
+
+    wb = SimpleNamespace(
+        settings=SimpleNamespace(spare_kernels=2),
+        kernels=SimpleNamespace(spares_ready=lambda: 1),
+    )
+    assert load._wait_for_spares(wb, timeout_s=0) is False
+    assert "WARNING: only 1 of 2 spare kernels were ready" in capsys.readouterr().out
+    wb.kernels.spares_ready = lambda: 2
+    assert load._wait_for_spares(wb, timeout_s=0) is True
+    assert capsys.readouterr().out == ""
