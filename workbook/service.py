@@ -53,7 +53,7 @@ class Workbook:
         self._kernels_lock = threading.Lock()
         self._store: Store | None = None
         self._kernels: KernelPool | None = None
-        # Cells and checks take a slot each; more than the cores can take wait in line.
+        # One slot per Run covers the cell and its check; runs past the slots wait in line.
         self.run_queue = RunQueue(settings.run_slots)
         self._preloaded = False
         # user id -> time.time() when their current run started, kernel start included

@@ -10,7 +10,8 @@ the kernel's main thread (where IPython runs the cell), from the wall time.
 
 Sleeping (``time.sleep``, waiting for I/O) still counts as the cell's own time: a cell that
 waits forever must still be stopped. Where schedstat cannot be read (another OS, a kernel
-without it, a gateway kernel), the clock is the wall time since the cell was admitted.
+without it), the clock is the wall time since the cell was admitted. Gateway kernels do not
+use this clock: their limit is plain wall time (:mod:`workbook.kernels.gateway`).
 Whatever the clock says, a cell is stopped after :data:`WALL_BACKSTOP_FACTOR` times its limit
 in plain wall time: the backstop for a server so overloaded that a cell never gets to finish.
 """

@@ -3,7 +3,10 @@
 A :class:`GatewayKernel` offers exactly what a local :class:`workbook.kernels.kernel.StudentKernel`
 offers (``execute``, ``inspect``, ``start``, ``restart``, ``shutdown``, ``is_alive``, ``lock``,
 ``last_used``), so Run, Run all above, the checks, timeouts, idle culling and the students'
-messages work unchanged. Only the transport differs:
+messages work unchanged. Besides the transport, one thing differs: a cell's time limit is
+plain wall time from when the cell is sent (the app cannot see how long a kernel on another
+host waited for a CPU, so there is no :class:`~workbook.kernels.cell_clock.CellClock`
+deduction and no separate backstop). The transport:
 
 - **REST** (``/api/kernels``) starts, interrupts, restarts and shuts kernels down.
 - **WebSocket** (``/api/kernels/{id}/channels``) carries the Jupyter messages, in the
