@@ -11,7 +11,8 @@ What the editor sends back:
 
 - a *save* (state ``code``) after a pause in typing, when the cell loses focus, and when the
   tab is hidden or closed: the same moments the text areas' autosave commits elsewhere;
-- a *run* (trigger ``run``, carrying the text) on Shift+Enter or Ctrl/Cmd+Enter.
+- a *run* (trigger ``run``, carrying the text) on Shift+Enter or Ctrl/Cmd+Enter; the text
+  is saved as well, whether or not the run can start.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def code_editor(
     def _on_run() -> None:
         text = st.session_state[editor_key].get("run")
         if isinstance(text, str):
-            st.session_state[key] = text
+            # Save before running: the editor counts a run's text as sent, so a run that is
+            # refused (another still going) must not leave it unsaved. When the run goes
+            # ahead, its own save of the same text adds no revision.
+            _store(text)
             on_run(text)
 
     _editor(
