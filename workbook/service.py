@@ -25,8 +25,6 @@ from workbook.kernels.errors import KernelError
 from workbook.kernels.run_queue import RunQueue
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from lm_engine import LanguageModel
     from workbook.kernels.pool import KernelPool
 
@@ -293,16 +291,14 @@ class Workbook:
         from workbook.exercise import checks
 
         step = content.step(step_id, self.settings.model_name)
+        timeout = self.settings.cell_timeout_s
         if step.given:
-            code = step.starter_code
+            code, timeout = step.starter_code, max(timeout, GIVEN_CELL_TIMEOUT_S)
         elif code is None:
             saved = self.store.cells_for(user_id).get(step_id)
             code = saved.code if saved is not None else step.starter_code
         # Save first: the code is kept even if the kernel fails below.
         self.save_code(user_id, step_id, code)
-        timeout = self.settings.cell_timeout_s
-        if step.given:
-            timeout = max(timeout, GIVEN_CELL_TIMEOUT_S)
         try:
             check = None
             with self._running(user_id), self._admitted(user_id) as kernel:
@@ -311,6 +307,8 @@ class Workbook:
                     check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
+        # Code autosaved while the cell ran (read before the run's revision) stays the latest.
+        typed = self.store.cells_for(user_id)[step_id].code
         self.store.save_cell(
             user_id,
             step_id,
@@ -320,6 +318,8 @@ class Workbook:
             passed=None if check is None else check.passed,
             message=None if check is None else check.message,
         )
+        if typed != code:
+            self.save_code(user_id, step_id, typed)
         return CellRun(step_id=step_id, result=result, check=check)
 
     @contextlib.contextmanager
