@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
 from workbook.config import Settings
-from workbook.errors import SignInThrottled, WorkbookError
+from workbook.errors import SignInThrottled, WorkbookError, wait_words
 from workbook.exercise import content
 from workbook.kernels.errors import KernelError
 from workbook.kernels.run_queue import RunQueue
@@ -195,7 +195,7 @@ class Workbook:
         except ThrottledError as exc:
             raise SignInThrottled(
                 "Too many failed sign-ins for this account. "
-                f"Try again in {_wait_words(exc.retry_after_s)}.",
+                f"Try again in {wait_words(exc.retry_after_s)}.",
                 retry_after_s=exc.retry_after_s,
             ) from exc
         except AuthenticationError as exc:
@@ -439,11 +439,3 @@ def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:
     while True:
         time.sleep(every_s)
         pool.cull_idle()
-
-
-def _wait_words(seconds: int) -> str:
-    """``45`` -> "45 seconds", ``90`` -> "2 minutes" (rounded up: never shorter than needed)."""
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
