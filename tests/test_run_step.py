@@ -74,3 +74,23 @@ def test_a_run_without_edits_meanwhile_adds_only_its_own_revision(tmp_path):
         ("ran = 1", True),
     ]
     assert wb.cells(uid)["step1"].outputs == PRINTED
+
+
+def test_a_cell_that_ran_keeps_its_outputs_when_the_model_for_its_check_cannot_load(
+    tmp_path, monkeypatch
+):
+    from workbook import WorkbookError
+
+    wb, uid = _workbook(tmp_path, FakeKernel(status="ok"))
+
+    def no_model():
+        raise WorkbookError("the model could not be downloaded")
+
+    monkeypatch.setattr(wb, "engine", no_model)
+    run = wb.run_step(uid, "step1", "ran = 1")
+    assert run.check is None
+    assert run.result.status == "ok" and run.result.outputs == PRINTED
+    assert "could not be checked: the model could not be downloaded" in run.result.message
+    saved = wb.cells(uid)["step1"]
+    assert saved.code == "ran = 1" and saved.outputs == PRINTED
+    assert saved.ran_at is not None and saved.passed is None

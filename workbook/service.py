@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -304,7 +304,13 @@ class Workbook:
             with self._running(user_id), self._admitted(user_id) as kernel:
                 result = kernel.execute(code, timeout=timeout)
                 if result.status == "ok" and step.check is not None:
-                    check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
+                    try:
+                        lm = self.engine()
+                    except WorkbookError as exc:  # the cell ran: keep its outputs, unchecked
+                        unchecked = f"Your code ran, but it could not be checked: {exc}."
+                        result = replace(result, message=f"{result.message} {unchecked}".strip())
+                    else:
+                        check = checks.run_check(step, kernel, lm, outputs=result.outputs)
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
         # Code autosaved while the cell ran (read before the run's revision) stays the latest.
