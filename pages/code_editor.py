@@ -13,6 +13,10 @@ What the editor sends back:
   tab is hidden or closed: the same moments the text areas' autosave commits elsewhere;
 - a *run* (trigger ``run``, carrying the text) on Shift+Enter or Ctrl/Cmd+Enter; the text
   is saved as well, whether or not the run can start.
+
+The editor keeps its own text once mounted; it does not follow a save made in another tab
+(the bundle still reads a ``reset`` field that the page never sends: a leftover, to go at
+its next rebuild).
 """
 
 from __future__ import annotations
@@ -112,7 +116,6 @@ def code_editor(
             "code": st.session_state[key],
             "label": label,
             "minLines": min_lines,
-            "reset": 0,
         },
         on_code_change=_on_code,
         on_run_change=_on_run,
