@@ -1,7 +1,9 @@
 """Streamlit entry point: page config, navigation by role, the shared sidebar, then the page.
 
-Run with ``make run`` (or ``streamlit run app.py``). Everything else lives in ``pages/``
-(thin pages) and ``workbook/`` (the logic).
+The server is ``serve.py``, which serves this file (``make run``, or ``streamlit run
+serve.py``). ``streamlit run app.py`` alone shows the app too, but without serve.py's
+cookie route a sign-in is lost on every reload. Everything else lives in ``pages/`` (thin
+pages) and ``workbook/`` (the logic).
 """
 
 from __future__ import annotations

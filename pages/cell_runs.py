@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -34,7 +33,6 @@ class Job:
         current: the cell running now (``None`` before the first and after the last).
         runs: the finished runs so far.
         error: a plain-words message when a run could not happen at all.
-        origin: the browser session that started it (only that one may re-save its text).
     """
 
     id: int
@@ -44,7 +42,6 @@ class Job:
     current: str | None = None
     runs: list[CellRun] = field(default_factory=list)
     error: str | None = None
-    origin: str = ""
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -70,7 +67,6 @@ class Jobs:
         user_id: int,
         step_ids: list[str],
         code: str | None = None,
-        origin: str = "",
     ) -> Job | None:
         """Start running ``step_ids`` for the student, unless a job of theirs still runs.
 
@@ -79,7 +75,6 @@ class Jobs:
             user_id: the student.
             step_ids: the cells to run in order; a run-all stops at the first failure.
             code: the text to run for the *last* cell (``None``: its saved code).
-            origin: an id of the browser session starting it.
 
         Returns:
             The new job, or ``None`` when one is already running for this student.
@@ -88,7 +83,7 @@ class Jobs:
             previous = self._latest.get(user_id)
             if previous is not None and previous.alive:
                 return None
-            job = Job(id=next(_ids), user_id=user_id, step_ids=list(step_ids), origin=origin)
+            job = Job(id=next(_ids), user_id=user_id, step_ids=list(step_ids))
             self._latest[user_id] = job
         threading.Thread(
             target=_work, args=(wb, job, code), name=f"cell-run-{user_id}", daemon=True
@@ -112,33 +107,6 @@ def _work(wb: Workbook, job: Job, code: str | None) -> None:
     finally:
         job.current = None
         job.done.set()
-
-
-def keep_newer_code(wb: Workbook, job: Job, texts: Mapping[str, str | None]) -> list[str]:
-    """Save again what the student typed into a cell while it ran.
-
-    A run saves the code it ran, with its outputs, as the cell's latest revision when it
-    ends; edits made meanwhile were saved before that and would otherwise be shadowed by
-    the older code. Call this once, from the session that started the job (another tab
-    may hold older text).
-
-    Args:
-        wb: the workbook.
-        job: a finished job.
-        texts: step id -> the text the session's editor holds (``None``: no editor).
-
-    Returns:
-        The step ids whose newer text was saved.
-    """
-    saved = wb.cells(job.user_id)
-    kept = []
-    for run in job.runs:
-        text = texts.get(run.step_id)
-        latest = saved.get(run.step_id)
-        if text is not None and latest is not None and text != latest.code:
-            wb.save_code(job.user_id, run.step_id, text)
-            kept.append(run.step_id)
-    return kept
 
 
 def describe(

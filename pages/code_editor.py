@@ -11,7 +11,12 @@ What the editor sends back:
 
 - a *save* (state ``code``) after a pause in typing, when the cell loses focus, and when the
   tab is hidden or closed: the same moments the text areas' autosave commits elsewhere;
-- a *run* (trigger ``run``, carrying the text) on Shift+Enter or Ctrl/Cmd+Enter.
+- a *run* (trigger ``run``, carrying the text) on Shift+Enter or Ctrl/Cmd+Enter; the text
+  is saved as well, whether or not the run can start.
+
+The editor keeps its own text once mounted; it does not follow a save made in another tab
+(the bundle still reads a ``reset`` field that the page never sends: a leftover, to go at
+its next rebuild).
 """
 
 from __future__ import annotations
@@ -98,7 +103,10 @@ def code_editor(
     def _on_run() -> None:
         text = st.session_state[editor_key].get("run")
         if isinstance(text, str):
-            st.session_state[key] = text
+            # Save before running: the editor counts a run's text as sent, so a run that is
+            # refused (another still going) must not leave it unsaved. When the run goes
+            # ahead, its own save of the same text adds no revision.
+            _store(text)
             on_run(text)
 
     _editor(
@@ -108,7 +116,6 @@ def code_editor(
             "code": st.session_state[key],
             "label": label,
             "minLines": min_lines,
-            "reset": 0,
         },
         on_code_change=_on_code,
         on_run_change=_on_run,

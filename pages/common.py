@@ -20,13 +20,13 @@ from workbook.web import (
     HANDOFF,
     SESSION_COOKIE,
     Cookie,
+    is_token,
 )
 
 USER_KEY = "auth:user_id"
 ACTIVE_KEY = "auth:last_active"
 TOKEN_KEY = "auth:token"
 COOKIE_KEY = "auth:cookie"  # a cookie change waiting to be sent to the browser
-COOKIE_NAME = SESSION_COOKIE
 
 # Trades a one-time code for the sign-in cookies: the server's answer sets them HttpOnly
 # (see workbook/web/sign_in_cookies.py), so no script in the page ever holds the session token.
@@ -103,7 +103,7 @@ def current_user() -> User | None:
     wb = get_workbook()
     user_id = st.session_state.get(USER_KEY)
     if user_id is None:
-        token = st.context.cookies.get(COOKIE_NAME)
+        token = st.context.cookies.get(SESSION_COOKIE)
         user = wb.session_user(token) if token else None
         if user is None:
             return None
@@ -164,10 +164,7 @@ def sign_in(user: User, *, browser: str | None = None) -> None:
 def _browser_cookie() -> str | None:
     """This browser's sign-in token from its cookie, if it sent a well-formed one."""
     value = st.context.cookies.get(BROWSER_COOKIE)
-    well_formed = isinstance(value, str) and 20 <= len(value) <= 100
-    if well_formed and all(ch.isalnum() or ch in "-_" for ch in value):
-        return value
-    return None
+    return value if is_token(value) and 20 <= len(value) <= 100 else None
 
 
 def sign_out() -> None:

@@ -8,7 +8,6 @@ long, and its place in line when the server is busy; once it ends the page shows
 from __future__ import annotations
 
 import time
-import uuid
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -38,8 +37,6 @@ RUNS_KEY = "notebook:runs"  # step id -> the last CellRun shown in this session
 SEEN_KEY = "notebook:seen_job"  # id of the last job whose results this session took in
 ERRORS_KEY = "notebook:errors"  # step id -> a message about a run that could not happen
 runs: dict = st.session_state.setdefault(RUNS_KEY, {})
-# Tells this browser session's runs from another tab's (see _take_in_finished).
-session_id: str = st.session_state.setdefault("notebook:session", uuid.uuid4().hex)
 errors: dict = st.session_state.setdefault(ERRORS_KEY, {})
 jobs = cell_runs.jobs()
 steps = wb.steps()
@@ -51,10 +48,6 @@ def _take_in_finished(job: cell_runs.Job | None) -> None:
     if job is None or job.alive or st.session_state.get(SEEN_KEY) == job.id:
         return
     st.session_state[SEEN_KEY] = job.id
-    if job.origin == session_id:
-        texts = {step_id: st.session_state.get(f"{step_id}:code") for step_id in job.step_ids}
-        with common.friendly_errors():
-            cell_runs.keep_newer_code(wb, job, texts)
     for run in job.runs:
         runs[run.step_id] = run
         errors.pop(run.step_id, None)
@@ -63,7 +56,7 @@ def _take_in_finished(job: cell_runs.Job | None) -> None:
 
 
 def _start(step_ids: list[str], code: str | None = None) -> None:
-    job = jobs.start(wb, user.id, step_ids, code, origin=session_id)
+    job = jobs.start(wb, user.id, step_ids, code)
     if job is None:
         running = jobs.latest(user.id)
         name = titles.get(running.current or "", "A cell") if running else "A cell"

@@ -279,11 +279,7 @@ def _feedback_form(wb: Any, grader: Any, data: review.StudentReview, draft: _Dra
     st.caption(f"Comments per item (optional): beside each item on the left; {written} written.")
 
     st.button("Release to student", key=f"{prefix}:release", type="primary", on_click=release)
-    kind, message = st.session_state.get(status_key, ("", ""))
-    if kind == "error":
-        st.error(message)
-    elif kind == "ok":
-        st.caption(f"✓ {message}")
+    widgets.show_save_note(status_key)
 
 
 def _has_released(wb: Any, student_id: int) -> bool:

@@ -7,7 +7,6 @@ Every field saves itself when it changes (no Save button); the rules in
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 
 import streamlit as st
@@ -46,29 +45,13 @@ st.markdown(
 
 
 # --- saving ----------------------------------------------------------------------------
-def _status(key: str, error: str | None) -> None:
-    if error is None:
-        st.session_state[f"{key}:status"] = ("ok", f"Saved at {time.strftime('%H:%M:%S')}")
-    else:
-        st.session_state[f"{key}:status"] = ("error", f"Not saved: {error}")
+def _saving(key: str, action: Callable[[], object]) -> None:
+    """Run a save from a widget callback; a refusal is shown under the field (``key``)."""
+    widgets.note_save(action, f"{key}:status")
 
 
 def _show_status(key: str) -> None:
-    kind, message = st.session_state.get(f"{key}:status", ("", ""))
-    if kind == "error":
-        st.error(message)
-    elif kind == "ok":
-        st.caption(f"✓ {message}")
-
-
-def _saving(key: str, action: Callable[[], object]) -> None:
-    """Run a save from a widget callback; a refusal is shown and the input stays."""
-    try:
-        action()
-    except (WorkbookError, ValueError) as exc:
-        _status(key, str(exc))
-    else:
-        _status(key, None)
+    widgets.show_save_note(f"{key}:status")
 
 
 def _save_entry(slot: str, key: str, **changes: object) -> None:
@@ -90,15 +73,18 @@ def _save_minutes(slot: str, key: str) -> None:
 
 def _save_dates(slot: str, key: str) -> None:
     """Save the first and last day worked, each as soon as it is picked or typed."""
-    first = st.session_state.get(f"{key}:first")
-    last = st.session_state.get(f"{key}:last")
-    if first is not None and last is not None and last < first:
-        _status(key, "The last day is before the first day: change one of them.")
-        return
-    chosen = [d for d in (first, last) if d is not None]
-    if len(chosen) == 2 and chosen[0] == chosen[1]:
-        chosen = chosen[:1]
-    _save_entry(slot, key, dates=[d.isoformat() for d in chosen])
+
+    def action() -> None:
+        first = st.session_state.get(f"{key}:first")
+        last = st.session_state.get(f"{key}:last")
+        if first is not None and last is not None and last < first:
+            raise WorkbookError("The last day is before the first day: change one of them.")
+        chosen = [d for d in (first, last) if d is not None]
+        if len(chosen) == 2 and chosen[0] == chosen[1]:
+            chosen = chosen[:1]
+        tutorials.update_entry(store, user.id, slot, dates=[d.isoformat() for d in chosen])
+
+    _saving(key, action)
 
 
 def _choose(slot: str, tutorial: Tutorial, section: str | None) -> None:

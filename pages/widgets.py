@@ -115,15 +115,24 @@ def autosave_text_area(
     return value
 
 
-def save_and_note(save: Callable[[str], None], text: str, status_key: str) -> None:
+def save_and_note(save: Callable[[str], object], text: str, status_key: str) -> None:
     """Save ``text`` and note the outcome under ``status_key`` for :func:`show_save_note`.
 
     A failed save is noted, not raised: the text stays in the widget and the student reads
     why it was not saved.
     """
+    note_save(lambda: save(text), status_key)
+
+
+def note_save(action: Callable[[], object], status_key: str) -> None:
+    """Run a save (``action``, from a widget callback) and note its outcome, as above.
+
+    Whatever the save raises is noted as "Not saved: <message>": the input stays in the
+    widget for another try.
+    """
     try:
-        save(text)
-    except Exception as exc:  # noqa: BLE001 - shown to the user; the text stays in the widget
+        action()
+    except Exception as exc:  # noqa: BLE001 - shown to the user; the input stays in the widget
         st.session_state[status_key] = ("error", f"Not saved: {exc}")
     else:
         st.session_state[status_key] = ("ok", f"Saved at {time.strftime('%H:%M:%S')}")

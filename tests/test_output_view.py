@@ -142,6 +142,15 @@ def test_text_streams_and_tracebacks_stay_plain_text():
     assert views(error) == [OutputView("text", text="E: v")]
 
 
+def test_kernel_messages_and_shown_tracebacks_strip_the_same_escape_codes():
+    from workbook.kernels.result import strip_ansi as kernel_strip_ansi
+    from workbook.web.outputs import strip_ansi
+
+    assert kernel_strip_ansi is strip_ansi
+    # Colours, and a private mode (hide the cursor) that the kernels' own copy left in.
+    assert strip_ansi("\x1b[1;31mError\x1b[0m\x1b[?25l") == "Error"
+
+
 @pytest.mark.parametrize(
     "output",
     [

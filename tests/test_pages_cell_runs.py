@@ -78,25 +78,3 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
     release.set()
     worker.join(10)
     assert wb.run_state(user.id).state == "idle"
-
-
-def test_code_typed_while_its_cell_ran_stays_the_latest_revision(tmp_path):
-    from pages.cell_runs import keep_newer_code
-    from workbook import Settings, Workbook
-    from workbook.kernels.result import ExecutionResult
-    from workbook.service import CellRun
-
-    wb = Workbook(Settings(db_path=tmp_path / "w.db", work_dir=tmp_path / "k"))
-    user = wb.store.create_user("s@example.org", "S", "long enough password")
-    wb.save_code(user.id, "step1", "ran = 1")
-    wb.save_code(user.id, "step1", "ran = 1  # typed while it ran")  # the autosave
-    # The run ends and saves the code it ran, with its outputs, as the latest revision.
-    wb.store.save_cell(user.id, "step1", code="ran = 1", outputs=[], execution_count=1)
-    job = Job(id=9, user_id=user.id, step_ids=["step1"])
-    job.runs.append(CellRun("step1", ExecutionResult(outputs=[], execution_count=1), None))
-
-    kept = keep_newer_code(wb, job, {"step1": "ran = 1  # typed while it ran"})
-    assert kept == ["step1"]
-    assert wb.cells(user.id)["step1"].code == "ran = 1  # typed while it ran"
-    # Nothing to do when the editor holds what ran.
-    assert keep_newer_code(wb, job, {"step1": "ran = 1  # typed while it ran"}) == []

@@ -195,6 +195,37 @@ def test_shift_enter_runs_the_cell_and_a_second_run_waits_for_the_first(
     assert [c[0] for c in slow.calls] == ["step1", "step2"]
 
 
+def test_shift_enter_refused_while_another_cell_runs_still_saves_the_text(
+    db_path, student_id, monkeypatch
+):
+    from pages import cell_runs
+
+    jobs = cell_runs.Jobs()
+    slow = _SlowWorkbook(Workbook(Settings.from_env()))
+    monkeypatch.setattr(cell_runs, "jobs", lambda: jobs)
+    at = open_app(student_id, NOTEBOOK)
+    typed = "print('not run')  # Shift+Enter while step 2 runs"
+    real_save_code = Workbook.save_code
+
+    def save_code(self, user_id, step_id, code):
+        real_save_code(self, user_id, step_id, code)
+        if code == typed:
+            slow.release.set()  # the held run ends once the refused run's text is saved
+
+    monkeypatch.setattr(Workbook, "save_code", save_code)
+    assert jobs.start(slow, student_id, ["step2"]) is not None
+    assert slow.started.wait(10)
+    code_cell(at, "step1").run_with(typed)
+    at.run(timeout=60)
+    assert not at.exception
+    assert any("still running" in t.value for t in at.toast)
+    assert [c[0] for c in slow.calls] == ["step2"]
+    # The editor counts the text as sent: it must be saved, or a reload would lose it.
+    with open_store(db_path) as store:
+        assert store.cells_for(student_id)["step1"].code == typed
+    assert code_cell(open_app(student_id, NOTEBOOK), "step1").value == typed
+
+
 def test_a_signed_out_visitor_cannot_reach_a_student_page(db_path):
     at = AppTest.from_file(APP, default_timeout=30).run()
     # The page is not even registered in a signed-out session's navigation.

@@ -7,6 +7,7 @@ in ``tests/e2e/test_student_output_isolation.py``.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from workbook.web.sign_in_cookies import (
     MAX_CODE_CHARS,
     Cookie,
     CookieHandoff,
+    is_token,
     set_sign_in_cookies,
 )
 
@@ -75,6 +77,20 @@ def test_unknown_expired_or_oversized_codes_set_nothing():
 def test_a_cookie_value_that_could_break_the_header_is_refused():
     with pytest.raises(ValueError, match="characters a token never has"):
         HANDOFF.offer([Cookie("lmwb_session", "tok; Domain=evil.example", 60)])
+
+
+def test_a_cookie_value_with_non_ascii_letters_is_refused():
+    # str.isalnum() says yes to "é" and "٣"; a token never has them.
+    for value in ("a" * 30 + "é", "tok٣"):
+        with pytest.raises(ValueError, match="characters a token never has"):
+            HANDOFF.offer([Cookie("lmwb_browser", value, 60)])
+
+
+def test_a_token_is_ascii_letters_digits_dash_and_underscore():
+    assert all(is_token(secrets.token_urlsafe(32)) for _ in range(100))
+    assert is_token("tok_EN-1")
+    for value in ("", "tokén", "tok٣", "tok en", "tok;x", "tok=", None, 5):
+        assert not is_token(value), value
 
 
 def test_clearing_a_cookie_expires_it_at_once():

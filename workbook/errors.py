@@ -17,3 +17,14 @@ class SignInThrottled(WorkbookError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+def wait_words(seconds: int) -> str:
+    """``45`` -> "45 seconds", ``90`` -> "2 minutes" (rounded up: never shorter than needed).
+
+    The wording of :class:`SignInThrottled`'s wait.
+    """
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

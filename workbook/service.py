@@ -13,20 +13,18 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
 from workbook.config import Settings
-from workbook.errors import SignInThrottled, WorkbookError
+from workbook.errors import SignInThrottled, WorkbookError, wait_words
 from workbook.exercise import content
 from workbook.kernels.errors import KernelError
 from workbook.kernels.run_queue import RunQueue
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from lm_engine import LanguageModel
     from workbook.kernels.pool import KernelPool
 
@@ -197,7 +195,7 @@ class Workbook:
         except ThrottledError as exc:
             raise SignInThrottled(
                 "Too many failed sign-ins for this account. "
-                f"Try again in {_wait_words(exc.retry_after_s)}.",
+                f"Try again in {wait_words(exc.retry_after_s)}.",
                 retry_after_s=exc.retry_after_s,
             ) from exc
         except AuthenticationError as exc:
@@ -293,24 +291,30 @@ class Workbook:
         from workbook.exercise import checks
 
         step = content.step(step_id, self.settings.model_name)
+        timeout = self.settings.cell_timeout_s
         if step.given:
-            code = step.starter_code
+            code, timeout = step.starter_code, max(timeout, GIVEN_CELL_TIMEOUT_S)
         elif code is None:
             saved = self.store.cells_for(user_id).get(step_id)
             code = saved.code if saved is not None else step.starter_code
         # Save first: the code is kept even if the kernel fails below.
         self.save_code(user_id, step_id, code)
-        timeout = self.settings.cell_timeout_s
-        if step.given:
-            timeout = max(timeout, GIVEN_CELL_TIMEOUT_S)
         try:
             check = None
             with self._running(user_id), self._admitted(user_id) as kernel:
                 result = kernel.execute(code, timeout=timeout)
                 if result.status == "ok" and step.check is not None:
-                    check = checks.run_check(step, kernel, self.engine(), outputs=result.outputs)
+                    try:
+                        lm = self.engine()
+                    except WorkbookError as exc:  # the cell ran: keep its outputs, unchecked
+                        unchecked = f"Your code ran, but it could not be checked: {exc}."
+                        result = replace(result, message=f"{result.message} {unchecked}".strip())
+                    else:
+                        check = checks.run_check(step, kernel, lm, outputs=result.outputs)
         except KernelError as exc:
             raise WorkbookError(str(exc)) from exc
+        # Code autosaved while the cell ran (read before the run's revision) stays the latest.
+        typed = self.store.cells_for(user_id)[step_id].code
         self.store.save_cell(
             user_id,
             step_id,
@@ -320,6 +324,8 @@ class Workbook:
             passed=None if check is None else check.passed,
             message=None if check is None else check.message,
         )
+        if typed != code:
+            self.save_code(user_id, step_id, typed)
         return CellRun(step_id=step_id, result=result, check=check)
 
     @contextlib.contextmanager
@@ -438,11 +444,3 @@ def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:
     while True:
         time.sleep(every_s)
         pool.cull_idle()
-
-
-def _wait_words(seconds: int) -> str:
-    """``45`` -> "45 seconds", ``90`` -> "2 minutes" (rounded up: never shorter than needed)."""
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from workbook.kernels.errors import KernelError
+from workbook.web.outputs import strip_ansi
 
 __all__ = [
     "INSPECT_EXPRESSION",
@@ -28,8 +28,6 @@ Status = Literal["ok", "error", "timeout", "died"]
 # Which limit stopped a cell: its own running time, or (a backstop for an overloaded server)
 # the wall time since it was admitted.
 StopReason = Literal["own", "wall"]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,6 @@ class ExecutionResult:
     execution_count: int | None = None
     status: Status = "ok"
     message: str = ""
-
-
-def strip_ansi(text: str) -> str:
-    """Remove the terminal colour codes IPython puts into tracebacks."""
-    return _ANSI.sub("", text)
 
 
 # Evaluated after an inspection snippet: the JSON of what it bound to ``__workbook_result__``.

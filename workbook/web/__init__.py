@@ -26,6 +26,7 @@ __all__, __getattr__, __dir__ = public_face(
             "Cookie",
             "HANDOFF",
             "SESSION_COOKIE",
+            "is_token",
             "set_sign_in_cookies",
         ),
     },

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from workbook.web.outputs import traceback_text
+from workbook.web.outputs import joined_text, traceback_text
 
 # Forbid everything, then allow what a table, a chart or an image needs and cannot use to
 # reach the network: inline <style>/style="" and data: images. frame-src 'none' also keeps
@@ -116,15 +116,6 @@ def views(output: dict) -> list[OutputView]:
         types = ", ".join(sorted(str(mime) for mime in data))
         shown.append(OutputView("note", text=f"An output of type {types} is not shown here."))
     return shown
-
-
-def joined_text(value: object) -> str:
-    """An output's text, whatever shape student code gave it (str, list of str, other)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(part, str) for part in value):
-        return "".join(value)
-    return repr(value)
 
 
 def _frame_for(mime: str, payload: str) -> OutputView | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+# A CSI escape: colours (``\x1b[31m``) and private modes such as ``\x1b[?25l``.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -20,6 +21,14 @@ def traceback_text(output: dict) -> str:
     return strip_ansi("\n".join(lines))
 
 
-def joined_text(value: str | list[str]) -> str:
-    """nbformat allows multi-line strings as a list of lines; join them."""
-    return value if isinstance(value, str) else "".join(value)
+def joined_text(value: object) -> str:
+    """An output's text, whatever shape student code gave it.
+
+    nbformat allows a multi-line string as a list of lines: they are joined. Anything else
+    a student's output may hold is shown as its ``repr``.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return "".join(value)
+    return repr(value)

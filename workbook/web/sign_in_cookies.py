@@ -17,6 +17,7 @@ that presents it. The browser then sends the cookies with every new connection, 
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -34,6 +35,14 @@ BROWSER_COOKIE = "lmwb_browser"
 # A browser token is kept as long as browsers allow (Chrome caps cookies at 400 days).
 BROWSER_COOKIE_MAX_AGE_S = 400 * 24 * 3600
 MAX_CODE_CHARS = 64
+# What secrets.token_urlsafe produces (the base64url alphabet), in ASCII only: str.isalnum()
+# would also let letters such as "é" through into a Set-Cookie header.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_token(value: object) -> bool:
+    """Whether ``value`` is a non-empty string of token characters (``[A-Za-z0-9_-]``)."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -65,8 +74,8 @@ class CookieHandoff:
     def offer(self, cookies: Sequence[Cookie]) -> str:
         """A new one-time code that stands for ``cookies``."""
         for cookie in cookies:
-            # Token values only ([A-Za-z0-9_-]): nothing that could end the header early.
-            if not all(ch.isalnum() or ch in "-_" for ch in cookie.value):
+            # Token values only (or empty, to clear): nothing that could end the header early.
+            if cookie.value and not is_token(cookie.value):
                 raise ValueError(f"cookie {cookie.name} has characters a token never has")
         code = secrets.token_urlsafe(24)
         now = time.monotonic()
