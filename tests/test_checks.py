@@ -535,6 +535,36 @@ def test_engine_answers_are_reused_across_steps_on_the_same_phrase(kernel, lm):
     assert calls.count("top_k") == 1 + len(checks.UNSEEN_CALLS)
 
 
+def test_checks_call_the_tokenizer_only_under_the_models_lock(kernel, tiny):
+    model, tokenizer = tiny
+    guarded = LanguageModel("tiny", model, tokenizer)
+    unlocked: list[str] = []
+
+    class Guarded:
+        """The same tokenizer, noting every call made without the model's tokenizer lock."""
+
+        def __call__(self, *args, **kwargs):
+            return self.__getattr__("__call__")(*args, **kwargs)
+
+        def __getattr__(self, name):
+            attr = getattr(tokenizer, name)
+            if not callable(attr):
+                return attr
+
+            def noted(*args, **kwargs):
+                if not guarded.tokenizer_lock.locked():
+                    unlocked.append(name)
+                return attr(*args, **kwargs)
+
+            return noted
+
+    guarded.tokenizer = Guarded()
+    run_solutions(kernel, 6)
+    for step in range(1, 7):
+        assert run_check(f"step{step}", kernel, guarded).passed
+    assert unlocked == []
+
+
 def test_compare_is_pure_and_matches_run_check(kernel, lm):
     run_solutions(kernel, 3)
     digest = kernel.inspect(checks.inspection_snippet("step3"))

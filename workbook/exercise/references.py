@@ -79,7 +79,15 @@ def _top_k(lm: LanguageModel, phrase: str, k: int) -> Any:
 
 def _raw_tokens(lm: LanguageModel, ids: Sequence[int]) -> list[str]:
     """The vocabulary's own spelling of each id (e.g. 'Ġgo'): what decoding turns into text."""
-    return [str(t) for t in lm.tokenizer.convert_ids_to_tokens([int(i) for i in ids])]
+    with lm.tokenizer_lock:  # the Rust tokenizer is not thread-safe (Explore runs alongside)
+        tokens = lm.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+    return [str(t) for t in tokens]
+
+
+def _decode(lm: LanguageModel, ids: Sequence[int]) -> str:
+    """The text of ``ids``, decoded under the model's tokenizer lock."""
+    with lm.tokenizer_lock:
+        return lm.tokenizer.decode(ids)
 
 
 def _table_reference(lm: LanguageModel, phrase: str, k: int) -> dict:
@@ -111,12 +119,12 @@ def _common_reference(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     ref: dict[str, Any] = {"input_ids": lm.encode(phrase)}  # (1, n)
     # The phrase as its own ids decode (a tokenizer may normalise case or spaces), to
     # compare with the student's ids decoded.
-    ref["phrase_text"] = lm.tokenizer.decode(ref["input_ids"].reshape(-1).tolist())
+    ref["phrase_text"] = _decode(lm, ref["input_ids"].reshape(-1).tolist())
     ids = tensor_values(digest["values"].get("input_ids"))
     if ids is not None and not ids.is_floating_point() and ids.dim() in (1, 2) and ids.numel():
         flat = ids.reshape(-1)
         if bool(((flat >= 0) & (flat < lm.vocab_size)).all()):
-            ref["ids_text"] = lm.tokenizer.decode(flat.tolist())
+            ref["ids_text"] = _decode(lm, flat.tolist())
     return ref
 
 
@@ -150,7 +158,7 @@ def _ref_step4(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     )
     got_id, _ = scalar_id(digest["values"].get("most_likely_token_id"))
     if got_id is not None and 0 <= got_id < lm.vocab_size:
-        ref["id_token"] = lm.tokenizer.decode([got_id])
+        ref["id_token"] = _decode(lm, [got_id])
     return ref
 
 
