@@ -27,7 +27,7 @@ from tiny import make_tiny_pair
 
 import lm_engine
 from lm_engine import LanguageModel, ModelSource
-from workbook.exercise import checks, content, inspection, tensors
+from workbook.exercise import check_kernel, checks, content, inspection, tensors
 from workbook.exercise.checks import CheckError, CheckResult, printed_text, run_check
 from workbook.exercise.digest import a, tensor_values
 
@@ -794,3 +794,16 @@ def test_very_wide_rows_are_summarised_on_strided_columns():
     assert rows.sketch.shape == (1, tensors.SKETCH_SIZE)
     assert rows.matches(0, tensors.Rows.of(wide.clone()), 0, tensors.LOGITS_TOL)
     assert not rows.matches(0, tensors.Rows.of(wide + 0.05), 0, tensors.LOGITS_TOL)
+
+
+def test_row_summaries_survive_another_thread_clearing_the_sign_cache(monkeypatch):
+    class ClearedByAnotherThread(dict):
+        """A cache that another check's thread empties right after each fill."""
+
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            self.clear()
+
+    monkeypatch.setattr(check_kernel, "_K_CACHE", ClearedByAnotherThread())
+    rows = torch.linspace(-3, 3, 40).reshape(2, 20)
+    assert tensors.Rows.of(rows).matches(0, tensors.Rows.of(rows.clone()), 0, tensors.LOGITS_TOL)
