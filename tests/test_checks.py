@@ -532,7 +532,8 @@ def test_engine_answers_are_reused_across_steps_on_the_same_phrase(kernel, lm):
         for step in range(2, 7):
             assert run_check(f"step{step}", kernel, counting).passed
     assert calls.count("logits") == 1
-    assert calls.count("top_k") == 1 + len(checks.UNSEEN_CALLS)
+    # Steps 4 and 5 read their table from the cached logits; only step 6's phrases run.
+    assert calls.count("top_k") == len(checks.UNSEEN_CALLS)
 
 
 def test_checks_call_the_tokenizer_only_under_the_models_lock(kernel, tiny):

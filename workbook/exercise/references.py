@@ -77,6 +77,15 @@ def _top_k(lm: LanguageModel, phrase: str, k: int) -> Any:
     return _CACHE.get(lm, ("top_k", phrase, k), lambda: lm.top_k(phrase, k=k))
 
 
+def _last_top_k(lm: LanguageModel, phrase: str, k: int) -> Any:
+    """The top-k table of the phrase's last position, from its cached logits (no new pass)."""
+
+    def compute() -> Any:
+        return lm.top_k_from_logits(_logits(lm, phrase)[0, -1], k=k)  # from (V,)
+
+    return _CACHE.get(lm, ("last_top_k", phrase, k), compute)
+
+
 def _raw_tokens(lm: LanguageModel, ids: Sequence[int]) -> list[str]:
     """The vocabulary's own spelling of each id (e.g. 'Ġgo'): what decoding turns into text."""
     with lm.tokenizer_lock:  # the Rust tokenizer is not thread-safe (Explore runs alongside)
@@ -90,9 +99,8 @@ def _decode(lm: LanguageModel, ids: Sequence[int]) -> str:
         return lm.tokenizer.decode(ids)
 
 
-def _table_reference(lm: LanguageModel, phrase: str, k: int) -> dict:
-    """The top-k table and what a wrong table is often made of instead."""
-    table = _top_k(lm, phrase, k)
+def _table_reference(lm: LanguageModel, table: Any) -> dict:
+    """The engine's top-k table and what a wrong table is often made of instead."""
     ids = [int(i) for i in table["token_ids"]]
     return {
         "tokens": [str(t) for t in table["tokens"]],
@@ -146,7 +154,7 @@ def _ref_logits(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
 def _ref_step4(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     ref = _ref_logits(lm, phrase, digest)
     last = ref["logits"][0, -1]  # (V,)
-    table = _table_reference(lm, phrase, 10)  # the same table step 5 uses: one computation
+    table = _table_reference(lm, _last_top_k(lm, phrase, 10))  # the table step 5 uses too
     ref.update(
         probabilities=torch.softmax(last, dim=-1),  # (V,)
         argmax=table["ids"][0],
@@ -164,7 +172,7 @@ def _ref_step4(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
 
 def _ref_step5(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     ref = _ref_logits(lm, phrase, digest)
-    table = _table_reference(lm, phrase, 10)
+    table = _table_reference(lm, _last_top_k(lm, phrase, 10))
     ref.update(
         probabilities=torch.softmax(ref["logits"][0, -1], dim=-1),  # (V,)
         table=table,
@@ -175,7 +183,7 @@ def _ref_step5(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
 
 
 def _ref_step6(lm: LanguageModel) -> dict:
-    return {"tables": [_table_reference(lm, p, k) for p, k in UNSEEN_CALLS]}
+    return {"tables": [_table_reference(lm, _top_k(lm, p, k)) for p, k in UNSEEN_CALLS]}
 
 
 _REFERENCES: dict[str, Callable[[LanguageModel, str, Mapping], dict]] = {
