@@ -7,6 +7,7 @@ it, so they describe the same snapshot, and tests can build a ``Submission`` by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,17 @@ class ReflectionContent:
     details: tuple[tuple[str, str], ...] = ()
     text: str = ""
 
+    def heading(self, escape: Callable[[str], str] = str) -> str:
+        """The entry's heading, e.g. ``Tutorial 1: Tensors``, its title on one line.
+
+        Args:
+            escape: applied to the title as typed (e.g. to keep it literal in Markdown).
+        """
+        title = " ".join(self.title.split())
+        if self.slot == "project":
+            return f"Mini-project: {escape(title) if title else '(no description)'}"
+        return f"Tutorial {self.slot}: {escape(title) if title else '(untitled)'}"
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -126,6 +138,22 @@ class Submission:
     tutorial_path: str | None = None
     reflections: tuple[ReflectionContent, ...] = field(default_factory=tuple)
     work_updated_at: datetime | None = None
+
+    @property
+    def tutorial_log_statement(self) -> str:
+        """The line that opens the tutorial log on the project path (``""`` otherwise)."""
+        if self.tutorial_path == "project":
+            return "I did the classifier-from-scratch mini-project instead of two tutorials."
+        return ""
+
+    @property
+    def tutorial_log_placeholder(self) -> str:
+        """What stands for an empty tutorial log (``""`` when there are entries)."""
+        if self.reflections:
+            return ""
+        if self.tutorial_path == "project":
+            return "(mini-project not logged)"
+        return "(no tutorials logged)"
 
 
 def _attr(obj: object, *names: str, default: Any = "") -> Any:
