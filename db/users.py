@@ -412,19 +412,6 @@ class UsersMixin:
                     "this user is referenced by feedback or snippets; archive them instead"
                 ) from None
 
-    def touch_user(self, user_id: int) -> None:
-        """Set ``last_seen_at`` to now.
-
-        Raises:
-            NotFoundError: no such user.
-        """
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE users SET last_seen_at = ? WHERE id = ?", [_ts(_now()), user_id]
-            )
-            if cursor.rowcount == 0:
-                raise NotFoundError(f"no user with id {user_id}")
-
     # ------------------------------------------------------------------ sign-in sessions
 
     def start_session(self, user_id: int) -> str:

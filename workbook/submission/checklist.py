@@ -108,9 +108,6 @@ class Checklist:
     def codes(self) -> set[str]:
         return {item.code for item in self.items}
 
-    def for_page(self, page: str) -> tuple[ChecklistItem, ...]:
-        return tuple(item for item in self.items if item.page == page)
-
 
 # --- reading predict_next_tokens without running it ---------------------------------------
 def _function_code(code: str, name: str) -> types.CodeType | None:

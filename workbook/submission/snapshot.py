@@ -156,15 +156,6 @@ class Submission:
         return "(no tutorials logged)"
 
 
-def _attr(obj: object, *names: str, default: Any = "") -> Any:
-    """The first attribute of ``obj`` that exists (the exercise data's field names)."""
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return default
-
-
 def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submission:
     """Read a student's latest work from the store into a ``Submission``.
 
@@ -191,23 +182,22 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
     steps = []
     for step in content.steps(model_name):
         saved = cells.get(step.id)
-        given = bool(getattr(step, "given", False))
         # A given cell always shows the course's code; a student cell their latest save.
-        code = step.starter_code if given or saved is None else saved.code
+        code = step.starter_code if step.given or saved is None else saved.code
         if saved is not None:
             stamps.append(saved.created_at)
         ran = saved is not None and (saved.ran_at is not None or bool(saved.outputs))
         steps.append(
             StepContent(
                 id=step.id,
-                title=_attr(step, "title"),
-                instructions=_attr(step, "instructions", "markdown"),
+                title=step.title,
+                instructions=step.instructions,
                 code=code,
                 outputs=tuple(saved.outputs) if ran else (),
                 ran=ran,
                 passed=saved.passed if saved is not None else None,
                 message=saved.message if saved is not None else None,
-                given=given,
+                given=step.given,
             )
         )
 
@@ -219,9 +209,9 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         questions.append(
             QuestionContent(
                 id=question.id,
-                prompt=_attr(question, "prompt", "text", "markdown"),
+                prompt=question.prompt,
                 answer=revision.text if revision is not None else "",
-                title=_attr(question, "title"),
+                title=question.title,
             )
         )
 
@@ -263,7 +253,7 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         student_name=user.name,
         model_name=model_name,
         title=DEFAULT_TITLE,
-        introduction=getattr(content, "INTRODUCTION", ""),
+        introduction=content.INTRODUCTION,
         steps=tuple(steps),
         questions=tuple(questions),
         tutorial_path=log.path,
