@@ -203,6 +203,9 @@ class UsersMixin:
         now = _now()
         since = _ts(now - timedelta(seconds=policy.window_s))
         with self._write() as db:
+            # Attempts older than the window are never counted again: forget them, so the
+            # table holds one window of attempts instead of growing with every sign-in.
+            db.execute("DELETE FROM sign_in_attempts WHERE at < ?", [since])
             trusted = browser_hash is not None and (
                 self._one(
                     db,
@@ -292,7 +295,11 @@ class UsersMixin:
         )
 
     def failed_logins_since(self, email: str, seconds: float) -> int:
-        """How many failed sign-ins for ``email`` happened in the last ``seconds``."""
+        """How many failed sign-ins for ``email`` happened in the last ``seconds``.
+
+        Only attempts within the sign-in policy's window are kept, so a longer ``seconds``
+        counts no further back than the window of the latest sign-in attempt.
+        """
         cleaned = email.strip().lower() if isinstance(email, str) else ""
         since = _ts(_now() - timedelta(seconds=seconds))
         row = self._one(
