@@ -27,7 +27,14 @@ from tiny import make_tiny_pair
 
 import lm_engine
 from lm_engine import LanguageModel, ModelSource
-from workbook.exercise import check_kernel, checks, content, inspection, tensors
+from workbook.exercise import (
+    check_kernel,
+    checks,
+    content,
+    inspection,
+    step_messages_5_6,
+    tensors,
+)
 from workbook.exercise.checks import CheckError, CheckResult, printed_text, run_check
 from workbook.exercise.digest import a, tensor_values
 
@@ -391,6 +398,24 @@ def test_step6_global_read_inside_a_comprehension_is_caught(kernel, lm):
         "[tokenizer.decode(token_id) for token_id in top.indices if most_likely_token_id is not None]",
     )
     failed_with(check6(kernel, lm, code), "global variables it should not: most_likely_token_id")
+
+
+def test_step6_checks_read_the_starter_codes_comments_once(kernel, lm, monkeypatch):
+    run_solutions(kernel, 6)
+    digest = kernel.inspect(checks.inspection_snippet("step6"))
+    reference = checks.reference_for("step6", lm, digest)
+    looked_up: list[str] = []
+    step = content.step
+
+    def counted(step_id, *args, **kwargs):
+        looked_up.append(step_id)
+        return step(step_id, *args, **kwargs)
+
+    monkeypatch.setattr(content, "step", counted)
+    getattr(step_messages_5_6.starter_code_comments, "cache_clear", lambda: None)()
+    for _ in range(3):
+        assert checks.compare(digest, reference).passed
+    assert looked_up.count("step6") <= 1
 
 
 def test_step6_function_without_comments_is_caught(kernel, lm):
