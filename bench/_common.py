@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine line and a median timer.
+"""What every benchmark shares: the machine line, a median timer, milliseconds, a forward pass.
 
 The leading underscore keeps ``python -m bench`` from running this module as a benchmark.
 """
@@ -31,3 +31,23 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def ms(seconds: float, digits: int = 0) -> str:
+    """``seconds`` as milliseconds, e.g. ``"12 ms"`` (``digits`` decimals)."""
+    return f"{seconds * 1000:.{digits}f} ms"
+
+
+def bare_forward(lm) -> Callable[[], object]:
+    """The baseline: the model's forward pass on the start phrase, without the workbook."""
+    import torch
+
+    from workbook.exercise.content import START_PHRASE
+
+    input_ids = lm.tokenizer(START_PHRASE, return_tensors="pt")["input_ids"]  # (1, n)
+
+    def forward() -> object:
+        with torch.no_grad():
+            return lm.model(input_ids).logits  # (1, n, V)
+
+    return forward

@@ -26,11 +26,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench._common import machine, median_seconds
+from bench._common import bare_forward, machine, median_seconds, ms
 from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, REPO, start_app, stop_app
 
 MB = 1024 * 1024
@@ -47,10 +46,6 @@ EXPLORE_PHRASES = [
 ] * 2
 
 Row = tuple[str, str, str, str]  # (what, measured, baseline, note)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
 
 
 def _s(seconds: float) -> str:
@@ -122,20 +117,6 @@ def _in_fresh_process(body: str) -> float:
 
 
 # --- 2, 3. the notebook's Run and the export ----------------------------------------------
-def _bare_forward(lm) -> Callable[[], object]:
-    import torch
-
-    from workbook.exercise.content import START_PHRASE
-
-    input_ids = lm.tokenizer(START_PHRASE, return_tensors="pt")["input_ids"]  # (1, n)
-
-    def forward() -> object:
-        with torch.no_grad():
-            return lm.model(input_ids).logits  # (1, n, V)
-
-    return forward
-
-
 def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
     """Complete the notebook for one student, timing step 2's Run and the export."""
     from workbook.exercise import content
@@ -150,7 +131,7 @@ def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
         wb.store.save_answer(user.id, question, f"A full answer to {question}. " * 20)
 
     lm = wb.engine()
-    forward = _bare_forward(lm)
+    forward = bare_forward(lm)
     step2 = content.step("step2").solution
     kernel = wb.kernels.kernel_for(str(user.id))
     for _ in range(2):  # warm-up: first calls allocate
@@ -304,24 +285,24 @@ def main() -> None:
             rows.append(
                 (
                     "step 2 Run round trip (run_step)",
-                    _ms(timing["run"]),
-                    _ms(timing["forward"]),
+                    ms(timing["run"]),
+                    ms(timing["forward"]),
                     f"+{extra * 1000:.0f} ms vs bare forward (target < 50 ms)",
                 )
             )
             rows.append(
                 (
                     "  of which kernel execute alone",
-                    _ms(timing["execute"]),
-                    _ms(timing["forward"]),
+                    ms(timing["execute"]),
+                    ms(timing["forward"]),
                     f"+{(timing['execute'] - timing['forward']) * 1000:.0f} ms",
                 )
             )
             rows.append(
                 (
                     "export of a full bundle (export_for)",
-                    _ms(timing["export"]),
-                    _ms(timing["notebook"]),
+                    ms(timing["export"]),
+                    ms(timing["notebook"]),
                     "baseline: build_notebook alone (target < 1 s)",
                 )
             )
@@ -358,7 +339,7 @@ def main() -> None:
                     label,
                     f"{SESSIONS / explore[name]:.1f} req/s",
                     f"{SESSIONS / explore['serial']:.1f} req/s",
-                    f"baseline: 16 top_k one by one ({_ms(explore['serial'])})",
+                    f"baseline: 16 top_k one by one ({ms(explore['serial'])})",
                 )
             )
     print()

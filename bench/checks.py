@@ -21,27 +21,15 @@ import math
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench._common import machine
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from bench._common import bare_forward, machine, median_seconds, ms
 
 
 def measure(wb, repeat: int) -> tuple[dict[str, float], int, int]:
     """Medians (seconds) over ``repeat`` interleaved rounds; digest and whole-tensor bytes."""
-    import torch
 
     from workbook.exercise import checks, content
 
@@ -54,12 +42,7 @@ def measure(wb, repeat: int) -> tuple[dict[str, float], int, int]:
     kernel = wb.kernels.kernel_for(str(user.id))
     step2 = content.step("step2").solution
     snippet = checks.inspection_snippet("step2")
-    input_ids = lm.tokenizer(content.START_PHRASE, return_tensors="pt")["input_ids"]  # (1, n)
-
-    def forward() -> object:
-        with torch.no_grad():
-            return lm.model(input_ids).logits  # (1, n, V)
-
+    forward = bare_forward(lm)
     outputs = kernel.execute(step2, timeout=60).outputs
     digest_bytes = len(json.dumps(kernel.inspect(snippet)))
     # What shipping the whole logits as base64 float32 in JSON would take (the old way).
@@ -76,7 +59,7 @@ def measure(wb, repeat: int) -> tuple[dict[str, float], int, int]:
     times: dict[str, list[float]] = {name: [] for name in figures}
     for _ in range(repeat):
         for name, fn in figures.items():
-            times[name].append(_timed(fn))
+            times[name].append(median_seconds(fn, 1))
     medians = {name: statistics.median(values) for name, values in times.items()}
     return medians, digest_bytes, whole_bytes
 
@@ -125,7 +108,7 @@ def main() -> None:
     line = "{:<40} {:>9}   {}"
     print(line.format("what", "median", "vs bare forward / note"))
     for what, seconds, note in rows:
-        print(line.format(what, _ms(seconds), note))
+        print(line.format(what, ms(seconds), note))
 
 
 if __name__ == "__main__":

@@ -24,13 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench._common import machine, median_seconds
+from bench._common import machine, median_seconds, ms
 
 REPEAT = 9
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
 
 
 def _complete(wb, email: str) -> int:
@@ -146,7 +142,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, here, there in rows:
         gap = statistics.median(there) - statistics.median(here)
-        print(f"| {label} | {_both(here)} | {_both(there)} | {_ms(gap)} |")
+        print(f"| {label} | {_both(here)} | {_both(there)} | {ms(gap, 1)} |")
     print()
     print(
         f"app side of one check (reference model + comparison): {_both(app_side)} "
@@ -164,7 +160,7 @@ def _runs(fn: Callable[[], object], repeat: int = REPEAT) -> list[float]:
 
 
 def _both(values: list[float]) -> str:
-    return f"{_ms(statistics.median(values))} ({_ms(min(values))})"
+    return f"{ms(statistics.median(values), 1)} ({ms(min(values), 1)})"
 
 
 if __name__ == "__main__":

@@ -147,7 +147,12 @@ class Snippet:
 
 @dataclass(frozen=True)
 class ExportRecord:
-    """One exported submission bundle."""
+    """One exported submission bundle.
+
+    Attributes:
+        file_name: the bundle's (zip's) file name.
+        sha256: the SHA-256 of the notebook inside it, the file submitted on Moodle.
+    """
 
     id: int
     user_id: int

@@ -203,6 +203,9 @@ class UsersMixin:
         now = _now()
         since = _ts(now - timedelta(seconds=policy.window_s))
         with self._write() as db:
+            # Attempts older than the window are never counted again: forget them, so the
+            # table holds one window of attempts instead of growing with every sign-in.
+            db.execute("DELETE FROM sign_in_attempts WHERE at < ?", [since])
             trusted = browser_hash is not None and (
                 self._one(
                     db,
@@ -292,7 +295,11 @@ class UsersMixin:
         )
 
     def failed_logins_since(self, email: str, seconds: float) -> int:
-        """How many failed sign-ins for ``email`` happened in the last ``seconds``."""
+        """How many failed sign-ins for ``email`` happened in the last ``seconds``.
+
+        Only attempts within the sign-in policy's window are kept, so a longer ``seconds``
+        counts no further back than the window of the latest sign-in attempt.
+        """
         cleaned = email.strip().lower() if isinstance(email, str) else ""
         since = _ts(_now() - timedelta(seconds=seconds))
         row = self._one(
@@ -411,19 +418,6 @@ class UsersMixin:
                 raise ConflictError(
                     "this user is referenced by feedback or snippets; archive them instead"
                 ) from None
-
-    def touch_user(self, user_id: int) -> None:
-        """Set ``last_seen_at`` to now.
-
-        Raises:
-            NotFoundError: no such user.
-        """
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE users SET last_seen_at = ? WHERE id = ?", [_ts(_now()), user_id]
-            )
-            if cursor.rowcount == 0:
-                raise NotFoundError(f"no user with id {user_id}")
 
     # ------------------------------------------------------------------ sign-in sessions
 

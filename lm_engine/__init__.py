@@ -6,7 +6,8 @@ Public API:
     resolve(name="smollm2-135m", *, config=None) -> ModelSource
         Where a model's files are, for plain ``from_pretrained`` (the notebook's setup cell).
     LanguageModel(name, model, tokenizer, *, source=None)
-        encode, logits, next_token_probabilities, top_k, predict_next_tokens, top_k_batch.
+        encode, logits, next_token_probabilities, top_k, top_k_from_logits,
+        predict_next_tokens, top_k_batch.
     EngineConfig: ``LM_ENGINE_CACHE``, ``LM_ENGINE_DEVICE``, ``LM_ENGINE_HALF``.
     Errors: LMEngineError > ModelNotAvailable, InvalidInput, DeviceNotAvailable.
     generate(lm, phrase, strategy, max_new_tokens, temperature, top_k, top_p, num_beams, seed)

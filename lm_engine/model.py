@@ -248,6 +248,26 @@ class LanguageModel:
         enc = self.encoding(phrase)
         return self._table(self._position_logits(enc.input_ids, position), k, enc.truncated_tokens)
 
+    def top_k_from_logits(self, logits: torch.Tensor, k: int = 10) -> pd.DataFrame:
+        """The ``top_k`` table for one position's logits already computed (no forward pass).
+
+        Args:
+            logits: (V,) logits, e.g. ``self.logits(phrase)[0, -1]``.
+            k: how many tokens.
+
+        Returns:
+            The table ``top_k`` returns; ``attrs["truncated_tokens"]`` is 0 (the logits do
+            not say whether their phrase was truncated).
+
+        Raises:
+            InvalidInput: ``logits`` is not a (V,) tensor, or ``k`` is outside 1..V.
+        """
+        k = self._check_k(k)
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (self.vocab_size,):
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+            raise InvalidInput(f"logits must be a ({self.vocab_size},) tensor, got {shape}")
+        return self._table(logits.detach().float().cpu(), k, 0)
+
     def predict_next_tokens(self, phrase: str, k: int = 10) -> pd.DataFrame:
         """The function students write in step 6: ``top_k`` at the last position."""
         return self.top_k(phrase, k)

@@ -105,7 +105,7 @@ if bundle is not None:
         type="primary",
         icon="📦",
         on_click=_record,
-        args=(bundle.file_name, bundle.sha256),
+        args=(bundle.file_name, bundle.notebook_sha256),
     )
 status = st.session_state.get(EXPORT_STATUS)
 if status is not None:

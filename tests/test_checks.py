@@ -27,7 +27,14 @@ from tiny import make_tiny_pair
 
 import lm_engine
 from lm_engine import LanguageModel, ModelSource
-from workbook.exercise import checks, content, inspection, tensors
+from workbook.exercise import (
+    check_kernel,
+    checks,
+    content,
+    inspection,
+    step_messages_5_6,
+    tensors,
+)
 from workbook.exercise.checks import CheckError, CheckResult, printed_text, run_check
 from workbook.exercise.digest import a, tensor_values
 
@@ -393,6 +400,24 @@ def test_step6_global_read_inside_a_comprehension_is_caught(kernel, lm):
     failed_with(check6(kernel, lm, code), "global variables it should not: most_likely_token_id")
 
 
+def test_step6_checks_read_the_starter_codes_comments_once(kernel, lm, monkeypatch):
+    run_solutions(kernel, 6)
+    digest = kernel.inspect(checks.inspection_snippet("step6"))
+    reference = checks.reference_for("step6", lm, digest)
+    looked_up: list[str] = []
+    step = content.step
+
+    def counted(step_id, *args, **kwargs):
+        looked_up.append(step_id)
+        return step(step_id, *args, **kwargs)
+
+    monkeypatch.setattr(content, "step", counted)
+    getattr(step_messages_5_6.starter_code_comments, "cache_clear", lambda: None)()
+    for _ in range(3):
+        assert checks.compare(digest, reference).passed
+    assert looked_up.count("step6") <= 1
+
+
 def test_step6_function_without_comments_is_caught(kernel, lm):
     code = "\n".join(
         line for line in _GOOD_FUNCTION.splitlines() if not line.strip().startswith("#")
@@ -532,7 +557,38 @@ def test_engine_answers_are_reused_across_steps_on_the_same_phrase(kernel, lm):
         for step in range(2, 7):
             assert run_check(f"step{step}", kernel, counting).passed
     assert calls.count("logits") == 1
-    assert calls.count("top_k") == 1 + len(checks.UNSEEN_CALLS)
+    # Steps 4 and 5 read their table from the cached logits; only step 6's phrases run.
+    assert calls.count("top_k") == len(checks.UNSEEN_CALLS)
+
+
+def test_checks_call_the_tokenizer_only_under_the_models_lock(kernel, tiny):
+    model, tokenizer = tiny
+    guarded = LanguageModel("tiny", model, tokenizer)
+    unlocked: list[str] = []
+
+    class Guarded:
+        """The same tokenizer, noting every call made without the model's tokenizer lock."""
+
+        def __call__(self, *args, **kwargs):
+            return self.__getattr__("__call__")(*args, **kwargs)
+
+        def __getattr__(self, name):
+            attr = getattr(tokenizer, name)
+            if not callable(attr):
+                return attr
+
+            def noted(*args, **kwargs):
+                if not guarded.tokenizer_lock.locked():
+                    unlocked.append(name)
+                return attr(*args, **kwargs)
+
+            return noted
+
+    guarded.tokenizer = Guarded()
+    run_solutions(kernel, 6)
+    for step in range(1, 7):
+        assert run_check(f"step{step}", kernel, guarded).passed
+    assert unlocked == []
 
 
 def test_compare_is_pure_and_matches_run_check(kernel, lm):
@@ -764,3 +820,16 @@ def test_very_wide_rows_are_summarised_on_strided_columns():
     assert rows.sketch.shape == (1, tensors.SKETCH_SIZE)
     assert rows.matches(0, tensors.Rows.of(wide.clone()), 0, tensors.LOGITS_TOL)
     assert not rows.matches(0, tensors.Rows.of(wide + 0.05), 0, tensors.LOGITS_TOL)
+
+
+def test_row_summaries_survive_another_thread_clearing_the_sign_cache(monkeypatch):
+    class ClearedByAnotherThread(dict):
+        """A cache that another check's thread empties right after each fill."""
+
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            self.clear()
+
+    monkeypatch.setattr(check_kernel, "_K_CACHE", ClearedByAnotherThread())
+    rows = torch.linspace(-3, 3, 40).reshape(2, 20)
+    assert tensors.Rows.of(rows).matches(0, tensors.Rows.of(rows.clone()), 0, tensors.LOGITS_TOL)

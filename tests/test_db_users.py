@@ -126,14 +126,6 @@ def test_list_users_filters_by_role_and_sorts_by_name(fresh_db):
         fresh_db.list_users(role="admin")
 
 
-def test_touch_user_sets_last_seen(fresh_db):
-    student = make_student(fresh_db)
-    fresh_db.touch_user(student.id)
-    assert fresh_db.user(student.id).last_seen_at is not None
-    with pytest.raises(NotFoundError):
-        fresh_db.touch_user(999)
-
-
 def test_set_password_replaces_the_old_one(fresh_db):
     student = make_student(fresh_db)
     fresh_db.set_password(student.id, "a brand new secret")

@@ -98,6 +98,18 @@ def test_predict_next_tokens_is_top_k_at_the_last_position(lm):
     assert lm.predict_next_tokens(PHRASE, 5).equals(lm.top_k(PHRASE, k=5))
 
 
+def test_top_k_from_logits_is_the_top_k_table_of_logits_already_computed(lm):
+    for phrase in PHRASES:
+        table = lm.top_k_from_logits(lm.logits(phrase)[0, -1], k=5)
+        single = lm.top_k(phrase, k=5)
+        assert list(table.columns) == list(single.columns)
+        assert table["token_ids"].tolist() == single["token_ids"].tolist(), phrase
+        assert table["tokens"].tolist() == single["tokens"].tolist(), phrase
+        assert table["probabilities"].tolist() == pytest.approx(
+            single["probabilities"].tolist(), abs=1e-6
+        )
+
+
 def test_top_k_batch_equals_one_by_one_for_phrases_of_different_lengths(lm):
     batched = lm.top_k_batch(PHRASES, k=5)
     assert len(batched) == len(PHRASES)
@@ -128,6 +140,8 @@ def test_top_k_batch_of_no_phrases_is_an_empty_list(lm):
         (lambda lm: lm.next_token_probabilities(PHRASE, position=-6), "outside the phrase"),
         (lambda lm: lm.top_k_batch("to be or not to", k=3), "list of strings"),
         (lambda lm: lm.top_k_batch(["hello", ""], k=3), "phrase 2"),
+        (lambda lm: lm.top_k_from_logits(lm.logits(PHRASE), k=3), r"\(\d+,\) tensor"),
+        (lambda lm: lm.top_k_from_logits([0.5, 0.5], k=1), r"\(\d+,\) tensor"),
     ],
 )
 def test_bad_input_raises_invalid_input_with_a_plain_message(lm, call, message):

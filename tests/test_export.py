@@ -37,7 +37,12 @@ from workbook.submission.notebook import (
     verbatim_markdown,
 )
 from workbook.submission.online_text import moodle_html, moodle_text
-from workbook.submission.snapshot import ExportError, QuestionContent, gather_submission
+from workbook.submission.snapshot import (
+    ExportError,
+    QuestionContent,
+    ReflectionContent,
+    gather_submission,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / NOTEBOOK_NAME
 
@@ -150,6 +155,44 @@ def test_tutorial_log_section_holds_both_reflections():
     for entry, cell in zip(submission.reflections, nb.cells[start + 1 :], strict=True):
         for typed in (entry.text, entry.title, entry.category):
             assert verbatim_markdown(typed) in cell.source
+
+
+def _log_section(submission) -> tuple[str, str, str]:
+    """The tutorial log as the notebook, the HTML and the plain text show it."""
+    nb = build_notebook(submission, built_at=BUILT_AT)
+    start = [cell.id for cell in nb.cells].index("tutorial-log")
+    notebook = "\n\n".join(cell.source for cell in nb.cells[start:])
+    page = moodle_html(submission)
+    text = moodle_text(submission)
+    return notebook, page[page.index("Tutorial log") :], text[text.index("Tutorial log") :]
+
+
+@pytest.mark.parametrize(
+    ("path", "placeholder"),
+    [("project", "(mini-project not logged)"), ("tutorials", "(no tutorials logged)")],
+)
+def test_an_empty_tutorial_log_reads_the_same_in_the_notebook_and_the_online_text(
+    path, placeholder
+):
+    submission = replace(complete_submission(), tutorial_path=path, reflections=())
+    for shown in _log_section(submission):
+        assert placeholder in shown
+        assert ("mini-project instead of two tutorials" in shown) == (path == "project")
+        assert "(no tutorials logged)" not in shown or path != "project"
+
+
+@pytest.mark.parametrize(
+    ("entry", "heading"),
+    [
+        (ReflectionContent("1", "Tensors\n  and   autograd"), "Tutorial 1: Tensors and autograd"),
+        (ReflectionContent("2", " "), "Tutorial 2: (untitled)"),
+        (ReflectionContent("project", ""), "Mini-project: (no description)"),
+    ],
+)
+def test_reflection_headings_read_the_same_in_the_notebook_and_the_online_text(entry, heading):
+    submission = replace(complete_submission(), reflections=(entry,))
+    for shown in _log_section(submission):
+        assert heading in shown
 
 
 def test_metadata_records_student_model_and_build_time():
@@ -356,8 +399,8 @@ def test_reexporting_unchanged_work_gives_the_same_notebook_content(filled):
     )
     records = store.exports_for(user.id)
     assert [(r.file_name, r.sha256) for r in records] == [
-        (first.file_name, first.sha256),
-        (second.file_name, second.sha256),
+        (first.file_name, first.notebook_sha256),
+        (second.file_name, second.notebook_sha256),
     ]
 
 
@@ -374,9 +417,13 @@ def test_cli_export_writes_the_bundle_and_records_it(filled, tmp_path, capsys):
         assert sorted(archive.namelist()) == sorted(BUNDLE_FILES)
     import hashlib
 
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    assert digest in capsys.readouterr().out
-    assert [r.sha256 for r in store.exports_for(user.id)] == [digest]
+    with zipfile.ZipFile(target) as archive:
+        notebook_digest = hashlib.sha256(archive.read(NOTEBOOK_NAME)).hexdigest()
+    printed = capsys.readouterr().out
+    assert hashlib.sha256(target.read_bytes()).hexdigest() in printed
+    assert notebook_digest in printed
+    # The notebook is what a TA finds on Moodle, so its hash is the one recorded.
+    assert [r.sha256 for r in store.exports_for(user.id)] == [notebook_digest]
 
 
 def test_cli_export_with_files_and_without_recording(filled, tmp_path):

@@ -16,12 +16,14 @@ import threading
 import time
 import types
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from db_fixtures import PASSWORD, make_student
 
 from db import AuthenticationError, SignInPolicy, Store, ThrottledError, passwords
+from db import users as db_users
 
 EMAIL = "student1@example.org"
 WRONG = "not the password"
@@ -294,3 +296,17 @@ def test_deleting_an_account_forgets_its_trusted_browsers(store):
     store.trust_browser(owner.id, "owner's browser")
     store.delete_user(owner.id)
     assert list(store._db().query("SELECT * FROM trusted_browsers")) == []
+
+
+def test_attempts_older_than_the_window_are_forgotten_not_kept_forever(store, monkeypatch):
+    make_student(store)
+    policy = SignInPolicy(free_per_client=2, first_delay_s=600)
+    earlier = datetime.now(UTC) - timedelta(seconds=2 * policy.window_s)
+    monkeypatch.setattr(db_users, "_now", lambda: earlier)
+    for _ in range(2):
+        assert _attempt(store, WRONG, policy, client="a") == "checked"
+    assert store.failed_logins_since(EMAIL, 3 * policy.window_s) == 2
+    monkeypatch.undo()
+    # Out of the window, the old failures hold nobody back, and they are deleted.
+    assert _attempt(store, WRONG, policy, client="a") == "checked"
+    assert store.failed_logins_since(EMAIL, 3 * policy.window_s) == 1

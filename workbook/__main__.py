@@ -65,7 +65,7 @@ def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
             for name in BUNDLE_FILES:
                 (args.out / name).write_bytes(archive.read(name))
     if not args.no_record:
-        store.record_export(user.id, bundle.file_name, bundle.sha256)
+        store.record_export(user.id, bundle.file_name, bundle.notebook_sha256)
     print(target)
     print(f"sha256 {bundle.sha256}")
     print(f"notebook sha256 {bundle.notebook_sha256}")

@@ -176,7 +176,10 @@ def _k_signs(columns, size):
     import torch
 
     key = ("signs", columns, size)
-    if key not in _K_CACHE:
+    # Read once into a local: on the server another check's thread may clear the cache
+    # between filling it and returning from it.
+    signs = _K_CACHE.get(key)
+    if signs is None:
         index = torch.arange(columns * size, dtype=torch.int64).reshape(columns, size)
         h = (index * 2654435761 + 97531) % 2147483648
         h = h ^ (h >> 15)
@@ -186,7 +189,7 @@ def _k_signs(columns, size):
         if len(_K_CACHE) > 8:
             _K_CACHE.clear()
         _K_CACHE[key] = signs
-    return _K_CACHE[key]
+    return signs
 
 
 def _k_summary(tensor, size):

@@ -77,14 +77,30 @@ def _top_k(lm: LanguageModel, phrase: str, k: int) -> Any:
     return _CACHE.get(lm, ("top_k", phrase, k), lambda: lm.top_k(phrase, k=k))
 
 
+def _last_top_k(lm: LanguageModel, phrase: str, k: int) -> Any:
+    """The top-k table of the phrase's last position, from its cached logits (no new pass)."""
+
+    def compute() -> Any:
+        return lm.top_k_from_logits(_logits(lm, phrase)[0, -1], k=k)  # from (V,)
+
+    return _CACHE.get(lm, ("last_top_k", phrase, k), compute)
+
+
 def _raw_tokens(lm: LanguageModel, ids: Sequence[int]) -> list[str]:
     """The vocabulary's own spelling of each id (e.g. 'Ġgo'): what decoding turns into text."""
-    return [str(t) for t in lm.tokenizer.convert_ids_to_tokens([int(i) for i in ids])]
+    with lm.tokenizer_lock:  # the Rust tokenizer is not thread-safe (Explore runs alongside)
+        tokens = lm.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+    return [str(t) for t in tokens]
 
 
-def _table_reference(lm: LanguageModel, phrase: str, k: int) -> dict:
-    """The top-k table and what a wrong table is often made of instead."""
-    table = _top_k(lm, phrase, k)
+def _decode(lm: LanguageModel, ids: Sequence[int]) -> str:
+    """The text of ``ids``, decoded under the model's tokenizer lock."""
+    with lm.tokenizer_lock:
+        return lm.tokenizer.decode(ids)
+
+
+def _table_reference(lm: LanguageModel, table: Any) -> dict:
+    """The engine's top-k table and what a wrong table is often made of instead."""
     ids = [int(i) for i in table["token_ids"]]
     return {
         "tokens": [str(t) for t in table["tokens"]],
@@ -111,12 +127,12 @@ def _common_reference(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     ref: dict[str, Any] = {"input_ids": lm.encode(phrase)}  # (1, n)
     # The phrase as its own ids decode (a tokenizer may normalise case or spaces), to
     # compare with the student's ids decoded.
-    ref["phrase_text"] = lm.tokenizer.decode(ref["input_ids"].reshape(-1).tolist())
+    ref["phrase_text"] = _decode(lm, ref["input_ids"].reshape(-1).tolist())
     ids = tensor_values(digest["values"].get("input_ids"))
     if ids is not None and not ids.is_floating_point() and ids.dim() in (1, 2) and ids.numel():
         flat = ids.reshape(-1)
         if bool(((flat >= 0) & (flat < lm.vocab_size)).all()):
-            ref["ids_text"] = lm.tokenizer.decode(flat.tolist())
+            ref["ids_text"] = _decode(lm, flat.tolist())
     return ref
 
 
@@ -138,7 +154,7 @@ def _ref_logits(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
 def _ref_step4(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     ref = _ref_logits(lm, phrase, digest)
     last = ref["logits"][0, -1]  # (V,)
-    table = _table_reference(lm, phrase, 10)  # the same table step 5 uses: one computation
+    table = _table_reference(lm, _last_top_k(lm, phrase, 10))  # the table step 5 uses too
     ref.update(
         probabilities=torch.softmax(last, dim=-1),  # (V,)
         argmax=table["ids"][0],
@@ -150,13 +166,13 @@ def _ref_step4(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     )
     got_id, _ = scalar_id(digest["values"].get("most_likely_token_id"))
     if got_id is not None and 0 <= got_id < lm.vocab_size:
-        ref["id_token"] = lm.tokenizer.decode([got_id])
+        ref["id_token"] = _decode(lm, [got_id])
     return ref
 
 
 def _ref_step5(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
     ref = _ref_logits(lm, phrase, digest)
-    table = _table_reference(lm, phrase, 10)
+    table = _table_reference(lm, _last_top_k(lm, phrase, 10))
     ref.update(
         probabilities=torch.softmax(ref["logits"][0, -1], dim=-1),  # (V,)
         table=table,
@@ -167,7 +183,7 @@ def _ref_step5(lm: LanguageModel, phrase: str, digest: Mapping) -> dict:
 
 
 def _ref_step6(lm: LanguageModel) -> dict:
-    return {"tables": [_table_reference(lm, p, k) for p, k in UNSEEN_CALLS]}
+    return {"tables": [_table_reference(lm, _top_k(lm, p, k)) for p, k in UNSEEN_CALLS]}
 
 
 _REFERENCES: dict[str, Callable[[LanguageModel, str, Mapping], dict]] = {

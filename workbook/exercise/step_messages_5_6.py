@@ -7,9 +7,10 @@ returned table the same way, then looks at what the function reads, prints and c
 
 from __future__ import annotations
 
+import functools
 import math
 import tokenize
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from io import StringIO
 from typing import Any
 
@@ -206,7 +207,7 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: set[str]) -> list[str]:
+def cmp_step6(function: Mapping | None, ref: Mapping, starter_comments: Set[str]) -> list[str]:
     kind = kind_of(function)
     if kind == "missing":
         return [
@@ -302,7 +303,9 @@ def _is_real_comment(comment: str) -> bool:
     return sum(ch.isalpha() for ch in comment) >= 3
 
 
-def starter_code_comments(step_id: str) -> set[str]:
+@functools.cache  # the starter code never changes: tokenize it once, not on every check
+def starter_code_comments(step_id: str) -> frozenset[str]:
+    """The comments of the step's starter code (not the student's own)."""
     code = content.step(step_id).starter_code
     comments = set()
     try:
@@ -311,4 +314,4 @@ def starter_code_comments(step_id: str) -> set[str]:
                 comments.add(token.string.strip())
     except (tokenize.TokenError, SyntaxError):
         pass
-    return comments
+    return frozenset(comments)

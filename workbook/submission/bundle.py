@@ -120,9 +120,10 @@ class Bundle:
     Attributes:
         file_name: the zip's file name.
         data: the zip's bytes.
-        sha256: hex SHA-256 of ``data`` (what the store records).
+        sha256: hex SHA-256 of ``data``.
         notebook: the notebook's bytes (``u9n1-lm-logits.ipynb``).
-        notebook_sha256: hex SHA-256 of ``notebook``.
+        notebook_sha256: hex SHA-256 of ``notebook``: what the store records, because the
+            notebook, not the zip, is the file a TA finds on Moodle.
         html: the online text as HTML.
         text: the online text as plain text.
     """
@@ -194,14 +195,14 @@ def _html_document(submission: Submission, body: str) -> str:
 def export_for(
     store: Store, user_id: int, *, model_name: str, built_at: datetime | None = None
 ) -> Bundle:
-    """Gather, build and record one export (the store keeps the zip's SHA-256).
+    """Gather, build and record one export (the store keeps the notebook's SHA-256).
 
     Raises:
         ExportError: the account is gone or the notebook would not validate.
     """
     submission = gather_submission(store, user_id, model_name=model_name)
     bundle = build_bundle(submission, built_at=built_at)
-    store.record_export(user_id, bundle.file_name, bundle.sha256)
+    store.record_export(user_id, bundle.file_name, bundle.notebook_sha256)
     return bundle
 
 

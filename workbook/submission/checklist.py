@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbook import quality
+from workbook.exercise.content import ALLOWED_GLOBALS
 from workbook.submission.notebook import build_notebook, validate_notebook
 from workbook.submission.snapshot import ExportError, Submission, gather_submission
 from workbook.tutorials import rules
@@ -51,8 +52,6 @@ PAGE_ANALYSIS = "pages/analysis.py"
 PAGE_TUTORIALS = "pages/tutorials.py"
 
 FUNCTION_NAME = "predict_next_tokens"
-# The names step 6 allows predict_next_tokens to read from the notebook (the course's list).
-ALLOWED_GLOBALS = ("torch", "tokenizer", "pd", "model")
 # IPython puts these in the kernel's builtins, so check_global_vars never reports them.
 _KERNEL_BUILTINS = frozenset({"display", "get_ipython"})
 _LINK_LABELS = {
@@ -108,9 +107,6 @@ class Checklist:
     @property
     def codes(self) -> set[str]:
         return {item.code for item in self.items}
-
-    def for_page(self, page: str) -> tuple[ChecklistItem, ...]:
-        return tuple(item for item in self.items if item.page == page)
 
 
 # --- reading predict_next_tokens without running it ---------------------------------------

@@ -166,11 +166,7 @@ def _answer_markdown(question: QuestionContent) -> str:
 
 
 def _reflection_markdown(entry: ReflectionContent) -> str:
-    title = verbatim_markdown(" ".join(entry.title.split()))
-    if entry.slot == "project":
-        heading = f"### Mini-project: {title or '(no description)'}"
-    else:
-        heading = f"### Tutorial {entry.slot}: {title or '(untitled)'}"
+    heading = f"### {entry.heading(verbatim_markdown)}"
     facts = []
     if entry.category:
         facts.append(f"- Category: {verbatim_markdown(' '.join(entry.category.split()))}")
@@ -246,10 +242,10 @@ def build_notebook(submission: Submission, *, built_at: datetime | None = None):
         )
 
     log_intro = "## Tutorial log"
-    if submission.tutorial_path == "project":
-        log_intro += "\n\nI did the classifier-from-scratch mini-project instead of two tutorials."
-    elif not submission.reflections:
-        log_intro += "\n\n*(no tutorials logged)*"
+    if submission.tutorial_log_statement:
+        log_intro += f"\n\n{submission.tutorial_log_statement}"
+    if submission.tutorial_log_placeholder:
+        log_intro += f"\n\n*{submission.tutorial_log_placeholder}*"
     cells.append(v4.new_markdown_cell(log_intro, id="tutorial-log"))
     for entry in submission.reflections:
         cells.append(

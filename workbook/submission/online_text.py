@@ -116,18 +116,12 @@ def moodle_html(submission: Submission) -> str:
         answer = _text_html(question.answer) if question.answer.strip() else ""
         out.append(answer or "<p><em>(not answered)</em></p>")
     out.append("<h2>Tutorial log</h2>")
-    if submission.tutorial_path == "project":
-        out.append(
-            "<p>I did the classifier-from-scratch mini-project instead of two tutorials.</p>"
-        )
-    if not submission.reflections:
-        out.append("<p><em>(no tutorials logged)</em></p>")
+    if submission.tutorial_log_statement:
+        out.append(f"<p>{html.escape(submission.tutorial_log_statement)}</p>")
+    if submission.tutorial_log_placeholder:
+        out.append(f"<p><em>{html.escape(submission.tutorial_log_placeholder)}</em></p>")
     for entry in submission.reflections:
-        if entry.slot == "project":
-            heading = f"Mini-project: {entry.title or '(no description)'}"
-        else:
-            heading = f"Tutorial {entry.slot}: {entry.title or '(untitled)'}"
-        out.append(f"<h3>{html.escape(heading)}</h3>")
+        out.append(f"<h3>{html.escape(entry.heading())}</h3>")
         facts = []
         if entry.category:
             facts.append(f"<li>Category: {html.escape(entry.category)}</li>")
@@ -159,17 +153,13 @@ def moodle_text(submission: Submission) -> str:
         out.append(question.answer.strip() or "(not answered)")
     out.append("")
     out.append(_rule("Tutorial log"))
-    if submission.tutorial_path == "project":
-        out.append("I did the classifier-from-scratch mini-project instead of two tutorials.")
-    if not submission.reflections:
-        out.append("(no tutorials logged)")
+    if submission.tutorial_log_statement:
+        out.append(submission.tutorial_log_statement)
+    if submission.tutorial_log_placeholder:
+        out.append(submission.tutorial_log_placeholder)
     for entry in submission.reflections:
-        if entry.slot == "project":
-            heading = f"Mini-project: {entry.title or '(no description)'}"
-        else:
-            heading = f"Tutorial {entry.slot}: {entry.title or '(untitled)'}"
         out.append("")
-        out.append(_rule(heading, "-"))
+        out.append(_rule(entry.heading(), "-"))
         if entry.category:
             out.append(f"Category: {entry.category}")
         if entry.url:

@@ -7,6 +7,7 @@ it, so they describe the same snapshot, and tests can build a ``Submission`` by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,17 @@ class ReflectionContent:
     details: tuple[tuple[str, str], ...] = ()
     text: str = ""
 
+    def heading(self, escape: Callable[[str], str] = str) -> str:
+        """The entry's heading, e.g. ``Tutorial 1: Tensors``, its title on one line.
+
+        Args:
+            escape: applied to the title as typed (e.g. to keep it literal in Markdown).
+        """
+        title = " ".join(self.title.split())
+        if self.slot == "project":
+            return f"Mini-project: {escape(title) if title else '(no description)'}"
+        return f"Tutorial {self.slot}: {escape(title) if title else '(untitled)'}"
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -127,14 +139,21 @@ class Submission:
     reflections: tuple[ReflectionContent, ...] = field(default_factory=tuple)
     work_updated_at: datetime | None = None
 
+    @property
+    def tutorial_log_statement(self) -> str:
+        """The line that opens the tutorial log on the project path (``""`` otherwise)."""
+        if self.tutorial_path == "project":
+            return "I did the classifier-from-scratch mini-project instead of two tutorials."
+        return ""
 
-def _attr(obj: object, *names: str, default: Any = "") -> Any:
-    """The first attribute of ``obj`` that exists (the exercise data's field names)."""
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return default
+    @property
+    def tutorial_log_placeholder(self) -> str:
+        """What stands for an empty tutorial log (``""`` when there are entries)."""
+        if self.reflections:
+            return ""
+        if self.tutorial_path == "project":
+            return "(mini-project not logged)"
+        return "(no tutorials logged)"
 
 
 def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submission:
@@ -163,23 +182,22 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
     steps = []
     for step in content.steps(model_name):
         saved = cells.get(step.id)
-        given = bool(getattr(step, "given", False))
         # A given cell always shows the course's code; a student cell their latest save.
-        code = step.starter_code if given or saved is None else saved.code
+        code = step.starter_code if step.given or saved is None else saved.code
         if saved is not None:
             stamps.append(saved.created_at)
         ran = saved is not None and (saved.ran_at is not None or bool(saved.outputs))
         steps.append(
             StepContent(
                 id=step.id,
-                title=_attr(step, "title"),
-                instructions=_attr(step, "instructions", "markdown"),
+                title=step.title,
+                instructions=step.instructions,
                 code=code,
                 outputs=tuple(saved.outputs) if ran else (),
                 ran=ran,
                 passed=saved.passed if saved is not None else None,
                 message=saved.message if saved is not None else None,
-                given=given,
+                given=step.given,
             )
         )
 
@@ -191,9 +209,9 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         questions.append(
             QuestionContent(
                 id=question.id,
-                prompt=_attr(question, "prompt", "text", "markdown"),
+                prompt=question.prompt,
                 answer=revision.text if revision is not None else "",
-                title=_attr(question, "title"),
+                title=question.title,
             )
         )
 
@@ -235,7 +253,7 @@ def gather_submission(store: Store, user_id: int, *, model_name: str) -> Submiss
         student_name=user.name,
         model_name=model_name,
         title=DEFAULT_TITLE,
-        introduction=getattr(content, "INTRODUCTION", ""),
+        introduction=content.INTRODUCTION,
         steps=tuple(steps),
         questions=tuple(questions),
         tutorial_path=log.path,
