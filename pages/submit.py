@@ -3,7 +3,7 @@
 The work is gathered once per run (``workbook.submission.gather_submission``); the checklist,
 the preview and the zip all describe that same snapshot. Only a notebook that would not
 validate blocks the download; every other item is a warning with a link to where it is
-fixed. Each download is recorded in the database with the zip's SHA-256.
+fixed. Each download is recorded in the database with the notebook's SHA-256.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def _record(file_name: str, sha256: str) -> None:
     except DbError as exc:
         st.session_state[EXPORT_STATUS] = ("error", f"The download was not recorded: {exc}")
     else:
-        st.session_state[EXPORT_STATUS] = ("ok", f"Recorded: {file_name} (SHA-256 {sha256})")
+        st.session_state[EXPORT_STATUS] = (
+            "ok",
+            f"Recorded: {file_name} (notebook SHA-256 {sha256})",
+        )
 
 
 submission = None
@@ -118,7 +121,7 @@ if exports:
         for record in reversed(exports):
             st.markdown(
                 f"- {record.created_at:%Y-%m-%d %H:%M} UTC · `{record.file_name}` · "
-                f"SHA-256 `{record.sha256}`"
+                f"notebook SHA-256 `{record.sha256}`"
             )
 
 # --- 3. the online text ----------------------------------------------------------------
