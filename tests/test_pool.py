@@ -81,3 +81,18 @@ def test_a_kernel_busy_running_a_cell_is_never_culled(pool):
     holder.join()  # another thread holds its lock (as a running cell does), never released
     assert pool.cull_idle() == []
     assert busy.pool_locked_at_stop is None and pool.running() == ["ada"]
+
+
+def test_a_restart_after_a_cull_does_not_tell_the_student_about_the_cull(pool, monkeypatch):
+    pool._kernels["ada"] = StandIn(pool, "ada", idle=True)
+    pool.cull_idle()
+    monkeypatch.setattr(pool, "_new_kernel", lambda user_id: StandIn(pool, user_id, idle=False))
+    kernel = pool.restart("ada")
+    assert kernel.pending_notice == ""
+
+
+def test_the_next_run_after_a_cull_still_says_why_the_variables_are_gone(pool, monkeypatch):
+    pool._kernels["ada"] = StandIn(pool, "ada", idle=True)
+    pool.cull_idle()
+    monkeypatch.setattr(pool, "_new_kernel", lambda user_id: StandIn(pool, user_id, idle=False))
+    assert pool.kernel_for("ada").pending_notice == "shut down while idle"

@@ -190,12 +190,17 @@ class KernelPool:
         Raises:
             ServerBusy, KernelError, KernelDied: as :meth:`kernel_for`.
         """
-        old = self.current(user_id)
+        with self._lock:
+            # The student asked for fresh variables: a cull's "your variables are gone" would
+            # only confuse them on their next run.
+            self._notices.pop(user_id, None)
+            old = self._kernels.get(user_id)
         if old is None:
             return self.kernel_for(user_id)  # no kernel yet: a fresh one (a spare if ready)
         with old.lock:
             with self._lock:
                 replaced = self._kernels.get(user_id) is not old
+                self._notices.pop(user_id, None)
             if replaced:  # by another tab's restart, or culled, while we waited for its lock
                 return self.kernel_for(user_id)
             old._stop()  # the folder must be free before the spare takes it over
