@@ -307,7 +307,9 @@ class Workbook:
                     try:
                         lm = self.engine()
                     except WorkbookError as exc:  # the cell ran: keep its outputs, unchecked
-                        unchecked = f"Your code ran, but it could not be checked: {exc}."
+                        unchecked = (
+                            f"Your code ran, but it could not be checked: {str(exc).rstrip('.')}."
+                        )
                         result = replace(result, message=f"{result.message} {unchecked}".strip())
                     else:
                         check = checks.run_check(step, kernel, lm, outputs=result.outputs)
