@@ -220,3 +220,38 @@ def test_a_gateway_cell_stopped_by_a_limit_gets_the_local_kernels_message(
     assert there.status == here.status == "error"
     assert words in there.message and "variables are kept" in there.message
     assert there.message == here.message
+
+
+class LateSubscriber:
+    """Channels whose iopub subscription goes live only after the first request: the kernel's
+    shell answers every request, its iopub status reaches us from the second one on."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.queues = {"shell": queue.Queue(), "iopub": queue.Queue()}
+        self.closed, self.died = threading.Event(), threading.Event()
+        self.sent: list[str] = []
+
+    def send(self, channel: str, msg_type: str, content: dict) -> str:
+        msg_id = f"request-{len(self.sent)}"
+        self.sent.append(msg_id)
+        answer = {"parent_header": {"msg_id": msg_id}}
+        self.queues["shell"].put({**answer, "msg_type": "kernel_info_reply"})
+        if len(self.sent) > 1:
+            self.queues["iopub"].put({**answer, "msg_type": "status"})
+        return msg_id
+
+    def get(self, channel: str, timeout: float) -> dict | None:
+        try:
+            return self.queues[channel].get(timeout=timeout)
+        except Exception:  # noqa: BLE001 - queue.Empty
+            return None
+
+
+def test_a_kernel_counts_as_ready_only_once_its_iopub_reaches_us():
+    kernel = GatewayKernel("ada", Settings(kernel_gateway=f"http://127.0.0.1:{free_port()}"))
+    kernel._channels = channels = LateSubscriber()
+    kernel._wait_ready()
+    assert channels.sent == ["request-0", "request-1"]  # asked again until iopub answered

@@ -157,7 +157,14 @@ class GatewayProcess:
             ) from exc
 
     def _wait_ready(self) -> None:
-        """Send ``kernel_info_request`` until the kernel answers one."""
+        """Send ``kernel_info_request`` until both of the kernel's answers to one arrive.
+
+        The reply comes on the shell channel; the kernel's busy/idle status for the same
+        request comes on iopub. Waiting for the second too is the "nudge": after a restart
+        the server's iopub subscription to the new kernel may not be live yet (a ZeroMQ late
+        subscriber), and whatever the kernel publishes before it is, a cell's output
+        included, is silently lost.
+        """
         channels = self._channels
         assert channels is not None
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -166,12 +173,16 @@ class GatewayProcess:
                 msg_id = channels.send("shell", "kernel_info_request", {})
             except SocketClosed:
                 raise GatewayUnavailable(UNREACHABLE) from None
+            answered: set[str] = set()
             ask_again = time.monotonic() + 2.0
             while time.monotonic() < min(ask_again, deadline):
                 if channels.closed.is_set():
                     raise GatewayUnavailable(UNREACHABLE)
-                msg = channels.get("shell", POLL_S)
-                if msg is not None and msg.get("parent_header", {}).get("msg_id") == msg_id:
+                for channel in ("shell", "iopub"):
+                    msg = channels.get(channel, POLL_S / 2)
+                    if msg is not None and msg.get("parent_header", {}).get("msg_id") == msg_id:
+                        answered.add(channel)
+                if answered == {"shell", "iopub"}:
                     channels.died.clear()  # a restart notice from before it was ready
                     return
         raise KernelDied(
