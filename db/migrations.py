@@ -235,3 +235,48 @@ def m004_sign_in_throttle(db: Database) -> None:
         )
         """
     )
+
+
+@migrations(name="m006_lti_services")
+def m006_lti_services(db: Database) -> None:
+    """The score outbox (grades waiting for, or sent to, a platform) and the class list.
+
+    ``lti_scores`` is the durable queue of AGS scores: a row is written in the same
+    transaction that decides its timestamp, and is only ever marked, never deleted, so a
+    grade survives restarts and failed posts. ``lti_roster`` caches the platform's class
+    list (NRPS) per context, replaced whole on each refresh.
+    """
+    db.execute(
+        """
+        CREATE TABLE lti_scores (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            context_pk INTEGER NOT NULL,
+            lineitem TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('grade', 'submitted')),
+            payload TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'error', 'superseded')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT NOT NULL,
+            last_error TEXT,
+            sent_at TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX lti_scores_due ON lti_scores (state, next_try_at)")
+    db.execute("CREATE INDEX lti_scores_user_lineitem ON lti_scores (user_id, lineitem)")
+    db.execute(
+        """
+        CREATE TABLE lti_roster (
+            context_pk INTEGER NOT NULL,
+            sub TEXT NOT NULL,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            PRIMARY KEY (context_pk, sub)
+        )
+        """
+    )

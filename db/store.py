@@ -35,6 +35,7 @@ from db import validation as check
 from db.common import _now, _ts
 from db.errors import DbError
 from db.grading import GradingMixin
+from db.lti_services import LtiServicesMixin
 from db.migrations import migrations
 from db.tutorial_log import TutorialLogMixin
 from db.users import UsersMixin
@@ -53,7 +54,7 @@ DEFAULT_STEP_IDS: tuple[str, ...] = (
 DEFAULT_SLOTS: tuple[str, ...] = ("1", "2")
 
 
-class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin):
+class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin, LtiServicesMixin):
     """The workbook's storage: users, student work with history, feedback, exports.
 
     Args:

@@ -44,8 +44,11 @@ __all__, __getattr__, __dir__ = public_face(
         "worksheet": (
             "GradeEntry",
             "WorksheetResult",
+            "feedback_comment_text",
             "fill_worksheet",
             "fresh_worksheet",
+            "grade_score",
+            "released_entry",
             "worksheet_grades",
         ),
     },

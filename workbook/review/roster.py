@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from workbook.review.grading import ReviewError, grade_label
@@ -101,12 +101,15 @@ def filter_roster(
     return present + missing
 
 
-def responses_csv(store: Any) -> bytes:
+def responses_csv(store: Any, only: Collection[int] | None = None) -> bytes:
     """All students' responses as a spreadsheet: one row per student, one column per answer.
 
     UTF-8 with a byte order mark so spreadsheet programs read accents right. A cell that
     starts like a formula (``=``, ``+``, ``-``, ``@``) gets a leading apostrophe so that a
     spreadsheet shows it as text instead of running it.
+
+    Args:
+        only: these students' ids only (a TA's sections); ``None`` for every student.
     """
     from workbook.exercise import content
 
@@ -127,6 +130,8 @@ def responses_csv(store: Any) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     for row in store.roster():
+        if only is not None and row.user_id not in only:
+            continue
         log = store.tutorial_log(row.user_id)
         answers = store.answers_for(row.user_id)
         cells: list[Any] = [row.name, row.email, log.path or ""]

@@ -14,7 +14,7 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -27,9 +27,12 @@ __all__ = [
     "GradeEntry",
     "WorksheetResult",
     "feedback_comment_html",
+    "feedback_comment_text",
     "fill_worksheet",
     "fresh_worksheet",
+    "grade_score",
     "moodle_date",
+    "released_entry",
     "worksheet_grades",
 ]
 
@@ -84,30 +87,69 @@ class WorksheetResult:
     locked: list[str]
 
 
-def worksheet_grades(store: Any) -> dict[str, GradeEntry]:
+def worksheet_grades(store: Any, only: Collection[int] | None = None) -> dict[str, GradeEntry]:
     """What the Moodle worksheet receives: released feedback per student email.
 
     Drafts are not exported; a student whose feedback was never released gets no entry.
-    """
-    from db import NotFoundError
 
-    items_by_path: dict[str | None, list[FeedbackItem]] = {}
+    Args:
+        only: these students' ids only (a TA's sections); ``None`` for every student.
+    """
     grades: dict[str, GradeEntry] = {}
     for row in store.roster():
-        try:
-            feedback = store.released_feedback_for(row.user_id)
-        except NotFoundError:
+        if only is not None and row.user_id not in only:
             continue
-        if row.tutorial_path not in items_by_path:
-            items_by_path[row.tutorial_path] = feedback_items(row.tutorial_path)
-        grades[row.email.strip().lower()] = GradeEntry(
-            label=grade_label(feedback.grade),
-            comment_html=feedback_comment_html(
-                feedback.comment, feedback.item_comments, items_by_path[row.tutorial_path]
-            ),
-            modified=feedback.created_at,
-        )
+        found = released_entry(store, row.user_id)
+        if found is not None:
+            grades[row.email.strip().lower()] = found[0]
     return grades
+
+
+def released_entry(store: Any, student_id: int) -> tuple[GradeEntry, Any] | None:
+    """One student's worksheet entry and the released feedback it comes from, or ``None``
+    when nothing was released (the same entry ``worksheet_grades`` writes)."""
+    from db import NotFoundError
+
+    try:
+        feedback = store.released_feedback_for(student_id)
+    except NotFoundError:
+        return None
+    items = feedback_items(store.tutorial_log(student_id).path)
+    entry = GradeEntry(
+        label=grade_label(feedback.grade),
+        comment_html=feedback_comment_html(feedback.comment, feedback.item_comments, items),
+        modified=feedback.created_at,
+    )
+    return entry, feedback
+
+
+def grade_score(label: str, points_max: float = MAX_POINTS) -> tuple[float, float]:
+    """A scale label as (points given, points possible), the ratio the worksheet writes.
+
+    A point-graded Moodle item receives ``given / possible`` of its own maximum, in the
+    worksheet (``fill_worksheet``) and through the gradebook services alike.
+
+    Raises:
+        ReviewError: the label is not on the course's scale.
+    """
+    return (grade_points(label) or 0.0), points_max
+
+
+def feedback_comment_text(
+    comment: str, item_comments: Mapping[str, str], items: Sequence[FeedbackItem] = ()
+) -> str:
+    """The overall comment and per-item comments as plain text (for a score's ``comment``).
+
+    Same order and labels as :func:`feedback_comment_html`; paragraphs apart by blank lines.
+    """
+    parts = [comment.strip()] if comment.strip() else []
+    labels = {item.id: item.label for item in items}
+    ordered = [item.id for item in items] + sorted(set(item_comments) - set(labels))
+    for item_id in ordered:
+        text = item_comments.get(item_id, "")
+        if text.strip():
+            parts.append(f"{labels.get(item_id, item_id)}: {text.strip()}")
+    return "\n\n".join(parts)
 
 
 def moodle_date(moment: datetime, timezone: tzinfo | None = None) -> str:
@@ -379,5 +421,5 @@ def _grade_cell(label: str, maximum: str, points_max: float) -> str:
         top = float(maximum.strip().replace(",", "."))
     except ValueError:
         return label  # a scale-graded assignment: Moodle matches the scale item's text
-    points = grade_points(label)
-    return f"{(points or 0.0) / points_max * top:.2f}"
+    given, possible = grade_score(label, points_max)
+    return f"{given / possible * top:.2f}"
