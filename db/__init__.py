@@ -20,6 +20,8 @@ from db.errors import (
     ThrottledError,
     ValidationError,
 )
+from db.lti import LtiContext, LtiLogin, LtiMembership, LtiPlatform
+from db.lti_keys import SigningKey, ToolKeys
 from db.models import (
     ROLES,
     TUTORIAL_PATHS,
@@ -50,6 +52,10 @@ __all__ = [
     "ConflictError",
     "DbError",
     "ExportRecord",
+    "LtiContext",
+    "LtiLogin",
+    "LtiMembership",
+    "LtiPlatform",
     "Feedback",
     "NotFoundError",
     "PermissionDeniedError",
@@ -58,8 +64,10 @@ __all__ = [
     "RosterRow",
     "Snippet",
     "SignInPolicy",
+    "SigningKey",
     "Store",
     "ThrottledError",
+    "ToolKeys",
     "TutorialEntry",
     "TutorialLog",
     "User",

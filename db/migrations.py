@@ -237,6 +237,114 @@ def m004_sign_in_throttle(db: Database) -> None:
     )
 
 
+@migrations(name="m005_lti")
+def m005_lti(db: Database) -> None:
+    """LTI 1.3: registered platforms, launches and the identities and courses they bring.
+
+    ``lti_platforms`` holds one row per (issuer, client id, deployment): a Moodle site may
+    deploy the tool several times. ``lti_states`` remembers each OIDC login this tool started
+    (only a hash of the state and of the browser's binding cookie). ``lti_nonces`` makes
+    every launch's nonce good for one use. ``lti_identities`` maps a platform's user
+    (issuer, ``sub``) to an account, ``lti_pending_links`` an (issuer, ``sub``) whose email
+    matches a password account that has not yet confirmed the link by signing in.
+    ``lti_contexts``/``lti_memberships`` record the courses launched from and, per user and
+    course, the service URLs of the latest launch.
+    """
+    db.execute(
+        """
+        CREATE TABLE lti_platforms (
+            id INTEGER PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            deployment_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            auth_url TEXT NOT NULL,
+            token_url TEXT NOT NULL,
+            keyset_url TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (issuer, client_id, deployment_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE lti_states (
+            state_hash TEXT PRIMARY KEY,
+            browser_hash TEXT NOT NULL,
+            issuer TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            login_params TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_lti_states_expires ON lti_states (expires_at)")
+    db.execute(
+        """
+        CREATE TABLE lti_nonces (
+            nonce TEXT PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_lti_nonces_expires ON lti_nonces (expires_at)")
+    db.execute(
+        """
+        CREATE TABLE lti_identities (
+            issuer TEXT NOT NULL,
+            sub TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (issuer, sub)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_lti_identities_user ON lti_identities (user_id)")
+    db.execute(
+        """
+        CREATE TABLE lti_pending_links (
+            issuer TEXT NOT NULL,
+            sub TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (issuer, sub)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_lti_pending_links_user ON lti_pending_links (user_id)")
+    db.execute(
+        """
+        CREATE TABLE lti_contexts (
+            id INTEGER PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            deployment_id TEXT NOT NULL,
+            context_id TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            label TEXT NOT NULL DEFAULT '',
+            UNIQUE (issuer, deployment_id, context_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE lti_memberships (
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            context_pk INTEGER NOT NULL REFERENCES lti_contexts(id),
+            role TEXT NOT NULL CHECK (role IN ('student', 'ta')),
+            ags_lineitem TEXT,
+            ags_lineitems TEXT,
+            ags_scopes TEXT,
+            nrps_url TEXT,
+            last_launch_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, context_pk)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_lti_memberships_context ON lti_memberships (context_pk)")
+
+
 @migrations(name="m006_lti_services")
 def m006_lti_services(db: Database) -> None:
     """The score outbox (grades waiting for, or sent to, a platform) and the class list.

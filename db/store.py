@@ -35,6 +35,8 @@ from db import validation as check
 from db.common import _now, _ts
 from db.errors import DbError
 from db.grading import GradingMixin
+from db.lti import LtiMixin
+from db.lti_keys import ToolKeys
 from db.lti_services import LtiServicesMixin
 from db.migrations import migrations
 from db.tutorial_log import TutorialLogMixin
@@ -54,7 +56,7 @@ DEFAULT_STEP_IDS: tuple[str, ...] = (
 DEFAULT_SLOTS: tuple[str, ...] = ("1", "2")
 
 
-class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin, LtiServicesMixin):
+class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin, LtiMixin, LtiServicesMixin):
     """The workbook's storage: users, student work with history, feedback, exports.
 
     Args:
@@ -104,6 +106,7 @@ class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin, LtiServicesMi
         self._lock = threading.Lock()
         self._closed = False
         self._keeper = self._connect() if self._memory_name is not None else None
+        self._tool_keys = ToolKeys(self.lti_key_path)
         try:
             self._open()
         except sqlite3.DatabaseError as error:
@@ -163,6 +166,16 @@ class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin, LtiServicesMi
                 # Its thread has ended, so nothing can be using it any more.
                 old.close()
         return db
+
+    @property
+    def lti_key_path(self) -> Path | None:
+        """The tool's LTI key file: beside the database (``workbook.db`` ->
+        ``workbook-lti-keys.json``); ``None`` (kept in memory) for an in-memory store."""
+        return None if self.path is None else self.path.with_name(f"{self.path.stem}-lti-keys.json")
+
+    def lti_tool_keys(self) -> ToolKeys:
+        """The tool's LTI signing keys (``db/lti_keys.py``), made on first use."""
+        return self._tool_keys
 
     def open_connections(self) -> int:
         """How many per-thread connections are open (for monitoring and tests)."""

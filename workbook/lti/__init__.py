@@ -1,10 +1,18 @@
-"""lti: the workbook as an LTI 1.3 tool (Moodle launches it, grades and class list go back).
+"""lti: the workbook as an LTI 1.3 tool, so that Moodle (or any LTI platform) launches it.
 
-- ``ags``: scores for the platform's gradebook and the access token that carries them;
+- ``keys``: the tool's RSA signing keys and public key set (kept by ``db/lti_keys.py``);
+- ``verify``: the launch's ``id_token`` checked as LTI 1.3 requires (PyJWT under our checks);
+- ``identity``: who a launch signs in (issuer + ``sub``), their role, course and services;
+- ``routes``: the four endpoints ``serve.py`` mounts (``/lti/login``, ``/lti/launch``,
+  ``/lti/jwks``, ``/lti/config``) and the same-site step that sets the session cookie;
+- ``html``: the plain pages a refusal or a framed launch shows;
+- ``ags``: scores for the platform's gradebook, and the access token that carries them;
 - ``nrps``: the class list, read from the platform;
 - ``outbox``: the durable queue of scores and the thread that posts them;
 - ``services``: the TA paths scoped to sections, with grade and class-list sync
   (``Workbook.lti``).
+
+Platforms are registered with ``python -m db lti add-platform`` (README, "Moodle (LTI 1.3)").
 """
 
 from workbook.public_names import public_face
@@ -14,17 +22,9 @@ from workbook.public_names import public_face
 __all__, __getattr__, __dir__ = public_face(
     __name__,
     {
-        "ags": (
-            "LtiServiceError",
-            "PlatformRefused",
-            "PlatformUnavailable",
-            "SigningKey",
-        ),
+        "keys": ("SigningKey", "ToolKeys", "tool_keys"),
+        "ags": ("LtiServiceError", "PlatformRefused", "PlatformUnavailable"),
         "outbox": ("Outbox",),
-        "services": (
-            "ClassListRefresh",
-            "LtiServices",
-            "StaffRoster",
-        ),
+        "services": ("ClassListRefresh", "LtiServices", "StaffRoster"),
     },
 )

@@ -16,11 +16,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from workbook.errors import WorkbookError
+
+if TYPE_CHECKING:
+    from db import SigningKey
 
 __all__ = [
     "NRPS_SCOPE",
@@ -30,7 +32,6 @@ __all__ = [
     "LtiServiceError",
     "PlatformRefused",
     "PlatformUnavailable",
-    "SigningKey",
     "client_assertion",
     "post_score",
     "score_payload",
@@ -77,26 +78,14 @@ class PlatformUnavailable(LtiServiceError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    """The tool's current private key and the id its public half has in the tool's key set.
-
-    Attributes:
-        kid: the key id (the JWT header's ``kid``), as served at ``/lti/jwks``.
-        private_key: the private key as PEM text or bytes, or a ``cryptography`` key object.
-    """
-
-    kid: str
-    private_key: Any
-
-
 def client_assertion(
     client_id: str, token_url: str, key: SigningKey, *, now: float | None = None
 ) -> str:
     """The JWT that proves the tool's identity to the platform's token URL (RS256).
 
     ``iss`` and ``sub`` are the tool's client id, ``aud`` the token URL; a fresh ``jti``
-    lets the platform refuse a replay.
+    lets the platform refuse a replay. ``key`` is the tool's current key
+    (``workbook.lti.tool_keys(store).current()``: ``kid`` and ``private_pem``).
     """
     import jwt
 
@@ -109,7 +98,7 @@ def client_assertion(
         "exp": issued + ASSERTION_LIFETIME_S,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
 
 
 class AccessTokens:

@@ -14,16 +14,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbook.lti.ags import (
     NRPS_SCOPE,
     AccessTokens,
     LtiServiceError,
-    SigningKey,
     score_payload,
 )
 from workbook.lti.outbox import Outbox
+
+if TYPE_CHECKING:
+    from db import SigningKey
 
 __all__ = ["ClassListRefresh", "LtiServices", "StaffRoster", "score_words"]
 
@@ -102,10 +104,9 @@ class LtiServices:
         self.outbox.start()
 
     def _tool_key(self) -> SigningKey:
-        from workbook.lti import keys
+        from workbook.lti.keys import tool_keys
 
-        current = keys.ToolKeys(self._wb.settings).current()
-        return SigningKey(kid=current.kid, private_key=current.private_pem)
+        return tool_keys(self.store).current()
 
     # --- scoping ------------------------------------------------------------------------
     def visible(self, staff: Any) -> set[int] | None:
