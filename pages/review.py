@@ -6,11 +6,13 @@ so a student who opens this page's URL gets a refusal and no TA data.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from pages import common, review_export, review_student, widgets
-from workbook import review
+from workbook import WorkbookError, review
 
 user = common.require_user("ta", "instructor")
 wb = common.get_workbook()
@@ -92,6 +94,7 @@ def roster_view(records: list[dict]) -> None:
             "Exported": [r["exported_at"] for r in shown],
             "Last activity": [r["last_activity"] for r in shown],
             "Feedback": [r["feedback"] for r in shown],
+            "Moodle": [r["moodle"] for r in shown],
         }
     )
     table_key = f"review:roster:table:{st.session_state.get(TABLE_GENERATION_KEY, 0)}"
@@ -112,11 +115,58 @@ def roster_view(records: list[dict]) -> None:
     go.button("Open", key="review:roster:open_button", on_click=_on_open_button)
 
 
-records = review.roster_records(wb.store.roster())
+def _refresh_class_list() -> None:
+    try:
+        done = wb.lti.refresh_class_list(user)
+    except WorkbookError as exc:
+        st.session_state[CLASS_LIST_STATUS] = ("error", str(exc))
+        return
+    words = f"Class list read from Moodle: {done.students} students in {done.courses} course(s)."
+    if done.problems:
+        words += " Not read: " + " ".join(done.problems)
+    st.session_state[CLASS_LIST_STATUS] = ("error" if done.problems else "ok", words)
+
+
+def class_list_view(roster: Any) -> None:
+    """Students Moodle lists who never opened the workbook, and the button that re-reads it."""
+    if not roster.can_refresh and not roster.not_started:
+        return
+    st.markdown(f"#### Enrolled in Moodle, not started ({len(roster.not_started)})")
+    fetched = roster.class_list_at
+    st.caption(
+        f"Class list read from Moodle at {fetched:%Y-%m-%d %H:%M} UTC."
+        if fetched
+        else "The class list has not been read from Moodle yet."
+    )
+    if roster.not_started:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Name": [name for name, _ in roster.not_started],
+                    "Email": [email for _, email in roster.not_started],
+                    "Status": ["not started"] * len(roster.not_started),
+                }
+            ),
+            hide_index=True,
+            key="review:class_list:table",
+        )
+    if roster.can_refresh:
+        st.button(
+            "Refresh the class list from Moodle",
+            key="review:class_list:refresh",
+            on_click=_refresh_class_list,
+        )
+    widgets.show_save_note(CLASS_LIST_STATUS)
+
+
+CLASS_LIST_STATUS = "review:class_list:status"
+roster = wb.lti.roster(user)
+records = roster.records
 view = st.radio("View", VIEWS, horizontal=True, key=VIEW_KEY, label_visibility="collapsed")
 
 if view == VIEWS[0]:
     roster_view(records)
+    class_list_view(roster)
 elif view == VIEWS[1]:
     student_id = st.session_state.get(STUDENT_KEY)
     if student_id is None:
@@ -126,4 +176,4 @@ elif view == VIEWS[1]:
             review_student.show(wb, user, student_id)
 else:
     with common.friendly_errors():
-        review_export.show(wb, records)
+        review_export.show(wb, user, records)

@@ -10,17 +10,18 @@ import streamlit as st
 from workbook import review
 
 
-def show(wb: Any, records: list[dict]) -> None:
-    """Draw the two exports.
+def show(wb: Any, user: Any, records: list[dict]) -> None:
+    """Draw the two exports (of the students ``user`` may see).
 
     Args:
         wb: the app's ``Workbook``.
+        user: the signed-in TA or instructor.
         records: the roster records (``review.roster_records``), for the fresh worksheet.
 
     Raises:
         review.ReviewError: an uploaded worksheet cannot be read.
     """
-    grades = review.worksheet_grades(wb.store)
+    grades = wb.lti.worksheet_grades(user)
     drafts = sum(1 for r in records if r["feedback"] == "draft")
     st.markdown("#### Moodle offline grading worksheet")
     st.caption(
@@ -91,7 +92,7 @@ def show(wb: Any, records: list[dict]) -> None:
     st.caption("One row per student, one column per reflection and answer (UTF-8 CSV).")
     st.download_button(
         "Download responses CSV",
-        data=review.responses_csv(wb.store),
+        data=wb.lti.responses_csv(user),
         file_name=f"responses-{stamp}.csv",
         mime="text/csv",
         key="review:export:responses",

@@ -48,7 +48,7 @@ def show(wb: Any, grader: Any, student_id: int) -> None:
     Raises:
         review.ReviewError: no such student.
     """
-    data = review.student_review(wb.store, student_id, model_name=wb.settings.model_name)
+    data = wb.lti.student_review(grader, student_id)
     student = data.student
     st.subheader("Reviewing")
     st.text(f"{student.name} <{student.email}>")
@@ -100,9 +100,7 @@ class _Draft:
         }
 
     def save(self, comment: str | None = None) -> None:
-        review.save_feedback_draft(
-            self.wb.store, self.student_id, self.grader.id, **self.current(comment)
-        )
+        self.wb.lti.save_feedback_draft(self.grader, self.student_id, **self.current(comment))
 
     def comment_field(self, item_id: str) -> None:
         """The optional comment on one item, drawn where the item is shown."""
@@ -244,7 +242,7 @@ def _feedback_form(wb: Any, grader: Any, data: review.StudentReview, draft: _Dra
 
     def release() -> None:
         try:
-            review.release_feedback(wb.store, student_id, grader.id, **current())
+            wb.lti.release_feedback(grader, student_id, **current())
         except review.ReviewError as exc:
             st.session_state[status_key] = ("error", str(exc))
         else:
@@ -280,6 +278,9 @@ def _feedback_form(wb: Any, grader: Any, data: review.StudentReview, draft: _Dra
 
     st.button("Release to student", key=f"{prefix}:release", type="primary", on_click=release)
     widgets.show_save_note(status_key)
+    moodle = wb.lti.moodle_status(grader, student_id)
+    if moodle:
+        st.caption(moodle)
 
 
 def _has_released(wb: Any, student_id: int) -> bool:

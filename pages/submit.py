@@ -48,7 +48,7 @@ def _categories() -> tuple[str, ...] | None:
 def _record(file_name: str, sha256: str) -> None:
     """Download callback: record the export the student just received."""
     try:
-        wb.store.record_export(user.id, file_name, sha256)
+        wb.lti.record_export(user.id, file_name, sha256)
     except DbError as exc:
         st.session_state[EXPORT_STATUS] = ("error", f"The download was not recorded: {exc}")
     else:

@@ -23,6 +23,7 @@ from workbook.errors import SignInThrottled, WorkbookError, wait_words
 from workbook.exercise import content
 from workbook.kernels.errors import KernelError
 from workbook.kernels.run_queue import RunQueue
+from workbook.lti.services import LtiServices
 
 if TYPE_CHECKING:
     from lm_engine import LanguageModel
@@ -54,10 +55,10 @@ class Workbook:
         # One slot per Run covers the cell and its check; runs past the slots wait in line.
         self.run_queue = RunQueue(settings.run_slots)
         self._preloaded = False
-        # user id -> time.time() when their current run started, kernel start included
-        # (see run_state).
+        # user id -> time.time() its current run started, kernel start included (run_state)
         self._running_since: dict[int, float] = {}
         self._running_lock = threading.Lock()
+        self.lti = LtiServices(self)  # TA paths scoped to sections; grades and class list
 
     def preflight(self) -> None:
         """Check, once at start-up, that the configured mode can run at all.
@@ -95,6 +96,7 @@ class Workbook:
 
             try:
                 threads.configure_app()
+                self.lti.start()  # scores queued before a restart are posted again
                 self.engine()
                 self.kernels.keep_spares(quiet=lambda: self.run_queue.waiting() == 0)
             except Exception as exc:  # noqa: BLE001 - a background warm-up must not crash the app
@@ -357,7 +359,6 @@ class Workbook:
 
     def restart_kernel(self, user_id: int) -> None:
         """Restart the student's kernel (all variables are lost; saved code is kept)."""
-
         try:
             self.kernels.restart(str(user_id))
         except KernelError as exc:
