@@ -74,11 +74,20 @@ class LtiServices:
     Args:
         workbook: the app's ``Workbook`` (for its store and settings).
         signer: the tool's current signing key; by default the tool's own keys.
+        autostart: start the outbox's thread when a score is queued (tests deliver by
+            hand with ``outbox.deliver_due``).
     """
 
-    def __init__(self, workbook: Any, signer: Callable[[], SigningKey] | None = None) -> None:
+    def __init__(
+        self,
+        workbook: Any,
+        signer: Callable[[], SigningKey] | None = None,
+        *,
+        autostart: bool = True,
+    ) -> None:
         self._wb = workbook
         self._signer = signer
+        self._autostart = autostart
         self._lock = threading.Lock()
         self._outbox: Outbox | None = None
         self._tokens: AccessTokens | None = None
@@ -256,7 +265,8 @@ class LtiServices:
         self.store.queue_lti_score(
             student_id, target.context_pk, target.lineitem, payload, kind=kind, now=outbox.clock()
         )
-        outbox.start()
+        if self._autostart:
+            outbox.start()
         outbox.wake()
 
     # --- the class list -----------------------------------------------------------------
