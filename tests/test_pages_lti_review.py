@@ -1,0 +1,117 @@
+"""The TA review page of a workbook launched from Moodle: sections, class list, grade sync.
+
+Through Streamlit's AppTest against the real app, with the platform of
+``tests/lti_services_platform.py`` (``lti1p3platform`` underneath) on its own 127.0.0.x address.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from app_support import APP, open_store
+from lti_services_platform import LEARNER, serve_platform
+from streamlit.testing.v1 import AppTest
+
+from workbook import review
+from workbook.lti.ags import SCORE_SCOPE
+
+PAGE = "pages/review.py"
+REFUSAL = "That student does not exist (any more)."
+
+
+@pytest.fixture
+def moodle(db_path):
+    """Two Moodle courses (A, B), a TA of A, Ada in A and Bea in B, all launched once."""
+    with open_store(db_path) as store:
+        keys = store.lti_tool_keys()
+    with serve_platform(keys.jwks, host="127.0.0.9") as platform, open_store(db_path) as store:
+        store.add_lti_platform(
+            issuer=platform.issuer,
+            client_id=platform.client_id,
+            deployment_id=platform.deployment_id,
+            auth_url=f"{platform.base_url}/auth",
+            token_url=platform.token_url,
+            keyset_url=f"{platform.base_url}/certs",
+        )
+        people = {}
+        for sub, name, role, context in (
+            ("t-tom", "Tom TA", "ta", "A"),
+            ("s-ada", "Ada Lovelace", "student", "A"),
+            ("s-bea", "Bea Bernoulli", "student", "B"),
+        ):
+            user = store.create_lti_user(
+                issuer=platform.issuer, sub=sub, email=f"{sub}@uni.example", name=name, role=role
+            )
+            store.record_lti_launch(
+                user.id,
+                issuer=platform.issuer,
+                deployment_id=platform.deployment_id,
+                context_id=context,
+                title=f"Course {context}",
+                label=context,
+                role=role,
+                ags_lineitem=platform.lineitem_url("7") if role == "student" else None,
+                ags_scopes=[SCORE_SCOPE],
+                nrps_url=platform.nrps_url(context),
+            )
+            people[sub] = user
+        platform.gradable["7"] = {"s-ada", "s-bea"}
+        yield platform, people
+
+
+def open_review(user_id: int) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["auth:user_id"] = user_id
+    at.session_state["auth:last_active"] = time.time()
+    at.run()
+    return at.switch_page(PAGE).run()
+
+
+def test_ta_sees_only_their_course_and_is_refused_another_courses_student(moodle):
+    _, people = moodle
+    at = open_review(people["t-tom"].id)
+    assert not at.exception
+    assert list(at.dataframe[0].value["Email"]) == ["s-ada@uni.example"]
+
+    # Even a session that asks for Bea's review directly gets the refusal, and none of her work.
+    at.session_state["review:student_id"] = people["s-bea"].id
+    at.radio(key="review:view").set_value("Review one student").run()
+    assert [e.value for e in at.error] == [REFUSAL]
+    assert not any("Bea" in t.value for t in at.text)
+
+
+def test_class_list_button_lists_students_who_never_opened_the_workbook(moodle):
+    platform, people = moodle
+    platform.members["A"] = [
+        {"user_id": "s-ada", "name": "Ada Lovelace", "email": "s-ada@uni.example",
+         "roles": [LEARNER]},
+        {"user_id": "s-zoe", "name": "Zoë Zed", "email": "zoe@uni.example", "roles": [LEARNER]},
+    ]  # fmt: skip
+    at = open_review(people["t-tom"].id)
+    assert at.button(key="review:class_list:refresh")
+    at.button(key="review:class_list:refresh").click().run()
+    assert not at.exception
+    table = at.dataframe[1].value  # below the roster
+    assert list(table["Name"]) == ["Zoë Zed"]
+    assert list(table["Status"]) == ["not started"]
+
+
+def test_release_on_the_page_reaches_moodle_and_the_roster_says_so(moodle):
+    platform, people = moodle
+    ada = people["s-ada"]
+    at = open_review(people["t-tom"].id)
+    at.selectbox(key="review:roster:open").set_value(ada.id).run()
+    at.button(key="review:roster:open_button").click().run()
+    at.selectbox(key=f"review:{ada.id}:grade").set_value("Excellent").run()
+    at.button(key=f"review:{ada.id}:release").click().run()
+    assert not at.exception
+
+    deadline = time.monotonic() + 30  # the app's outbox thread posts it
+    while not platform.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [score] = platform.received
+    assert score.body["userId"] == "s-ada"
+    assert score.body["scoreGiven"] == review.grade_points("Excellent")
+    at.radio(key="review:view").set_value("Roster").run()
+    assert list(at.dataframe[0].value["Moodle"])[0].startswith("Grade sent to Moodle at ")
