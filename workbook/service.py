@@ -200,6 +200,7 @@ class Workbook:
             ) from exc
         except AuthenticationError as exc:
             raise WorkbookError("Wrong email or password.") from exc
+        self.store.confirm_lti_links(user.id)  # the password proves a pending Moodle link
         return user
 
     def trust_browser(self, user_id: int, browser: str) -> None:
