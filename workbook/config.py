@@ -131,6 +131,11 @@ class Settings:
         course_timezone: the Moodle server's time zone, an IANA name such as
             ``Europe/Berlin``; empty = this server's own (``WORKBOOK_TIMEZONE``). Dates in
             the Moodle grading worksheet are written in it.
+        public_url: the address students and Moodle reach the app at, such as
+            ``https://workbook.example.org`` (``WORKBOOK_PUBLIC_URL``); the LTI URLs
+            (``/lti/config``) are built from it. Empty: taken from each request's host.
+        lti_clock_skew_s: how many seconds a launch's ``exp``/``iat`` may be off between
+            the platform's clock and ours (``WORKBOOK_LTI_CLOCK_SKEW_S``).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -160,6 +165,8 @@ class Settings:
     kernel_gateway_token: str = ""
     kernel_gateway_kernel: str = "workbook"
     course_timezone: str = ""
+    public_url: str = ""
+    lti_clock_skew_s: int = 30
 
     def timezone(self) -> tzinfo | None:
         """The course's time zone; ``None`` means this server's local time zone."""
@@ -205,4 +212,6 @@ class Settings:
             kernel_gateway_kernel=env.get("WORKBOOK_KERNEL_GATEWAY_KERNEL", "").strip()
             or cls.kernel_gateway_kernel,
             course_timezone=_timezone(env, "WORKBOOK_TIMEZONE"),
+            public_url=_url(env, "WORKBOOK_PUBLIC_URL"),
+            lti_clock_skew_s=_int(env, "WORKBOOK_LTI_CLOCK_SKEW_S", cls.lti_clock_skew_s, 0),
         )

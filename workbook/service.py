@@ -45,9 +45,8 @@ class Workbook:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Many Streamlit threads may ask for a part first at the same moment; each part is
-        # built once, under its own lock (building the kernel pool may take a while and
-        # must not hold up sign-ins).
+        # Many Streamlit threads may ask for a part at once: each is built once, under its
+        # own lock (building the kernel pool may take a while and must not hold up sign-ins).
         self._store_lock = threading.Lock()
         self._kernels_lock = threading.Lock()
         self._store: Store | None = None
@@ -202,6 +201,7 @@ class Workbook:
             ) from exc
         except AuthenticationError as exc:
             raise WorkbookError("Wrong email or password.") from exc
+        self.store.confirm_lti_links(user.id)  # the password proves a pending Moodle link
         return user
 
     def trust_browser(self, user_id: int, browser: str) -> None:

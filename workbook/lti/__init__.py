@@ -23,6 +23,9 @@ __all__, __getattr__, __dir__ = public_face(
     __name__,
     {
         "keys": ("SigningKey", "ToolKeys", "tool_keys"),
+        "verify": ("KeySets", "LaunchClaims", "LaunchRefused", "verify_id_token"),
+        "identity": ("Admission", "admit", "workbook_role"),
+        "routes": ("LtiEndpoints", "lti_routes"),
         "ags": ("LtiServiceError", "PlatformRefused", "PlatformUnavailable"),
         "outbox": ("Outbox",),
         "services": ("ClassListRefresh", "LtiServices", "StaffRoster"),
