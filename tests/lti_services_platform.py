@@ -108,6 +108,7 @@ class ServicePlatform:
     last_seconds: dict[tuple[str, str], int] = field(default_factory=dict)
     _jtis: set[str] = field(default_factory=set)
     base_url: str = ""
+    token_path: str = "/mod/lti/token.php"
 
     def lineitem_url(self, lineitem_id: str, type_id: int = 3) -> str:
         """A line item URL the way Moodle writes it (with ``?type_id=``)."""
@@ -118,10 +119,25 @@ class ServicePlatform:
 
     @property
     def token_url(self) -> str:
-        return f"{self.base_url}/mod/lti/token.php"
+        return f"{self.base_url}{self.token_path}"
 
     # --- the endpoints ---------------------------------------------------------------
     def app(self, tool_jwks: Any) -> Starlette:
+        """The three endpoints as one app."""
+        return Starlette(
+            routes=[
+                Route(path, endpoint, methods=methods)
+                for path, endpoint, methods in self.routes(tool_jwks)
+            ]
+        )
+
+    def routes(self, tool_jwks: Any) -> list[tuple[str, Any, list[str]]]:
+        """(path, endpoint, methods) of the token, score and NRPS endpoints, to serve alone
+        (``serve_platform``) or beside a launch platform's (``LocalPlatform.add_route``).
+
+        Args:
+            tool_jwks: returns the tool's public key set (what its ``/lti/jwks`` serves).
+        """
         private, public = _pem_pair()
         registration = (
             Registration()
@@ -137,8 +153,9 @@ class ServicePlatform:
         async def token(request: Request) -> Response:
             self.token_requests += 1
             form = dict(await request.form())
-            # The tool's key set as the tool publishes it now (its /lti/jwks body).
-            registration.set_tool_key_set(tool_jwks())
+            # The tool's key set as the tool publishes it now (its /lti/jwks body); the
+            # issuer is known only once the platform serves.
+            registration.set_tool_key_set(tool_jwks()).set_iss(self.issuer)
             try:
                 answer = lti.get_access_token(form)
                 claims = jwt.decode(
@@ -223,20 +240,15 @@ class ServicePlatform:
                 media_type="application/vnd.ims.lti-nrps.v2.membershipcontainer+json",
             )
 
-        return Starlette(
-            routes=[
-                Route("/mod/lti/token.php", token, methods=["POST"]),
-                Route(
-                    "/mod/lti/services.php/2/lineitems/{lineitem}/lineitem/scores",
-                    scores,
-                    methods=["POST"],
-                ),
-                Route(
-                    "/mod/lti/services.php/CourseSection/{context}/bindings/2/memberships",
-                    memberships,
-                ),
-            ]
-        )
+        return [
+            (self.token_path, token, ["POST"]),
+            ("/mod/lti/services.php/2/lineitems/{lineitem}/lineitem/scores", scores, ["POST"]),
+            (
+                "/mod/lti/services.php/CourseSection/{context}/bindings/2/memberships",
+                memberships,
+                ["GET"],
+            ),
+        ]
 
 
 @contextmanager
