@@ -111,6 +111,11 @@ _PLATFORM_JOIN = (
     " WHERE issuer = c.issuer AND deployment_id = c.deployment_id)"
 )
 
+_SCORE_SELECT = (
+    "SELECT s.*, p.token_url, p.client_id FROM lti_scores s"
+    " LEFT JOIN lti_contexts c ON c.id = s.context_pk" + _PLATFORM_JOIN
+)
+
 
 class LtiServicesMixin:
     """The score outbox, class lists and staff scoping of the ``Store``.
@@ -291,15 +296,13 @@ class LtiServicesMixin:
 
     def lti_score_status(self, user_ids: Iterable[int] | None = None) -> dict[int, QueuedScore]:
         """Each student's latest score that was not superseded, by user id."""
-        with self._read() as db:
-            ids = [
-                row["id"]
-                for row in db.query(
-                    "SELECT max(id) AS id FROM lti_scores WHERE state != 'superseded'"
-                    " GROUP BY user_id"
-                )
-            ]
-            rows = [self._score_row(db, score_id) for score_id in ids]
+        rows = [
+            self._score(row)
+            for row in self._db().query(
+                _SCORE_SELECT + " JOIN (SELECT max(id) AS id FROM lti_scores"
+                " WHERE state != 'superseded' GROUP BY user_id) latest ON latest.id = s.id"
+            )
+        ]
         wanted = None if user_ids is None else set(user_ids)
         return {r.user_id: r for r in rows if wanted is None or r.user_id in wanted}
 
@@ -335,14 +338,13 @@ class LtiServicesMixin:
                 raise NotFoundError(f"no queued score with id {score_id}")
 
     def _score_row(self, db: Any, score_id: int | None) -> QueuedScore:
-        row = self._one(
-            db,
-            "SELECT s.*, p.token_url, p.client_id FROM lti_scores s"
-            " LEFT JOIN lti_contexts c ON c.id = s.context_pk" + _PLATFORM_JOIN + " WHERE s.id = ?",
-            [score_id],
-        )
+        row = self._one(db, _SCORE_SELECT + " WHERE s.id = ?", [score_id])
         if row is None:
             raise NotFoundError(f"no queued score with id {score_id}")
+        return self._score(row)
+
+    @staticmethod
+    def _score(row: dict[str, Any]) -> QueuedScore:
         return QueuedScore(
             id=row["id"],
             user_id=row["user_id"],

@@ -97,6 +97,8 @@ def roster_view(records: list[dict]) -> None:
             "Moodle": [r["moodle"] for r in shown],
         }
     )
+    if not any(r["moodle"] for r in shown):
+        table = table.drop(columns="Moodle")  # no grades synced to Moodle (no LTI)
     table_key = f"review:roster:table:{st.session_state.get(TABLE_GENERATION_KEY, 0)}"
     st.dataframe(
         table,

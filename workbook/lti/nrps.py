@@ -7,6 +7,7 @@ a ``Link: <...>; rel="next"`` header points to the next page, until a page has n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from workbook.lti.ags import HTTP_TIMEOUT_S, PlatformRefused, PlatformUnavailable
 
@@ -84,7 +85,18 @@ def fetch_members(url: str, token: str) -> list[Member]:
             raise PlatformUnavailable("Moodle's class list was not readable JSON.") from exc
         members += [_member(entry) for entry in listed if isinstance(entry, dict)]
         next_url = response.links.get("next", {}).get("url")
+        if next_url and _origin(next_url) != _origin(url):
+            # The token is for this platform only: never follow a page to another host.
+            raise PlatformRefused(
+                "Moodle's class list pointed to another site for its next page; not followed.",
+                status=status,
+            )
     return [m for m in members if m.sub]
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def _member(entry: dict) -> Member:

@@ -103,9 +103,11 @@ class Outbox:
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+                sleep = self._sleep_s()
             except Exception:  # noqa: BLE001 - the thread must outlive any one bad round
                 log.exception("the LTI score outbox failed a round; it tries again")
-            self._wake.wait(self._sleep_s())
+                sleep = self.poll_s
+            self._wake.wait(sleep)
             self._wake.clear()
 
     def _sleep_s(self) -> float:
