@@ -231,6 +231,39 @@ def test_tampered_claims_are_refused(tool, caplog):
     assert_refused(browser.post("/lti/launch", data=tampered), "bad-signature", caplog, tampered)
 
 
+def test_a_token_issued_in_the_future_is_refused(tool, platform, caplog):
+    browser = tool.browser()
+    spec = LaunchSpec(user=STUDENT)
+    good = platform.answer(tool.login(browser, spec), spec)
+    claims = jwt.decode(good["id_token"], options={"verify_signature": False})
+    # The library always stamps iat now, so this one is signed with PyJWT, with the same key.
+    later = claims["iat"] + tool.settings.lti_clock_skew_s + 120
+    kid = jwt.get_unverified_header(good["id_token"])["kid"]
+    token = jwt.encode(
+        {**claims, "iat": later, "exp": later + 300}, platform.private_pem, "RS256", {"kid": kid}
+    )
+    form = {**good, "id_token": token}
+    assert_refused(browser.post("/lti/launch", data=form), "not-yet-valid", caplog, form)
+
+
+def test_several_audiences_need_azp_to_be_our_client_id(tool, caplog):
+    several = {"aud": [CLIENT_ID, "another-tool"]}
+    spec = LaunchSpec(user=STUDENT, extra_claims={**several, "azp": CLIENT_ID})
+    assert tool.launch(tool.browser(), spec)[0].status_code == 200
+    spec = LaunchSpec(user=STUDENT, extra_claims={**several, "azp": "another-tool"})
+    launched, form = tool.launch(tool.browser(), spec)
+    assert_refused(launched, "wrong-azp", caplog, form)
+
+
+def test_a_token_answering_another_login_is_refused(tool, caplog):
+    browser = tool.browser()
+    spec = LaunchSpec(user=STUDENT)
+    first = tool.platform.answer(tool.login(browser, spec), spec)
+    second = tool.login(browser, spec)
+    swapped = {**first, "state": second["state"]}  # the token carries the first login's nonce
+    assert_refused(browser.post("/lti/launch", data=swapped), "wrong-nonce", caplog, swapped)
+
+
 def test_a_launch_without_state_is_refused(tool, caplog):
     browser = tool.browser()
     form = tool.platform.answer(
