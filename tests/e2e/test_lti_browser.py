@@ -52,9 +52,7 @@ def lti_app(platform) -> Iterator[tuple[RunningApp, str]]:
 
 
 def signed_in_as(page, name: str, role: str) -> None:
-    expect(page.get_by_text(f"Signed in as {name} ({role})")).to_be_visible(
-        timeout=UI_TIMEOUT_MS
-    )
+    expect(page.get_by_text(f"Signed in as {name} ({role})")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
 def session_cookie(context) -> dict:
