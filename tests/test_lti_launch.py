@@ -415,3 +415,53 @@ def test_the_public_url_and_skew_settings_come_from_the_environment():
 @pytest.fixture(autouse=True)
 def _capture_lti_log(caplog):
     caplog.set_level(logging.INFO, logger="workbook.lti")
+
+
+def test_the_platform_grants_a_token_to_an_assertion_signed_with_the_tool_key(tool, platform):
+    # What the grade service does: the tool's current key signs, the library verifies it.
+    import time
+
+    import httpx2
+
+    key = tool_keys(tool.store).current()
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": CLIENT_ID,
+            "sub": CLIENT_ID,
+            "aud": platform.token_url,
+            "iat": now,
+            "exp": now + 300,
+            "jti": f"t{now}",
+        },
+        key.private_pem,
+        "RS256",
+        {"kid": key.kid},
+    )
+    scope = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+        "scope": scope,
+    }
+    platform.tool_key_set = tool.browser().get("/lti/jwks").json()
+    try:
+        granted = httpx2.post(platform.token_url, data=form, timeout=10)
+        stranger = jwt.encode({"iss": CLIENT_ID}, private_key_pem(), "RS256", {"kid": key.kid})
+        refused = httpx2.post(platform.token_url, data={**form, "client_assertion": stranger})
+    finally:
+        platform.tool_key_set = None
+    assert granted.status_code == 200 and granted.json()["scope"] == scope
+    assert granted.json()["access_token"] == platform.access_tokens[-1]
+    assert refused.status_code == 400
+    from starlette.requests import Request
+
+    def bearer(token: str) -> Request:
+        return Request(
+            {"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())]}
+        )
+
+    assert platform.authorized(bearer(granted.json()["access_token"]), scope)
+    assert not platform.authorized(bearer(granted.json()["access_token"]), "another-scope")
+    assert not platform.authorized(bearer(stranger), scope)
