@@ -377,6 +377,25 @@ def test_a_launch_whose_cookie_was_blocked_offers_a_new_window(tool):
     assert "/lti/login?" in response.text and form["id_token"] not in response.text
 
 
+def test_a_launch_posted_inside_a_frame_offers_a_new_window_even_with_cookies(tool):
+    browser = tool.browser()
+    form = tool.platform.answer(
+        tool.login(browser, LaunchSpec(user=STUDENT)), LaunchSpec(user=STUDENT)
+    )
+    response = browser.post("/lti/launch", data=form, headers={"Sec-Fetch-Dest": "iframe"})
+    assert response.status_code == 403 and "Open in a new window" in response.text
+    assert "Continue to the workbook" not in response.text
+
+
+def test_a_login_posted_as_a_form_is_accepted(tool):
+    login = query_of(tool.platform.login_url(LaunchSpec(user=STUDENT)))
+    response = tool.browser().post("/lti/login", data=login)
+    assert response.status_code == 302
+    assert response.headers["location"].startswith(tool.platform.auth_url)
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=none" in cookie and "Secure" in cookie
+
+
 def test_the_key_set_verifies_what_the_tool_signs_and_keeps_a_rotated_key(tool):
     browser = tool.browser()
     keys = tool_keys(tool.store)
