@@ -147,6 +147,18 @@ def test_a_launch_whose_email_matches_never_links_without_the_password(tool):
     assert tool.store.user(owner.id).name == "Stella P"
 
 
+def test_an_email_held_by_another_launch_only_account_is_refused(tool, caplog):
+    tool.store.create_lti_user(
+        issuer=tool.platform.issuer,
+        sub="someone-else",
+        email=STUDENT.email,
+        name="X",
+        role="student",
+    )
+    launched, form = tool.launch(tool.browser(), LaunchSpec(user=STUDENT))
+    assert_refused(launched, "email-taken", caplog, form)
+
+
 def test_keys_are_cached_and_a_new_platform_key_is_fetched_once(tool, platform):
     before = platform.keyset_fetches
     for _ in range(2):
