@@ -7,7 +7,8 @@ Open one ``Store(path)`` per process (it gives each thread its own connection)::
     user = store.create_user("ada@example.org", "Ada", "correct horse battery")
     store.save_answer(user.id, "q1", "Tokens, not words ...")
 
-Command line: ``python -m db init | add-user | list-users | backup PATH | export-csv DIR``
+Command line: ``python -m db init | add-user | list-users | backup PATH | export-csv DIR |
+lti add-platform/list-platforms/remove-platform/rotate-key/show-keys``
 (database from ``WORKBOOK_DB``, default ``data/workbook.db``).
 """
 

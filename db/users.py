@@ -412,6 +412,9 @@ class UsersMixin:
                 # Remembered sign-ins are not work: they go with the account.
                 db.execute("DELETE FROM sign_in_sessions WHERE user_id = ?", [user_id])
                 db.execute("DELETE FROM trusted_browsers WHERE user_id = ?", [user_id])
+                # So are the LTI links and course memberships a launch recorded.
+                for table in ("lti_pending_links", "lti_identities", "lti_memberships"):
+                    db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id])
                 db.execute("DELETE FROM users WHERE id = ?", [user_id])
             except sqlite3.IntegrityError:
                 # Feedback or snippets still reference the user.

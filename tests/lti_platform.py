@@ -19,8 +19,12 @@ Routes served: ``GET /launch/{id}`` (a prepared launch: redirects to the tool's 
 a click on the Moodle activity), ``GET /frame/{id}`` (the same launch inside an iframe),
 ``GET /auth`` (the OIDC auth endpoint: checks the tool's redirect, answers with a form that
 posts ``id_token`` and ``state`` to the tool), ``GET /jwks`` (the platform's key set;
-``keyset_fetches`` counts requests, ``keyset_status`` can make it fail), and whatever
-``add_route`` adds (a token endpoint, a score endpoint, an NRPS endpoint ...).
+``keyset_fetches`` counts requests, ``keyset_status`` can make it fail), ``POST /token``
+(the client-credentials grant: the library checks the tool's signed assertion against the
+tool's key set, fetched from ``{tool}/lti/jwks`` or taken from ``tool_key_set`` when set,
+and answers with an access token; ``access_tokens`` keeps them), and whatever ``add_route``
+adds (a score endpoint, an NRPS endpoint ...). Such an endpoint checks the bearer token with
+``platform.authorized(request, scope)``.
 
 ``answer(..., client_id=, deployment_id=, expires_in=, key=)`` signs a launch as a wrongly
 set-up or hostile platform would (another audience, deployment, an expired token, a key
@@ -40,15 +44,18 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import jwt
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from lti1p3platform.exceptions import LtiException, MissingRequiredClaim, UnsupportedGrantType
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
 from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
 from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request as LibRequest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -165,7 +172,10 @@ class LocalPlatform:
         self.keyset_fetches = 0
         self.keyset_status = 200
         self.auth_requests: list[dict[str, str]] = []
+        self.tool_key_set: dict[str, Any] | None = None  # None: fetch the tool's /lti/jwks
+        self.access_tokens: list[str] = []
         self._routes: list[Route] = [
+            Route("/token", self._token_route, methods=["POST"]),
             Route("/launch/{launch_id}", self._launch_route),
             Route("/frame/{launch_id}", self._frame_route),
             Route("/auth", self._auth_route),
@@ -336,6 +346,33 @@ class LocalPlatform:
         if self.keyset_status != 200:
             return Response("unavailable", status_code=self.keyset_status)
         return JSONResponse({"keys": self.registration().get_jwks()})
+
+    async def _token_route(self, request: Request) -> Response:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        registration = self.registration()
+        if self.tool_key_set is not None:
+            registration.set_tool_key_set(self.tool_key_set)
+        config = _Config(registration=registration)
+        try:
+            # Blocking (it may fetch the tool's key set): off the server's event loop.
+            answer = await run_in_threadpool(config.get_access_token, form)
+        except (LtiException, MissingRequiredClaim, UnsupportedGrantType, jwt.PyJWTError) as error:
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": type(error).__name__}, 400
+            )
+        self.access_tokens.append(answer["access_token"])
+        return JSONResponse(dict(answer))
+
+    def authorized(self, request: Request, scope: str) -> bool:
+        """Whether the request carries an access token of ours granting ``scope``."""
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return False
+        config = _Config(registration=self.registration())
+        try:
+            return config.validate_token(header[7:].strip(), allowed_scopes=[scope])
+        except (LtiException, jwt.PyJWTError):
+            return False
 
 
 def query_of(url: str) -> dict[str, str]:

@@ -109,6 +109,25 @@ def test_a_launch_user_has_no_password_and_follows_latest_claims(fresh_db):
         fresh_db.lti_user(MOODLE, "43")
 
 
+def test_deleting_a_launch_only_account_forgets_its_links_and_memberships(fresh_db):
+    user = fresh_db.create_lti_user(
+        issuer=MOODLE, sub="42", email="ana@example.org", name="Ana", role="student"
+    )
+    fresh_db.record_lti_launch(
+        user.id,
+        issuer=MOODLE,
+        deployment_id="1",
+        context_id="c1",
+        title="",
+        label="",
+        role="student",
+    )
+    fresh_db.delete_user(user.id)
+    with pytest.raises(NotFoundError):
+        fresh_db.lti_user(MOODLE, "42")
+    assert fresh_db.lti_memberships(user.id) == []
+
+
 def test_a_pending_link_becomes_an_identity_only_when_confirmed(fresh_db):
     owner = make_student(fresh_db)
     fresh_db.request_lti_link(MOODLE, "7", owner.id)

@@ -147,6 +147,18 @@ def test_a_launch_whose_email_matches_never_links_without_the_password(tool):
     assert tool.store.user(owner.id).name == "Stella P"
 
 
+def test_an_email_held_by_another_launch_only_account_is_refused(tool, caplog):
+    tool.store.create_lti_user(
+        issuer=tool.platform.issuer,
+        sub="someone-else",
+        email=STUDENT.email,
+        name="X",
+        role="student",
+    )
+    launched, form = tool.launch(tool.browser(), LaunchSpec(user=STUDENT))
+    assert_refused(launched, "email-taken", caplog, form)
+
+
 def test_keys_are_cached_and_a_new_platform_key_is_fetched_once(tool, platform):
     before = platform.keyset_fetches
     for _ in range(2):
@@ -229,6 +241,39 @@ def test_tampered_claims_are_refused(tool, caplog):
     ).decode()
     tampered = {**form, "id_token": f"{head}.{forged}.{signature}"}
     assert_refused(browser.post("/lti/launch", data=tampered), "bad-signature", caplog, tampered)
+
+
+def test_a_token_issued_in_the_future_is_refused(tool, platform, caplog):
+    browser = tool.browser()
+    spec = LaunchSpec(user=STUDENT)
+    good = platform.answer(tool.login(browser, spec), spec)
+    claims = jwt.decode(good["id_token"], options={"verify_signature": False})
+    # The library always stamps iat now, so this one is signed with PyJWT, with the same key.
+    later = claims["iat"] + tool.settings.lti_clock_skew_s + 120
+    kid = jwt.get_unverified_header(good["id_token"])["kid"]
+    token = jwt.encode(
+        {**claims, "iat": later, "exp": later + 300}, platform.private_pem, "RS256", {"kid": kid}
+    )
+    form = {**good, "id_token": token}
+    assert_refused(browser.post("/lti/launch", data=form), "not-yet-valid", caplog, form)
+
+
+def test_several_audiences_need_azp_to_be_our_client_id(tool, caplog):
+    several = {"aud": [CLIENT_ID, "another-tool"]}
+    spec = LaunchSpec(user=STUDENT, extra_claims={**several, "azp": CLIENT_ID})
+    assert tool.launch(tool.browser(), spec)[0].status_code == 200
+    spec = LaunchSpec(user=STUDENT, extra_claims={**several, "azp": "another-tool"})
+    launched, form = tool.launch(tool.browser(), spec)
+    assert_refused(launched, "wrong-azp", caplog, form)
+
+
+def test_a_token_answering_another_login_is_refused(tool, caplog):
+    browser = tool.browser()
+    spec = LaunchSpec(user=STUDENT)
+    first = tool.platform.answer(tool.login(browser, spec), spec)
+    second = tool.login(browser, spec)
+    swapped = {**first, "state": second["state"]}  # the token carries the first login's nonce
+    assert_refused(browser.post("/lti/launch", data=swapped), "wrong-nonce", caplog, swapped)
 
 
 def test_a_launch_without_state_is_refused(tool, caplog):
@@ -344,6 +389,25 @@ def test_a_launch_whose_cookie_was_blocked_offers_a_new_window(tool):
     assert "/lti/login?" in response.text and form["id_token"] not in response.text
 
 
+def test_a_launch_posted_inside_a_frame_offers_a_new_window_even_with_cookies(tool):
+    browser = tool.browser()
+    form = tool.platform.answer(
+        tool.login(browser, LaunchSpec(user=STUDENT)), LaunchSpec(user=STUDENT)
+    )
+    response = browser.post("/lti/launch", data=form, headers={"Sec-Fetch-Dest": "iframe"})
+    assert response.status_code == 403 and "Open in a new window" in response.text
+    assert "Continue to the workbook" not in response.text
+
+
+def test_a_login_posted_as_a_form_is_accepted(tool):
+    login = query_of(tool.platform.login_url(LaunchSpec(user=STUDENT)))
+    response = tool.browser().post("/lti/login", data=login)
+    assert response.status_code == 302
+    assert response.headers["location"].startswith(tool.platform.auth_url)
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=none" in cookie and "Secure" in cookie
+
+
 def test_the_key_set_verifies_what_the_tool_signs_and_keeps_a_rotated_key(tool):
     browser = tool.browser()
     keys = tool_keys(tool.store)
@@ -382,3 +446,53 @@ def test_the_public_url_and_skew_settings_come_from_the_environment():
 @pytest.fixture(autouse=True)
 def _capture_lti_log(caplog):
     caplog.set_level(logging.INFO, logger="workbook.lti")
+
+
+def test_the_platform_grants_a_token_to_an_assertion_signed_with_the_tool_key(tool, platform):
+    # What the grade service does: the tool's current key signs, the library verifies it.
+    import time
+
+    import httpx2
+
+    key = tool_keys(tool.store).current()
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": CLIENT_ID,
+            "sub": CLIENT_ID,
+            "aud": platform.token_url,
+            "iat": now,
+            "exp": now + 300,
+            "jti": f"t{now}",
+        },
+        key.private_pem,
+        "RS256",
+        {"kid": key.kid},
+    )
+    scope = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+        "scope": scope,
+    }
+    platform.tool_key_set = tool.browser().get("/lti/jwks").json()
+    try:
+        granted = httpx2.post(platform.token_url, data=form, timeout=10)
+        stranger = jwt.encode({"iss": CLIENT_ID}, private_key_pem(), "RS256", {"kid": key.kid})
+        refused = httpx2.post(platform.token_url, data={**form, "client_assertion": stranger})
+    finally:
+        platform.tool_key_set = None
+    assert granted.status_code == 200 and granted.json()["scope"] == scope
+    assert granted.json()["access_token"] == platform.access_tokens[-1]
+    assert refused.status_code == 400
+    from starlette.requests import Request
+
+    def bearer(token: str) -> Request:
+        return Request(
+            {"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())]}
+        )
+
+    assert platform.authorized(bearer(granted.json()["access_token"]), scope)
+    assert not platform.authorized(bearer(granted.json()["access_token"]), "another-scope")
+    assert not platform.authorized(bearer(stranger), scope)

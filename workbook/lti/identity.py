@@ -98,6 +98,14 @@ def admit(store: Store, claims: LaunchClaims) -> Admission:
             owner = _account_with(store, email)
             if owner is not None:
                 _refuse_archived(owner)
+                if store.is_launch_only(owner.id):
+                    # Another platform user has this email, and no password can confirm.
+                    raise LaunchRefused(
+                        "email-taken",
+                        f"email of account {owner.id} already belongs to another platform user",
+                        "another course login already uses your email address in the"
+                        " workbook. Please tell your instructor.",
+                    )
                 store.request_lti_link(claims.issuer, claims.sub, owner.id)
                 return Admission(user=None, context=None, link_email=owner.email)
             user = store.create_lti_user(

@@ -232,13 +232,14 @@ class LtiEndpoints:
             raise LaunchRefused(
                 "unknown-state", "no login of ours has this state (or it expired)"
             ) from None
+        if _framed(request) or not browser:
+            # In a frame the app's SameSite=Strict session cookie can never work, and a
+            # browser that withheld our cookie blocks them here: start again in a window
+            # of its own, where they work.
+            url = f"{self.base_url(request)}{LOGIN_PATH}?{urlencode(login.login_params)}"
+            log.info("LTI launch in a frame or without cookies: offered a new window")
+            return self._page(new_window_page(url), status=403)
         if not login.same_browser:
-            if not browser or _framed(request):
-                # The browser withheld our cookie: a frame, or cookies blocked. Start again
-                # in a window of its own, where they work.
-                url = f"{self.base_url(request)}{LOGIN_PATH}?{urlencode(login.login_params)}"
-                log.info("LTI launch without the login's cookie (framed?): offered a new window")
-                return self._page(new_window_page(url), status=403)
             raise LaunchRefused("foreign-state", "the state was issued to another browser")
         if not isinstance(token, str) or not token:
             raise LaunchRefused("missing-token", "the launch carries no id_token")
