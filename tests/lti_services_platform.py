@@ -131,12 +131,14 @@ class ServicePlatform:
             ]
         )
 
-    def routes(self, tool_jwks: Any) -> list[tuple[str, Any, list[str]]]:
+    def routes(self, tool_jwks: Any, authorized: Any = None) -> list[tuple[str, Any, list[str]]]:
         """(path, endpoint, methods) of the token, score and NRPS endpoints, to serve alone
         (``serve_platform``) or beside a launch platform's (``LocalPlatform.add_route``).
 
         Args:
             tool_jwks: returns the tool's public key set (what its ``/lti/jwks`` serves).
+            authorized: ``(request, scope) -> bool`` of a platform whose own token endpoint
+                issues the tokens (``LocalPlatform.authorized``); then no token route here.
         """
         private, public = _pem_pair()
         registration = (
@@ -184,6 +186,8 @@ class ServicePlatform:
             return JSONResponse(dict(answer))
 
         def authorised(request: Request, scope: str) -> bool:
+            if authorized is not None:
+                return authorized(request, scope)
             header = request.headers.get("authorization", "")
             if not header.startswith("Bearer "):
                 return False
@@ -240,8 +244,9 @@ class ServicePlatform:
                 media_type="application/vnd.ims.lti-nrps.v2.membershipcontainer+json",
             )
 
+        own_token = [] if authorized is not None else [(self.token_path, token, ["POST"])]
         return [
-            (self.token_path, token, ["POST"]),
+            *own_token,
             ("/mod/lti/services.php/2/lineitems/{lineitem}/lineitem/scores", scores, ["POST"]),
             (
                 "/mod/lti/services.php/CourseSection/{context}/bindings/2/memberships",

@@ -1,6 +1,6 @@
-"""Grades and class list after real launches: lti-core's launch platform and this branch's
-service endpoints on one platform (``lti1p3platform`` underneath both), the tool's launch
-routes driven by a test client per browser.
+"""Grades and class list after real launches: lti-core's launch platform (its token endpoint
+too) and this branch's score and NRPS endpoints on one platform (``lti1p3platform`` underneath
+both), the tool's launch routes driven by a test client per browser.
 """
 
 from __future__ import annotations
@@ -21,26 +21,25 @@ TEACHER = PlatformUser("moodle-3", "Tara Teacher", "tara@example.org", (INSTRUCT
 
 
 @pytest.fixture(scope="module")
-def moodle() -> Iterator[tuple[LocalPlatform, ServicePlatform, dict]]:
+def moodle() -> Iterator[tuple[LocalPlatform, ServicePlatform]]:
     platform = LocalPlatform(host="127.0.0.11")
     services = ServicePlatform(client_id=CLIENT_ID, token_path="/token")
-    current: dict = {}  # the tool of the running test, whose key set the platform reads
-    for path, endpoint, methods in services.routes(
-        lambda: current["tool"].store.lti_tool_keys().jwks()
-    ):
+    # lti-core's /token issues the tokens (lti1p3platform checks the tool's assertion against
+    # the tool's key set); the score and NRPS endpoints accept them.
+    for path, endpoint, methods in services.routes(None, authorized=platform.authorized):
         platform.add_route(path, endpoint, methods=methods)
     with platform.serving():
         platform.register_tool("https://testserver")
         services.base_url = services.issuer = platform.issuer
-        yield platform, services, current
+        yield platform, services
 
 
 @pytest.fixture
 def tool(moodle, tmp_path):
-    platform, services, current = moodle
+    platform, services = moodle
     services.received.clear()
     opened = Tool.open(platform, tmp_path)
-    current["tool"] = opened
+    platform.tool_key_set = opened.store.lti_tool_keys().jwks()  # what its /lti/jwks serves
     book = Workbook(opened.settings)
     book.lti = LtiServices(book, autostart=False)
     yield opened, book, services
