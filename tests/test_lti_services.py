@@ -195,6 +195,15 @@ def test_each_release_is_stamped_newer_than_the_last_and_tokens_are_reused(
     assert platform.token_requests == 1  # the access token was cached
 
 
+def test_a_token_the_platform_no_longer_accepts_is_replaced_at_once(wb, platform, course, clock):
+    ta, ada = course
+    platform.fail_next = [401]  # e.g. the platform restarted and forgot its tokens
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 1
+    assert platform.token_requests == 2
+    assert wb.store.lti_scores_for(ada.id)[0].state == "sent"
+
+
 def test_a_failed_post_stays_queued_and_is_delivered_on_retry(wb, platform, course, clock):
     ta, ada = course
     platform.fail_next = [503]

@@ -138,27 +138,7 @@ class Outbox:
             )
             return 0
         try:
-            for attempt in (1, 2):
-                token = self._token(score)
-                try:
-                    post_score(score.lineitem, token, score.payload)
-                except PlatformRefused as exc:
-                    if exc.status != 409:
-                        raise
-                    if attempt == 2:
-                        raise PlatformRefused(
-                            "Moodle already holds a newer grade for this student (HTTP 409, "
-                            "twice); release the grade again if it should replace that one.",
-                            status=409,
-                        ) from exc
-                    # Stamped anew, strictly newer than anything sent for this line item.
-                    score = self.store.restamp_lti_score(score.id, now=self.clock())
-                    continue
-                except PlatformUnavailable as exc:
-                    if exc.status == 401:  # the token expired early or was revoked
-                        self.tokens.forget(score.token_url, score.client_id, SCORE_SCOPE)
-                    raise
-                break
+            self._post(score)
         except PlatformRefused as exc:
             log.warning("score %s refused by %s: %s", score.id, score.lineitem, exc)
             self.store.lti_score_refused(score.id, str(exc))
@@ -170,6 +150,36 @@ class Outbox:
             return 0
         self.store.lti_score_sent(score.id, now=self.clock())
         return 1
+
+    def _post(self, score: Any) -> None:
+        """Post one score; after a 409 it is stamped anew, after a 401 a new token is got,
+        each once, within this round."""
+        restamped = refreshed = False
+        while True:
+            token = self._token(score)
+            try:
+                post_score(score.lineitem, token, score.payload)
+                return
+            except PlatformRefused as exc:
+                if exc.status != 409:
+                    raise
+                if restamped:
+                    raise PlatformRefused(
+                        "Moodle already holds a newer grade for this student (HTTP 409, "
+                        "twice); release the grade again if it should replace that one.",
+                        status=409,
+                    ) from exc
+                restamped = True
+                # Stamped anew, strictly newer than anything sent for this line item.
+                score = self.store.restamp_lti_score(score.id, now=self.clock())
+            except PlatformUnavailable as exc:
+                if exc.status != 401:
+                    raise
+                # The token expired early or was revoked: a new one, once.
+                self.tokens.forget(score.token_url, score.client_id, SCORE_SCOPE)
+                if refreshed:
+                    raise
+                refreshed = True
 
     def _token(self, score: Any) -> str:
         try:
