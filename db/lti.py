@@ -103,7 +103,7 @@ class LtiMixin:
     """LTI platforms, logins, nonces, identities, contexts and memberships of the ``Store``.
 
     Part of ``Store`` (``db/store.py``), which provides ``_db``, ``_read``, ``_write``,
-    ``_one``, ``user`` and ``user_by_email``.
+    ``_one``, ``_require_user``, ``user`` and ``user_by_email``.
     """
 
     # ------------------------------------------------------------------ platforms
