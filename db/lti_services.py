@@ -235,6 +235,22 @@ class LtiServicesMixin:
             row = self._score_row(db, cursor.lastrowid)
         return row
 
+    def lti_unqueued_releases(self) -> list[int]:
+        """Students whose latest released grade has no grade score queued after it, though
+        they have a line item (a release the app stopped before queueing)."""
+        rows = self._db().query(
+            "SELECT f.student_id FROM feedback f JOIN ("
+            " SELECT max(id) AS id FROM feedback WHERE released = 1 GROUP BY student_id"
+            ") latest ON latest.id = f.id"
+            " WHERE f.grade IS NOT NULL AND EXISTS (SELECT 1 FROM lti_memberships m"
+            " WHERE m.user_id = f.student_id AND m.role = 'student'"
+            " AND m.ags_lineitem IS NOT NULL AND m.ags_lineitem != '')"
+            " AND f.created_at > coalesce((SELECT max(s.created_at) FROM lti_scores s"
+            " WHERE s.user_id = f.student_id AND s.kind = 'grade'), '')"
+            " ORDER BY f.student_id"
+        )
+        return [row["student_id"] for row in rows]
+
     def restamp_lti_score(self, score_id: int, *, now: datetime | None = None) -> QueuedScore:
         """Give a score a new timestamp, newer than every score of its (user, line item).
 

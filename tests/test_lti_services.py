@@ -344,6 +344,17 @@ def test_the_outbox_thread_posts_in_the_background(wb, platform, course):
     assert [s.body["userId"] for s in platform.received] == ["s-ada"]
 
 
+def test_a_grade_released_before_the_app_stopped_is_queued_when_it_starts(wb, platform, course):
+    ta, ada = course
+    # Released, but the app stopped before the score was queued.
+    review.release_feedback(wb.store, ada.id, ta.id, grade=GRADE, comment="", item_comments={})
+    assert wb.store.lti_scores_for(ada.id) == []
+    assert wb.lti.queue_missed_grades() == 1
+    assert wb.lti.queue_missed_grades() == 0  # queued once only
+    wb.lti.outbox.deliver_due()
+    assert [s.body["scoreGiven"] for s in platform.received] == [review.grade_points(GRADE)]
+
+
 def test_scores_url_puts_scores_before_the_query_string():
     assert (
         scores_url("https://m.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1")

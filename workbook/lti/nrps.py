@@ -15,8 +15,8 @@ __all__ = ["MEMBERSHIP_MEDIA_TYPE", "Member", "fetch_members"]
 
 MEMBERSHIP_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
-# A class list longer than this many pages is cut (and says so): a loop of "next" links
-# must not keep a TA's page waiting for ever.
+# A class list longer than this many pages is cut there: "next" links that never end must
+# not keep a TA's page waiting for ever (a page repeated is not read twice either).
 MAX_PAGES = 200
 
 

@@ -10,6 +10,7 @@ thread posts them (``workbook.lti.outbox``). The class list (NRPS) is refreshed 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from db import SigningKey
 
 __all__ = ["ClassListRefresh", "LtiServices", "StaffRoster", "score_words"]
+
+log = logging.getLogger(__name__)
 
 # The refusal a TA gets for a student outside their sections: the same words as for a student
 # who does not exist, so a TA cannot learn who is enrolled in another section.
@@ -94,6 +97,7 @@ class LtiServices:
 
     @property
     def store(self) -> Any:
+        """The app's ``db.Store``."""
         return self._wb.store
 
     @property
@@ -109,8 +113,24 @@ class LtiServices:
             return self._outbox, self._tokens
 
     def start(self) -> None:
-        """Start posting queued scores in the background (again after a restart)."""
+        """Start posting queued scores in the background (again after a restart).
+
+        A grade released just before the app stopped, before its score was queued, is
+        queued now (``queue_missed_grades``).
+        """
+        self.queue_missed_grades()
         self.outbox.start()
+
+    def queue_missed_grades(self) -> int:
+        """Queue the released grades that have a line item but no score queued since.
+
+        Returns:
+            How many students' grades were queued.
+        """
+        missed = self.store.lti_unqueued_releases()
+        for student_id in missed:
+            self._queue_grade(student_id)
+        return len(missed)
 
     def _tool_key(self) -> SigningKey:
         from workbook.lti.keys import tool_keys
@@ -213,6 +233,7 @@ class LtiServices:
     # --- scores -------------------------------------------------------------------------
     def _queue_grade(self, student_id: int) -> int:
         from workbook.review import (
+            ReviewError,
             feedback_comment_text,
             feedback_items,
             grade_score,
@@ -224,7 +245,13 @@ class LtiServices:
         if found is None:
             return 0
         entry, feedback = found
-        given, possible = grade_score(entry.label)
+        try:
+            given, possible = grade_score(entry.label)
+        except ReviewError:  # a number written by something else: not ours to convert
+            log.warning(
+                "grade %r of student %s is not on the scale; not sent", entry.label, student_id
+            )
+            return 0
         items = feedback_items(self.store.tutorial_log(student_id).path)
         comment = feedback_comment_text(feedback.comment, feedback.item_comments, items)
         for target in targets:
@@ -293,6 +320,8 @@ class LtiServices:
                 token = tokens.token(context.token_url, context.client_id, NRPS_SCOPE)
                 members = [m for m in fetch_members(context.nrps_url, token) if m.is_active_student]
             except LtiServiceError as exc:
+                if getattr(exc, "status", None) == 401:  # a token the platform dropped
+                    tokens.forget(context.token_url, context.client_id, NRPS_SCOPE)
                 problems.append(f"{context.title}: {exc}")
                 continue
             self.store.replace_lti_roster(
