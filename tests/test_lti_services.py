@@ -20,7 +20,7 @@ from lti_services_platform import INSTRUCTOR, LEARNER, serve_platform
 from workbook import Settings, Workbook, review
 from workbook.lti import LtiServices
 from workbook.lti.ags import SCORE_SCOPE, scores_url
-from workbook.lti.outbox import BASE_DELAY_S
+from workbook.lti.outbox import BASE_DELAY_S, MAX_DELAY_S, backoff_s
 from workbook.lti.services import NOT_YOURS
 from workbook.review.worksheet import WORKSHEET_HEADERS
 
@@ -241,6 +241,11 @@ def test_the_back_off_doubles_up_to_its_cap(wb, platform, course, clock):
     clock.now = wb.store.lti_scores_for(ada.id)[0].next_try_at
     outbox.deliver_due()
     assert wb.store.lti_scores_for(ada.id)[0].state == "sent"
+
+
+def test_the_back_off_stays_at_its_cap_however_long_it_retries():
+    assert backoff_s(1) == BASE_DELAY_S
+    assert backoff_s(5_000) == MAX_DELAY_S
 
 
 def test_a_score_whose_answer_was_lost_is_stamped_anew_after_409(wb, platform, course, clock):

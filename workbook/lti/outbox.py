@@ -41,7 +41,8 @@ POLL_S = 30.0
 
 def backoff_s(attempts: int, *, base: float = BASE_DELAY_S, cap: float = MAX_DELAY_S) -> float:
     """Seconds to wait after the ``attempts``-th failed post: base, 2 x base, ... up to cap."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
+    # The exponent is bounded: a score retried for weeks must not overflow a float.
+    return min(cap, base * 2.0 ** min(max(0, attempts - 1), 60))
 
 
 class Outbox:
