@@ -34,7 +34,7 @@ GRADE = "Progressing"
 
 
 @pytest.fixture(scope="module")
-def moodle() -> Iterator[tuple[LocalPlatform, ServicePlatform, str]]:
+def moodle() -> Iterator[tuple[LocalPlatform, ServicePlatform, str, Path]]:
     platform = LocalPlatform(host="127.0.0.12")
     services = ServicePlatform(client_id=CLIENT_ID, token_path="/token")
     tool: dict[str, str] = {}
@@ -57,7 +57,7 @@ def moodle() -> Iterator[tuple[LocalPlatform, ServicePlatform, str]]:
         try:
             tool["base"] = f"http://localhost:{urlsplit(running.url).port}"
             platform.register_tool(tool["base"])
-            yield platform, services, tool["base"]
+            yield platform, services, tool["base"], folder / "workbook.db"
         finally:
             stop_app(running.process)
 
@@ -65,7 +65,7 @@ def moodle() -> Iterator[tuple[LocalPlatform, ServicePlatform, str]]:
 def test_a_grade_released_in_the_browser_reaches_the_platforms_score_service(
     browser: Browser, moodle
 ):
-    platform, services, base = moodle
+    platform, services, base, db_path = moodle
     services.gradable["7"] = {STUDENT.sub}
     student = browser.new_context()
     ta = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -90,9 +90,15 @@ def test_a_grade_released_in_the_browser_reaches_the_platforms_score_service(
             timeout=UI_TIMEOUT_MS
         )
 
-        deadline = time.monotonic() + 30  # the app's outbox thread posts in the background
-        while not services.received and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # The app's outbox thread posts it in the background, then records that it was taken.
+        deadline = time.monotonic() + 30
+        with Store(db_path) as store:
+            student_id = store.lti_user(platform.issuer, STUDENT.sub).id
+            while time.monotonic() < deadline:
+                sent = store.lti_score_status([student_id]).get(student_id)
+                if sent is not None and sent.state == "sent":
+                    break
+                time.sleep(0.1)
         [score] = services.received
         assert score.query == "type_id=5"
         assert score.body["userId"] == STUDENT.sub
