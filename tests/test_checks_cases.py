@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from workbook.config import Settings
-from workbook.exercise import content
+from workbook.exercise import CAUSES, content
 from workbook.service import Workbook
 
 pytestmark = pytest.mark.slow
@@ -446,6 +446,31 @@ CASES = [
     ),
 ]
 
+# The structured cause each "cause" case's Run must store (the Class page counts these).
+EXPECTED_CAUSE = {
+    "new phrase in step 1, step 2 not re-run": "stale_phrase",
+    "phrase changed, step 1 not re-run": "stale_phrase",
+    "new phrase, step 4 re-run before 3": "stale_phrase",
+    "attention mask passed as ids (step 2)": "attention_mask_as_ids",
+    "attention mask as input_ids (step 1)": "attention_mask_as_ids",
+    "softmax already applied in step 3": "softmax_too_early",
+    "softmax twice (step 3 had it)": "softmax_twice",
+    "log_softmax in step 4": "log_softmax",
+    "position -2 in step 3": "wrong_position",
+    "argmin in step 4": "least_likely",
+    "probability kept as a percentage": "percentage_not_fraction",
+    "probability read from the logits": "logit_not_probability",
+    "printed percentage multiplied twice": "percentage_times_100",
+    "raw vocabulary entries in the table": "raw_vocab_entry",
+    "table holds logits": "logit_not_probability",
+    "table in reverse order": "wrong_order",
+    "function reads a global it never defines": "reads_globals",
+    "function ignores k": "ignores_k",
+    "function ignores its phrase": "ignores_phrase",
+    "step 2 without torch.no_grad()": "tracks_gradients",
+    "step 6 without no_grad": "tracks_gradients",
+}
+
 _TABLE: list[tuple[str, str, str, str, str]] = []
 
 
@@ -524,6 +549,13 @@ def test_case(workbook, case: Case):
         )
     )
     assert check.passed is case.passed, message
+    saved = wb.cells(user_id)[f"step{case.step}"]
+    assert saved.cause == check.cause  # the Run stores the cause id beside the message
+    if case.passed:
+        assert check.cause is None
+    else:
+        assert check.cause in CAUSES, check.cause
+        assert check.cause == EXPECTED_CAUSE.get(case.name, check.cause), message
     for fragment in case.says:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     if not case.passed and case.secret:

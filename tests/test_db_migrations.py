@@ -14,7 +14,12 @@ from db.migrations import MIGRATION_SET, migrations
 from db.passwords import hash_password
 
 FIRST = "m001_initial"
-LATER = ("m002_project_logins_snippets", "m003_sign_in_sessions", "m004_sign_in_throttle")
+LATER = (
+    "m002_project_logins_snippets",
+    "m003_sign_in_sessions",
+    "m004_sign_in_throttle",
+    "m007_check_causes",
+)
 
 
 def test_database_created_by_first_migration_is_upgraded_on_open(tmp_path):

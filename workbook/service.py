@@ -325,6 +325,7 @@ class Workbook:
             execution_count=result.execution_count,
             passed=None if check is None else check.passed,
             message=None if check is None else check.message,
+            cause=None if check is None else check.cause,
         )
         if typed != code:
             self.save_code(user_id, step_id, typed)
@@ -357,7 +358,6 @@ class Workbook:
 
     def restart_kernel(self, user_id: int) -> None:
         """Restart the student's kernel (all variables are lost; saved code is kept)."""
-
         try:
             self.kernels.restart(str(user_id))
         except KernelError as exc:
