@@ -178,6 +178,18 @@ class GradingMixin:
         rows = self._db().query("SELECT * FROM exports WHERE user_id = ? ORDER BY id", [user_id])
         return [self._export(row) for row in rows]
 
+    # ------------------------------------------------------------------ scope
+
+    # interim: replaced by the LTI scoping at merge
+    def visible_student_ids(self, staff_user_id: int) -> set[int] | None:
+        """The students a staff member may see (``None``: all of them).
+
+        Until sections exist every TA and instructor sees every student; the class view
+        passes what this returns into each of its queries, so narrowing it here narrows
+        every figure.
+        """
+        return None
+
     # ------------------------------------------------------------------ roster
 
     def roster(self, include_archived: bool = False) -> list[RosterRow]:
