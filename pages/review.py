@@ -112,6 +112,10 @@ def roster_view(records: list[dict]) -> None:
     go.button("Open", key="review:roster:open_button", on_click=_on_open_button)
 
 
+# The Class page's "open in TA review" asks for a student here (before the view radio exists).
+if (asked := st.session_state.pop("review:open_student", None)) is not None:
+    _open_student(asked)
+
 records = review.roster_records(wb.store.roster())
 view = st.radio("View", VIEWS, horizontal=True, key=VIEW_KEY, label_visibility="collapsed")
 

@@ -12,6 +12,7 @@
 - ``stuck``: who is stuck now, on what, for how long, with the diff of their last two codes;
 - ``clusters``: students' latest code grouped by its normalised syntax tree;
 - ``privacy``: projection mode (pseudonyms, no code, counts under 5 hidden);
+- ``charts``: the page's Altair charts, each with its numbers in words and as a table;
 - ``report``: the figures as text or JSON for ``python -m workbook class-report``.
 """
 
@@ -22,6 +23,7 @@ from workbook.public_names import public_face
 __all__, __getattr__, __dir__ = public_face(
     __name__,
     {
+        "charts": ("Chart", "page_charts", "stuck_table"),
         "clusters": ("normalised_code",),
         "figures": (
             "ClassView",
