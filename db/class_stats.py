@@ -61,19 +61,19 @@ class ClassStatsMixin:
         """Per step: students who opened it (any revision), ran it, ever passed it, and
         whose latest run passes now (``step_id, opened, ran, ever_passed, pass_now``)."""
         sql = f"""
-            WITH {_SCOPE},
-            mine AS (SELECT id, user_id, step_id, passed, ran_at FROM cell_revisions
-                     WHERE user_id IN (SELECT id FROM scope)
-                     AND step_id IN (SELECT value FROM json_each(:steps))),
-            latest AS (SELECT step_id, user_id, max(id) AS id FROM mine
-                       WHERE ran_at IS NOT NULL GROUP BY step_id, user_id)
-            SELECT m.step_id,
-                   count(DISTINCT m.user_id) AS opened,
-                   count(DISTINCT CASE WHEN m.ran_at IS NOT NULL THEN m.user_id END) AS ran,
-                   count(DISTINCT CASE WHEN m.passed = 1 THEN m.user_id END) AS ever_passed,
-                   (SELECT count(*) FROM latest l JOIN cell_revisions c ON c.id = l.id
-                    WHERE l.step_id = m.step_id AND c.passed = 1) AS pass_now
-            FROM mine m GROUP BY m.step_id
+            WITH {_SCOPE}, {_RUNS},
+            opened AS (SELECT step_id, count(DISTINCT user_id) AS n FROM cell_revisions
+                       WHERE user_id IN (SELECT id FROM scope)
+                       AND step_id IN (SELECT value FROM json_each(:steps)) GROUP BY step_id),
+            per AS (SELECT user_id, step_id, coalesce(max(passed = 1), 0) AS ever,
+                           max(id) AS last_run
+                    FROM runs GROUP BY user_id, step_id)
+            SELECT o.step_id, o.n AS opened, count(p.user_id) AS ran,
+                   coalesce(sum(p.ever), 0) AS ever_passed,
+                   coalesce(sum(c.passed = 1), 0) AS pass_now
+            FROM opened o LEFT JOIN per p ON p.step_id = o.step_id
+            LEFT JOIN cell_revisions c ON c.id = p.last_run
+            GROUP BY o.step_id
         """
         with self._read() as db:
             found = {r["step_id"]: r for r in db.query(sql, _params(student_ids, steps))}
@@ -142,7 +142,7 @@ class ClassStatsMixin:
             last_fail AS (SELECT max(id) AS id FROM runs WHERE passed = 0
                           GROUP BY user_id, step_id)
             SELECT r.step_id, r.cause, count(*) AS students
-            FROM last_fail f JOIN runs r ON r.id = f.id
+            FROM last_fail f JOIN cell_revisions r ON r.id = f.id
             WHERE :since IS NULL OR r.ran_at >= :since
             GROUP BY r.step_id, r.cause ORDER BY r.step_id, students DESC, r.cause
         """
@@ -193,8 +193,9 @@ class ClassStatsMixin:
                     FROM runs GROUP BY user_id, step_id)
             SELECT p.user_id, p.step_id, p.runs, p.first_at, c.ran_at AS pass_at,
                    CASE WHEN p.pass_id IS NULL THEN NULL ELSE
-                       (SELECT count(*) FROM runs r WHERE r.user_id = p.user_id
-                        AND r.step_id = p.step_id AND r.id <= p.pass_id) END AS attempts
+                       (SELECT count(*) FROM cell_revisions r WHERE r.step_id = p.step_id
+                        AND r.user_id = p.user_id AND r.ran_at IS NOT NULL
+                        AND r.id <= p.pass_id) END AS attempts
             FROM per p LEFT JOIN cell_revisions c ON c.id = p.pass_id
             ORDER BY p.step_id, p.user_id
         """
@@ -224,13 +225,14 @@ class ClassStatsMixin:
             WITH {_SCOPE}, {_RUNS},
             per AS (SELECT user_id, step_id, max(id) AS last_id, min(ran_at) AS first_at,
                            max(CASE WHEN passed = 1 THEN id END) AS last_pass
-                    FROM runs GROUP BY user_id, step_id)
+                    FROM runs GROUP BY user_id, step_id),
+            failing AS (SELECT * FROM per WHERE last_pass IS NULL OR last_pass < last_id)
             SELECT p.user_id, u.name, p.step_id, count(r.id) AS streak,
                    min(r.ran_at) AS since, p.first_at, p.last_pass IS NOT NULL AS ever_passed,
                    l.cause, l.message, l.ran_at AS last_at
-            FROM per p
-            JOIN runs r ON r.user_id = p.user_id AND r.step_id = p.step_id
-                        AND r.id > coalesce(p.last_pass, 0)
+            FROM failing p
+            JOIN cell_revisions r ON r.step_id = p.step_id AND r.user_id = p.user_id
+                 AND r.ran_at IS NOT NULL AND r.id > coalesce(p.last_pass, 0)
             JOIN cell_revisions l ON l.id = p.last_id
             JOIN users u ON u.id = p.user_id
             GROUP BY p.user_id, p.step_id

@@ -248,7 +248,8 @@ def m007_check_causes(db: Database) -> None:
     """
     db.execute("ALTER TABLE cell_revisions ADD COLUMN cause TEXT")
     db.execute(
-        "CREATE INDEX idx_cell_revisions_step_runs ON cell_revisions (step_id, user_id, id)"
+        "CREATE INDEX idx_cell_revisions_step_runs"
+        " ON cell_revisions (step_id, user_id, id, passed, cause, ran_at)"
         " WHERE ran_at IS NOT NULL"
     )
     db.execute("CREATE INDEX idx_cell_revisions_ran_at ON cell_revisions (ran_at)")

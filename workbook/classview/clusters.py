@@ -10,6 +10,7 @@ check.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,6 +50,7 @@ class _Abstract(ast.NodeTransformer):
         return ast.copy_location(ast.Constant(value=0), node)  # an f-string is a constant text
 
 
+@functools.lru_cache(maxsize=20_000)  # a refresh sees mostly the same latest codes again
 def normalised_code(code: str) -> str:
     """The abstracted syntax tree of ``code`` as text (``UNPARSABLE`` if it does not parse)."""
     try:

@@ -61,14 +61,21 @@ def kaplan_meier(durations: Sequence[tuple[float, bool]]) -> list[dict[str, floa
     """
     points = [{"minutes": 0.0, "still_running": 1.0, "at_risk": len(durations), "passed": 0}]
     surviving = 1.0
-    times = sorted({t for t, passed in durations if passed})
-    for t in times:
-        at_risk = sum(1 for d, _ in durations if d >= t)
-        passed = sum(1 for d, p in durations if p and d == t)
-        surviving *= 1 - passed / at_risk
-        points.append(
-            {"minutes": t, "still_running": surviving, "at_risk": at_risk, "passed": passed}
-        )
+    ordered = sorted(durations)
+    at_risk = len(ordered)  # students whose time is >= the time being looked at
+    i = 0
+    while i < len(ordered):  # one sweep over the times, each time's students together
+        t, j, passed = ordered[i][0], i, 0
+        while j < len(ordered) and ordered[j][0] == t:
+            passed += bool(ordered[j][1])
+            j += 1
+        if passed:
+            surviving *= 1 - passed / at_risk
+            points.append(
+                {"minutes": t, "still_running": surviving, "at_risk": at_risk, "passed": passed}
+            )
+        at_risk -= j - i
+        i = j
     return points
 
 
