@@ -472,6 +472,7 @@ EXPECTED_CAUSE = {
 }
 
 _TABLE: list[tuple[str, str, str, str, str]] = []
+RUNS: list[tuple[int, str, object]] = []  # (student, step, CheckResult or None), in order
 
 
 @pytest.fixture(scope="module")
@@ -484,6 +485,14 @@ def workbook(tmp_path_factory, request):
         cell_timeout_s=300,
     )
     wb = Workbook(settings)
+    real_run_step = wb.run_step
+
+    def recorded(user_id, step_id, code=None):
+        run = real_run_step(user_id, step_id, code)
+        RUNS.append((user_id, step_id, run.check))
+        return run
+
+    wb.run_step = recorded  # every Run of the module, for the class view's test at the end
     user = wb.register("Case Student", "cases@example.org", "case-password")
     setup = wb.run_step(user.id, "setup")
     assert setup.result.status == "ok", setup.result.outputs
@@ -575,3 +584,63 @@ def test_saved_cell_keeps_the_verdict_and_the_message(workbook):
     saved = wb.cells(user_id)["step1"]
     assert saved.passed is run.check.passed is True
     assert saved.message == run.check.message
+
+
+def test_class_view_counts_what_the_real_runs_said(workbook):
+    """The Class page's figures over this module's real Runs, plus a second student stuck on
+    step 2, equal what the test computes from the CheckResults the Run button returned."""
+    from collections import defaultdict
+
+    from workbook.classview import ClassViewOptions, class_view
+
+    wb, first = workbook
+    second = wb.register("Stuck Student", "stuck@example.org", "case-password").id
+    assert wb.run_step(second, "setup").result.status == "ok"
+    wb.run_step(second, "step1", COURSE["step1"])
+    for _ in range(3):  # no torch.no_grad(): the same cause three times in a row
+        wb.run_step(second, "step2", "model_output = model(input_ids)\n")
+    ta = wb.store.create_user("ta-cases@example.org", "Case TA", "case-password", role="ta")
+    view = class_view(wb.store, ta, ClassViewOptions(stuck_minutes=600))
+
+    runs = defaultdict(list)  # (student, step) -> verdicts in order
+    for user_id, step_id, check in RUNS:
+        runs[(user_id, step_id)].append(check)
+    funnel = {r["step_id"]: r for r in view.funnel}
+    for step in content.step_ids():
+        pairs = {k: v for k, v in runs.items() if k[1] == step}
+        assert funnel[step]["ran"] == len(pairs), step
+        if step == "setup":
+            continue
+        ever = sum(any(c is not None and c.passed for c in v) for v in pairs.values())
+        now = sum(v[-1] is not None and v[-1].passed for v in pairs.values())
+        assert (funnel[step]["ever_passed"], funnel[step]["pass_now"]) == (ever, now), step
+    want_causes = defaultdict(int)
+    want_next = defaultdict(lambda: [0, 0, 0])
+    for (_user, step), verdicts in runs.items():
+        failing = [c for c in verdicts if c is not None and not c.passed]
+        if failing:
+            want_causes[(step, failing[-1].cause)] += 1
+        last = {}
+        for i, c in enumerate(verdicts):
+            if c is not None and not c.passed:
+                last[c.cause] = i
+        for cause, i in last.items():
+            counts = want_next[(step, cause)]
+            counts[0] += 1
+            if i + 1 < len(verdicts):
+                counts[1] += 1
+                counts[2] += bool(verdicts[i + 1] is not None and verdicts[i + 1].passed)
+    assert {(r["step_id"], r["cause"]): r["students_all"] for r in view.causes} == want_causes
+    got_next = {
+        (r["step_id"], r["cause"]): [r["students"], r["followed"], r["passed_next"]]
+        for r in view.next_runs
+    }
+    assert got_next == dict(want_next)
+    stuck = {(r["user_id"], r["step_id"]): r for r in view.stuck}
+    assert stuck[(second, "step2")]["failing_runs"] == 3
+    assert stuck[(second, "step2")]["last_cause"] == "tracks_gradients"
+    assert stuck[(second, "step2")]["diff"] == ""  # the same code three times: nothing changed
+    for step in content.step_ids()[1:]:
+        members = [r for r in view.clusters if r["step_id"] == step]
+        assert sum(r["size"] for r in members) == funnel[step]["ran"]
+        assert sum(r["passing"] for r in members) == funnel[step]["pass_now"]
