@@ -94,7 +94,7 @@ def _faceted_bars(data: pd.DataFrame, what: str, sort: list[str]) -> alt.TopLeve
         base.mark_bar(),
         base.mark_text(align="left", dx=3).encode(text="students:Q"),
         data=data,
-    )
+    ).properties(width=170)  # four facets side by side fit a page's width
     return layered.facet(
         column=alt.Column("measure:N", title=None, sort=alt.SortField("order"))
     ).resolve_scale(y="shared")
@@ -254,9 +254,11 @@ def _attempts(view: Any) -> Chart:
             y=alt.Y("students:Q", title="students"),
             tooltip=["step", "attempts", "students"],
         )
-        chart = alt.layer(
-            base.mark_bar(), base.mark_text(dy=-6).encode(text="students:Q"), data=data
-        ).facet(facet=alt.Facet("step:N", title=None), columns=3)
+        chart = (
+            alt.layer(base.mark_bar(), base.mark_text(dy=-6).encode(text="students:Q"), data=data)
+            .properties(width=220, height=140)
+            .facet(facet=alt.Facet("step:N", title=None), columns=3)
+        )
     caption = "Runs until the first pass, per step. " + "; ".join(
         f"{r['step']}, {r['attempts']}: {_n(r['students'])}" for r in rows
     )
