@@ -7,6 +7,7 @@ recomputes a figure from that list in plain Python, independently of the SQL, an
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -283,3 +284,32 @@ def test_class_report_prints_the_figures_for_staff_and_refuses_a_student(tmp_pat
     assert main(["--db", str(path), "class-report", "--as", student_email, "--json"]) == 1
     refused = capsys.readouterr()
     assert refused.out == "" and "course staff" in refused.err
+
+
+def test_every_class_view_query_reads_the_work_tables_through_an_index(generated):
+    """No figure scans a whole work table: each query's plan searches an index."""
+    store, ta, _ids, _records = generated
+    statements: list[str] = []
+    connection = store._db().conn
+    connection.set_trace_callback(statements.append)
+    try:
+        class_view(store, ta, options())
+    finally:
+        connection.set_trace_callback(None)
+    queries = [q for q in statements if "cell_revisions" in q or "exports" in q]
+    assert len(queries) >= 8
+    keywords = {"WHERE", "JOIN", "ON", "GROUP", "ORDER", "LEFT", "WINDOW"}
+    for query in queries:
+        # The work tables and their aliases in this query ("cell_revisions c" -> c).
+        names = {"cell_revisions", "exports"} | {
+            alias
+            for alias in re.findall(r"\b(?:cell_revisions|exports)\s+(?:AS\s+)?(\w+)", query)
+            if alias.upper() not in keywords
+        }
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}")]
+        scans = [
+            step
+            for step in plan
+            if step.startswith("SCAN ") and step.split()[1] in names and "INDEX" not in step
+        ]
+        assert not scans, (query, plan)
