@@ -596,9 +596,10 @@ def test_class_view_counts_what_the_real_runs_said(workbook):
     wb, first = workbook
     second = wb.register("Stuck Student", "stuck@example.org", "case-password").id
     assert wb.run_step(second, "setup").result.status == "ok"
-    wb.run_step(second, "step1", COURSE["step1"])
-    for _ in range(3):  # no torch.no_grad(): the same cause three times in a row
-        wb.run_step(second, "step2", "model_output = model(input_ids)\n")
+    wrong = "model_output = model(input_ids)\n"  # no torch.no_grad()
+    wb.run_step(second, "step2", COURSE["step1"] + wrong)  # step 1 in the same cell: one run less
+    for _ in range(2):  # the same cause three times in a row
+        wb.run_step(second, "step2", wrong)
     ta = wb.store.create_user("ta-cases@example.org", "Case TA", "case-password", role="ta")
     view = class_view(wb.store, ta, ClassViewOptions(stuck_minutes=600))
 
@@ -639,7 +640,8 @@ def test_class_view_counts_what_the_real_runs_said(workbook):
     stuck = {(r["user_id"], r["step_id"]): r for r in view.stuck}
     assert stuck[(second, "step2")]["failing_runs"] == 3
     assert stuck[(second, "step2")]["last_cause"] == "tracks_gradients"
-    assert stuck[(second, "step2")]["diff"] == ""  # the same code three times: nothing changed
+    assert stuck[(second, "step2")]["diff"].startswith("--- previous")  # step 1's lines went
+    assert "-phrase = " in stuck[(second, "step2")]["diff"]
     for step in content.step_ids()[1:]:
         members = [r for r in view.clusters if r["step_id"] == step]
         assert sum(r["size"] for r in members) == funnel[step]["ran"]
