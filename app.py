@@ -25,7 +25,10 @@ student_pages = [
     st.Page("pages/analysis.py", title="Analysis", icon="✍️"),
     st.Page("pages/submit.py", title="Submit", icon="📦"),
 ]
-staff_pages = [st.Page("pages/review.py", title="TA review", icon="🧑‍🏫")]
+staff_pages = [
+    st.Page("pages/review.py", title="TA review", icon="🧑‍🏫"),
+    st.Page("pages/class_view.py", title="Class", icon="📊"),
+]
 
 
 def _not_for_you(pages: list[st.Page], message: str) -> list[st.Page]:

@@ -388,3 +388,22 @@ def m006_lti_services(db: Database) -> None:
         )
         """
     )
+
+
+@migrations(name="m007_check_causes")
+def m007_check_causes(db: Database) -> None:
+    """A checked run's structured cause id beside its message, and indexes for the class view.
+
+    ``cause`` names what the check's message names (``softmax_too_early``, ``stale_phrase``
+    ...; NULL when passed, not checked, or stored before this migration: "unclassified").
+    The indexes let the Class page read each step's runs per student in id order, and
+    recent runs, without scanning the table.
+    """
+    db.execute("ALTER TABLE cell_revisions ADD COLUMN cause TEXT")
+    db.execute(
+        "CREATE INDEX idx_cell_revisions_step_runs"
+        " ON cell_revisions (step_id, user_id, id, passed, cause, ran_at)"
+        " WHERE ran_at IS NOT NULL"
+    )
+    db.execute("CREATE INDEX idx_cell_revisions_ran_at ON cell_revisions (ran_at)")
+    db.execute("CREATE INDEX idx_exports_user ON exports (user_id)")

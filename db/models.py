@@ -66,6 +66,7 @@ class CellRevision(Revision):
     passed: bool | None
     message: str | None
     ran_at: datetime | None
+    cause: str | None = None  # the check's cause id (None: passed, unchecked or older)
 
 
 @dataclass(frozen=True)

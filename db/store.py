@@ -32,6 +32,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from db import validation as check
+from db.class_stats import ClassStatsMixin
 from db.common import _now, _ts
 from db.errors import DbError
 from db.grading import GradingMixin
@@ -56,7 +57,15 @@ DEFAULT_STEP_IDS: tuple[str, ...] = (
 DEFAULT_SLOTS: tuple[str, ...] = ("1", "2")
 
 
-class Store(UsersMixin, WorkMixin, TutorialLogMixin, GradingMixin, LtiMixin, LtiServicesMixin):
+class Store(
+    UsersMixin,
+    WorkMixin,
+    TutorialLogMixin,
+    GradingMixin,
+    LtiMixin,
+    LtiServicesMixin,
+    ClassStatsMixin,
+):
     """The workbook's storage: users, student work with history, feedback, exports.
 
     Args:

@@ -119,6 +119,7 @@ class WorkMixin:
             passed=None if row["passed"] is None else bool(row["passed"]),
             message=row["message"],
             ran_at=_dt(row["ran_at"]),
+            cause=row.get("cause"),
         )
 
     def save_cell(
@@ -131,6 +132,7 @@ class WorkMixin:
         execution_count: int | None = None,
         passed: bool | None = None,
         message: str | None = None,
+        cause: str | None = None,
     ) -> CellRevision:
         """Append a revision of one exercise step's cell.
 
@@ -144,6 +146,8 @@ class WorkMixin:
             execution_count: the kernel's execution count.
             passed: the check result, ``None`` if not checked.
             message: the check's message, at most 20,000 characters.
+            cause: the check's structured cause id (``softmax_too_early`` ...), ``None``
+                when it passed or was not checked.
 
         Raises:
             ValidationError: unknown step id or a field over its limit.
@@ -157,8 +161,14 @@ class WorkMixin:
             raise ValidationError("passed", "passed must be True, False or None")
         if message is not None:
             check.text("message", message)
+        if cause is not None:
+            check.text("cause", cause, check.MAX_NAME, allow_empty=False)
         is_run = not (
-            outputs is None and execution_count is None and passed is None and message is None
+            outputs is None
+            and execution_count is None
+            and passed is None
+            and message is None
+            and cause is None
         )
         now = _ts(_now())
         with self._write() as db:
@@ -174,7 +184,8 @@ class WorkMixin:
                     return self._cell(latest)
             cursor = db.execute(
                 "INSERT INTO cell_revisions (user_id, step_id, code, outputs, execution_count,"
-                " passed, message, ran_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " passed, message, cause, ran_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     user_id,
                     step_id,
@@ -183,6 +194,7 @@ class WorkMixin:
                     execution_count,
                     None if passed is None else int(passed),
                     message,
+                    cause,
                     now if is_run else None,
                     now,
                 ],

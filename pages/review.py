@@ -162,6 +162,10 @@ def class_list_view(roster: Any) -> None:
 
 
 CLASS_LIST_STATUS = "review:class_list:status"
+# The Class page's "open in TA review" asks for a student here (before the view radio exists).
+if (asked := st.session_state.pop("review:open_student", None)) is not None:
+    _open_student(asked)
+
 roster = wb.lti.roster(user)
 records = roster.records
 view = st.radio("View", VIEWS, horizontal=True, key=VIEW_KEY, label_visibility="collapsed")

@@ -35,8 +35,32 @@ from workbook.exercise import (
     step_messages_5_6,
     tensors,
 )
+from workbook.exercise.cause_ids import CAUSES
 from workbook.exercise.checks import CheckError, CheckResult, printed_text, run_check
 from workbook.exercise.digest import a, tensor_values
+
+# --- every verdict names its cause ---------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def every_problem_has_a_cause_id(monkeypatch):
+    """Each check in this module also proves its verdict's structured cause: every problem
+    sentence carries a documented cause id, a failure's id is its first problem's, and a
+    pass has none (what the Run stores beside the message for the Class page)."""
+    real = checks._result
+
+    def checked(problems, *args, **kwargs):
+        result = real(problems, *args, **kwargs)
+        if result.passed:
+            assert result.cause is None
+        else:
+            causes = [getattr(p, "cause", None) for p in result.details]
+            assert all(c in CAUSES for c in causes), list(zip(causes, result.details, strict=True))
+            assert result.cause == causes[0]
+        return result
+
+    monkeypatch.setattr(checks, "_result", checked)
+
 
 # --- a fake student kernel -------------------------------------------------------------
 

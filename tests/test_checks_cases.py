@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from workbook.config import Settings
-from workbook.exercise import content
+from workbook.exercise import CAUSES, content
 from workbook.service import Workbook
 
 pytestmark = pytest.mark.slow
@@ -446,7 +446,33 @@ CASES = [
     ),
 ]
 
+# The structured cause each "cause" case's Run must store (the Class page counts these).
+EXPECTED_CAUSE = {
+    "new phrase in step 1, step 2 not re-run": "stale_phrase",
+    "phrase changed, step 1 not re-run": "stale_phrase",
+    "new phrase, step 4 re-run before 3": "stale_phrase",
+    "attention mask passed as ids (step 2)": "attention_mask_as_ids",
+    "attention mask as input_ids (step 1)": "attention_mask_as_ids",
+    "softmax already applied in step 3": "softmax_too_early",
+    "softmax twice (step 3 had it)": "softmax_twice",
+    "log_softmax in step 4": "log_softmax",
+    "position -2 in step 3": "wrong_position",
+    "argmin in step 4": "least_likely",
+    "probability kept as a percentage": "percentage_not_fraction",
+    "probability read from the logits": "logit_not_probability",
+    "printed percentage multiplied twice": "percentage_times_100",
+    "raw vocabulary entries in the table": "raw_vocab_entry",
+    "table holds logits": "logit_not_probability",
+    "table in reverse order": "wrong_order",
+    "function reads a global it never defines": "reads_globals",
+    "function ignores k": "ignores_k",
+    "function ignores its phrase": "ignores_phrase",
+    "step 2 without torch.no_grad()": "tracks_gradients",
+    "step 6 without no_grad": "tracks_gradients",
+}
+
 _TABLE: list[tuple[str, str, str, str, str]] = []
+RUNS: list[tuple[int, str, object]] = []  # (student, step, CheckResult or None), in order
 
 
 @pytest.fixture(scope="module")
@@ -459,6 +485,14 @@ def workbook(tmp_path_factory, request):
         cell_timeout_s=300,
     )
     wb = Workbook(settings)
+    real_run_step = wb.run_step
+
+    def recorded(user_id, step_id, code=None):
+        run = real_run_step(user_id, step_id, code)
+        RUNS.append((user_id, step_id, run.check))
+        return run
+
+    wb.run_step = recorded  # every Run of the module, for the class view's test at the end
     user = wb.register("Case Student", "cases@example.org", "case-password")
     setup = wb.run_step(user.id, "setup")
     assert setup.result.status == "ok", setup.result.outputs
@@ -524,6 +558,13 @@ def test_case(workbook, case: Case):
         )
     )
     assert check.passed is case.passed, message
+    saved = wb.cells(user_id)[f"step{case.step}"]
+    assert saved.cause == check.cause  # the Run stores the cause id beside the message
+    if case.passed:
+        assert check.cause is None
+    else:
+        assert check.cause in CAUSES, check.cause
+        assert check.cause == EXPECTED_CAUSE.get(case.name, check.cause), message
     for fragment in case.says:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     if not case.passed and case.secret:
@@ -543,3 +584,65 @@ def test_saved_cell_keeps_the_verdict_and_the_message(workbook):
     saved = wb.cells(user_id)["step1"]
     assert saved.passed is run.check.passed is True
     assert saved.message == run.check.message
+
+
+def test_class_view_counts_what_the_real_runs_said(workbook):
+    """The Class page's figures over this module's real Runs, plus a second student stuck on
+    step 2, equal what the test computes from the CheckResults the Run button returned."""
+    from collections import defaultdict
+
+    from workbook.classview import ClassViewOptions, class_view
+
+    wb, first = workbook
+    second = wb.register("Stuck Student", "stuck@example.org", "case-password").id
+    assert wb.run_step(second, "setup").result.status == "ok"
+    wrong = "model_output = model(input_ids)\n"  # no torch.no_grad()
+    wb.run_step(second, "step2", COURSE["step1"] + wrong)  # step 1 in the same cell: one run less
+    for _ in range(2):  # the same cause three times in a row
+        wb.run_step(second, "step2", wrong)
+    ta = wb.store.create_user("ta-cases@example.org", "Case TA", "case-password", role="ta")
+    view = class_view(wb.store, ta, ClassViewOptions(stuck_minutes=600))
+
+    runs = defaultdict(list)  # (student, step) -> verdicts in order
+    for user_id, step_id, check in RUNS:
+        runs[(user_id, step_id)].append(check)
+    funnel = {r["step_id"]: r for r in view.funnel}
+    for step in content.step_ids():
+        pairs = {k: v for k, v in runs.items() if k[1] == step}
+        assert funnel[step]["ran"] == len(pairs), step
+        if step == "setup":
+            continue
+        ever = sum(any(c is not None and c.passed for c in v) for v in pairs.values())
+        now = sum(v[-1] is not None and v[-1].passed for v in pairs.values())
+        assert (funnel[step]["ever_passed"], funnel[step]["pass_now"]) == (ever, now), step
+    want_causes = defaultdict(int)
+    want_next = defaultdict(lambda: [0, 0, 0])
+    for (_user, step), verdicts in runs.items():
+        failing = [c for c in verdicts if c is not None and not c.passed]
+        if failing:
+            want_causes[(step, failing[-1].cause)] += 1
+        last = {}
+        for i, c in enumerate(verdicts):
+            if c is not None and not c.passed:
+                last[c.cause] = i
+        for cause, i in last.items():
+            counts = want_next[(step, cause)]
+            counts[0] += 1
+            if i + 1 < len(verdicts):
+                counts[1] += 1
+                counts[2] += bool(verdicts[i + 1] is not None and verdicts[i + 1].passed)
+    assert {(r["step_id"], r["cause"]): r["students_all"] for r in view.causes} == want_causes
+    got_next = {
+        (r["step_id"], r["cause"]): [r["students"], r["followed"], r["passed_next"]]
+        for r in view.next_runs
+    }
+    assert got_next == dict(want_next)
+    stuck = {(r["user_id"], r["step_id"]): r for r in view.stuck}
+    assert stuck[(second, "step2")]["failing_runs"] == 3
+    assert stuck[(second, "step2")]["last_cause"] == "tracks_gradients"
+    assert stuck[(second, "step2")]["diff"].startswith("--- previous")  # step 1's lines went
+    assert "-phrase = " in stuck[(second, "step2")]["diff"]
+    for step in content.step_ids()[1:]:
+        members = [r for r in view.clusters if r["step_id"] == step]
+        assert sum(r["size"] for r in members) == funnel[step]["ran"]
+        assert sum(r["passing"] for r in members) == funnel[step]["pass_now"]

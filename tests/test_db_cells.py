@@ -132,3 +132,38 @@ def test_bad_cell_input_is_refused(fresh_db, kwargs, field):
 def test_cell_for_unknown_user_is_refused(fresh_db):
     with pytest.raises(NotFoundError):
         fresh_db.save_cell(404, "step1", code="x")
+
+
+def test_a_checked_run_keeps_its_cause_id_and_a_pass_has_none(fresh_db):
+    student = make_student(fresh_db)
+    failed = fresh_db.save_cell(
+        student.id, "step3", code="x", passed=False, message="softmax", cause="softmax_too_early"
+    )
+    passed = fresh_db.save_cell(student.id, "step3", code="y", passed=True, message="ok")
+    history = fresh_db.cell_history(student.id, "step3")
+    assert [c.cause for c in history] == ["softmax_too_early", None]
+    assert (failed.cause, passed.cause) == ("softmax_too_early", None)
+    with pytest.raises(ValidationError):
+        fresh_db.save_cell(student.id, "step3", code="z", passed=False, cause="")
+
+
+def test_rows_stored_before_cause_ids_read_as_unclassified(tmp_path):
+    from sqlite_utils import Database
+
+    from db.migrations import migrations
+
+    old = Database(tmp_path / "old.db")
+    migrations.apply(old, stop_before="m007_check_causes")
+    old.execute(
+        "INSERT INTO users (email, name, role, password_hash, created_at)"
+        " VALUES ('s@example.org', 'S', 'student', 'x', '2026-01-01T00:00:00.000000+00:00')"
+    )
+    old.execute(
+        "INSERT INTO cell_revisions (user_id, step_id, code, outputs, passed, message, ran_at,"
+        " created_at) VALUES (1, 'step2', 'c', '[]', 0, 'Not yet', '2026-01-01T00:00:01',"
+        " '2026-01-01T00:00:01')"
+    )
+    old.close()
+    with Store(tmp_path / "old.db") as store:
+        (cell,) = store.cell_history(1, "step2")
+        assert cell.passed is False and cell.cause is None

@@ -20,6 +20,7 @@ LATER = (
     "m004_sign_in_throttle",
     "m005_lti",
     "m006_lti_services",
+    "m007_check_causes",
 )
 
 

@@ -99,10 +99,10 @@ def test_staff_and_student_urls_have_stand_ins_saying_who_the_page_is_for(people
     # test opens one); it is never in the sidebar.
     ada, _, ta = people
     student_urls = {"tutorials", "notebook", "analysis", "submit"}
-    assert _hidden_stand_ins(signed_in(ada.id)) == {"review": "TA review"}
+    assert _hidden_stand_ins(signed_in(ada.id)) == {"review": "TA review", "class_view": "Class"}
     assert set(_hidden_stand_ins(signed_in(ta.id))) == student_urls
     visitor = AppTest.from_file(APP, default_timeout=30).run()
-    assert set(_hidden_stand_ins(visitor)) == student_urls | {"review"}
+    assert set(_hidden_stand_ins(visitor)) == student_urls | {"review", "class_view"}
 
 
 def test_students_do_not_get_the_review_page_in_their_navigation(people):

@@ -8,13 +8,15 @@ Pages talk to one ``Workbook`` (``workbook.service``, the facade) built from ``S
   locally or on a Jupyter (Enterprise) Gateway;
 - ``submission``: the Moodle bundle and the pre-submission checklist;
 - ``review``: roster, feedback, grading and Moodle's grading worksheet;
+- ``classview``: the whole class live for staff (progress, causes, who is stuck, clusters);
 - ``tutorials``: the tutorial catalog and the tutorial-log rules;
 - ``web``: what reaches the browser with care (untrusted outputs, sign-in cookies);
 - ``quality``: text heuristics on what students write, for live hints and the checklist
   (one module);
 - ``explore``: data for the decoding explorer (one module).
 
-Command line: ``python -m workbook export --email ... --out DIR``.
+Command line: ``python -m workbook export --email ... --out DIR`` (and ``checklist``,
+``class-report``).
 """
 
 from workbook.config import Settings, SettingsError

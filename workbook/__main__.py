@@ -6,6 +6,9 @@ Commands::
         build the student's Moodle bundle (the same zip the Submit page offers) into DIR
     python -m workbook checklist --email E
         print the pre-submission checklist of a student
+    python -m workbook class-report --as STAFF_EMAIL [--json] [--since MINUTES]
+        the Class page's figures (funnel, causes, next-run pass share, stuck students,
+        clusters) for the students that staff account may see; refused for a student
 
 The database is ``--db PATH``, else ``WORKBOOK_DB``; the model name is ``--model``, else
 ``WORKBOOK_MODEL`` (see ``workbook.config``).
@@ -46,7 +49,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     checklist = sub.add_parser("checklist", help="print a student's pre-submission checklist")
     checklist.add_argument("--email", required=True, help="the student's email")
+    report = sub.add_parser("class-report", help="the Class page's figures (staff only)")
+    report.add_argument(
+        "--as", dest="email", required=True, help="the TA's or instructor's email (their scope)"
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report.add_argument(
+        "--since", type=float, default=15.0, metavar="MINUTES", help="the recent window (15)"
+    )
+    report.add_argument("--stuck-runs", type=int, default=3, help="K failing runs in a row (3)")
+    report.add_argument(
+        "--stuck-minutes", type=float, default=20.0, help="N minutes without a pass (20)"
+    )
+    report.add_argument(
+        "--projection", action="store_true", help="pseudonyms, no code, counts under 5 hidden"
+    )
     return parser
+
+
+def _class_report(store, user, args: argparse.Namespace) -> int:
+    from workbook.classview import ClassViewOptions, class_view, report_json, report_text
+
+    options = ClassViewOptions(
+        recent_minutes=args.since,
+        stuck_runs=args.stuck_runs,
+        stuck_minutes=args.stuck_minutes,
+        projection=args.projection,
+    )
+    view = class_view(store, user, options)  # refuses a student (ClassViewRefused)
+    print(report_json(view) if args.json else report_text(view), end="")
+    return 0
 
 
 def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
@@ -116,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             if args.command == "export":
                 return _export(store, user, settings, args)
+            if args.command == "class-report":
+                return _class_report(store, user, args)
             return _checklist(store, user, settings)
     except (DbError, WorkbookError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -327,6 +327,7 @@ class Workbook:
             execution_count=result.execution_count,
             passed=None if check is None else check.passed,
             message=None if check is None else check.message,
+            cause=None if check is None else check.cause,
         )
         if typed != code:
             self.save_code(user_id, step_id, typed)

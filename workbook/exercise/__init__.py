@@ -12,6 +12,8 @@
 - ``digest``: reading the digest the kernel sends back, and the words for the messages;
 - ``tensors``: how tensors are compared and summarised (tolerances, per-row summaries);
 - ``references``: the engine's reference for the student's own phrase (cached);
+- ``cause_ids``: the stable id of each cause or kind of problem a message names (stored
+  with each checked Run, counted on the staff's Class page);
 - ``causes``: a variable of an earlier step that does not belong to the current phrase;
 - ``step_messages_1_3``, ``step_messages_4``, ``step_messages_5_6``: each step's
   comparison and its message to the student;
@@ -29,6 +31,11 @@ from workbook.public_names import public_face
 __all__, __getattr__, __dir__ = public_face(
     __name__,
     {
+        "cause_ids": (
+            "CAUSES",
+            "GENERIC_CAUSES",
+            "cause_label",
+        ),
         "checks": (
             "CheckResult",
             "run_check",

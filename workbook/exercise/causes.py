@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from workbook.exercise.cause_ids import problem
 from workbook.exercise.digest import clip, kind_of
 from workbook.exercise.tensors import LOGITS_TOL, PROBS_TOL, Rows, described_rows, same
 
@@ -27,14 +28,16 @@ def _ids_problem(values: Mapping, ref: Mapping) -> str | None:
         return None
     old = ref.get("ids_text")
     if old is not None and old != ref["phrase_text"]:
-        return (
+        return problem(
+            "stale_phrase",
             f"Your `input_ids` are the tokens of {clip(old, 60)!r}, but `phrase` is now "
             f"{clip(ref['phrase'], 60)!r}: the later variables come from an older phrase. "
-            + _RUN_IN_ORDER.format(step=1)
+            + _RUN_IN_ORDER.format(step=1),
         )
-    return (
+    return problem(
+        "stale_phrase",
         "Your `input_ids` are not the tokenizer's ids for the current `phrase`. "
-        + _RUN_IN_ORDER.format(step=1)
+        + _RUN_IN_ORDER.format(step=1),
     )
 
 
@@ -49,26 +52,29 @@ def upstream_problem(values: Mapping, ref: Mapping, names: Sequence[str]) -> str
         if kind_of(desc) != "tensor":
             continue
         if name == "input_ids":
-            problem = _ids_problem(values, ref)
-            if problem:
-                return problem
+            ids_problem = _ids_problem(values, ref)
+            if ids_problem:
+                return ids_problem
         elif name == "model_output.logits":
             if not same(desc, ref["logits"], LOGITS_TOL, ref["logits_rows"]):
-                return (
+                return problem(
+                    "stale_phrase",
                     "Your `model_output` (step 2) does not belong to the current `phrase`: "
                     "it was computed before `phrase` or `input_ids` changed, or step 2 does "
-                    "not pass yet. " + _RUN_IN_ORDER.format(step=2)
+                    "not pass yet. " + _RUN_IN_ORDER.format(step=2),
                 )
         elif name == "last_token_logits":
             if not same(desc, ref["logits"][0, -1], LOGITS_TOL):
-                return (
+                return problem(
+                    "stale_phrase",
                     "Your `last_token_logits` (step 3) do not belong to the current "
-                    "`phrase`, or step 3 does not pass yet. " + _RUN_IN_ORDER.format(step=3)
+                    "`phrase`, or step 3 does not pass yet. " + _RUN_IN_ORDER.format(step=3),
                 )
         elif name == "last_token_probabilities" and not same(desc, ref["probabilities"], PROBS_TOL):
-            return (
+            return problem(
+                "stale_phrase",
                 "Your `last_token_probabilities` (step 4) do not belong to the current "
-                "`phrase`, or step 4 does not pass yet. " + _RUN_IN_ORDER.format(step=4)
+                "`phrase`, or step 4 does not pass yet. " + _RUN_IN_ORDER.format(step=4),
             )
     return None
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lm_engine import LMEngineError
 from workbook.exercise import content
+from workbook.exercise.cause_ids import problem
 from workbook.exercise.digest import problem_with_phrase
 from workbook.exercise.inspection import (
     CHECKS,
@@ -85,11 +86,15 @@ class CheckResult:
         passed: every part of the step matches the reference.
         message: what to tell the student, in plain words (with any notes when passed).
         details: every problem found, one sentence each (empty when passed).
+        cause: the stable id of what the first problem names (a key of
+            ``workbook.exercise.cause_ids.CAUSES``, such as ``"softmax_too_early"``);
+            ``None`` when passed. Stored with the Run, so staff can count causes.
     """
 
     passed: bool
     message: str
     details: tuple[str, ...] = field(default_factory=tuple)
+    cause: str | None = None
 
 
 _COMPARE: dict[str, Callable[[Mapping, Mapping, str | None, list[str]], list[str]]] = {
@@ -123,7 +128,7 @@ def compare(digest: Mapping, reference: Mapping, *, printed: str | None = None) 
         ``CheckResult``; when it fails, ``message`` lists the first problems in plain words.
     """
     if not isinstance(digest, Mapping) or "step" not in digest or "values" not in digest:
-        return _result(["The check could not read your kernel's variables; run the cell again."])
+        return _result([_UNREADABLE])
     step_id = digest["step"]
     if reference.get("step") != step_id:
         raise CheckError(f"reference is for {reference.get('step')!r}, digest for {step_id!r}")
@@ -132,10 +137,15 @@ def compare(digest: Mapping, reference: Mapping, *, printed: str | None = None) 
         return _result(problems, _PASS_MESSAGES[step_id])
     phrase_problem = problem_with_phrase(digest)
     if phrase_problem or "phrase" not in reference:
-        return _result([phrase_problem or "`phrase` could not be read."])
+        return _result([phrase_problem or problem("read_failed", "`phrase` could not be read.")])
     notes: list[str] = []
     problems = _COMPARE[step_id](digest["values"], reference, printed, notes)
     return _result([p for p in problems if p], _PASS_MESSAGES[step_id], notes)
+
+
+_UNREADABLE = problem(
+    "check_unreadable", "The check could not read your kernel's variables; run the cell again."
+)
 
 
 def _result(
@@ -152,7 +162,10 @@ def _result(
     message = "Not yet:\n" + "\n".join(f"- {p}" for p in shown)
     if more:
         message += f"\n- ... and {more} more."
-    return CheckResult(passed=False, message=message, details=tuple(problems))
+    # Every problem sentence is a cause_ids.Problem; a plain string would be a message
+    # written without its id, counted as no specific cause rather than lost.
+    cause = getattr(problems[0], "cause", "wrong_value")
+    return CheckResult(passed=False, message=message, details=tuple(problems), cause=cause)
 
 
 def printed_text(outputs: Sequence[Mapping] | str | None) -> str | None:
@@ -190,18 +203,23 @@ def run_check(
     step_id = checked_step_id(step)
     digest = kernel.inspect(inspection_snippet(step_id))
     if not isinstance(digest, Mapping) or digest.get("step") != step_id:
-        return _result(["The check could not read your kernel's variables; run the cell again."])
+        return _result([_UNREADABLE])
     try:
         reference = reference_for(step_id, lm, digest)
         return compare(digest, reference, printed=printed_text(outputs))
     except LMEngineError as exc:
-        return _result([f"The model cannot score your phrase: {exc}."])
+        return _result(
+            [problem("phrase_unscorable", f"The model cannot score your phrase: {exc}.")]
+        )
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         # Only a digest that is not what the snippet builds gets here (e.g. a student who
         # replaced json or exec in their kernel): say so rather than break the page.
         return _result(
             [
-                f"The check could not read your kernel's variables ({type(exc).__name__}); "
-                "restart the kernel and run the cells again."
+                problem(
+                    "check_unreadable",
+                    f"The check could not read your kernel's variables ({type(exc).__name__}); "
+                    "restart the kernel and run the cells again.",
+                )
             ]
         )

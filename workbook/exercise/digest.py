@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from workbook.exercise.cause_ids import problem
+
 
 def kind_of(desc: Mapping | None) -> str:
     return (desc or {}).get("kind", "missing")
@@ -62,10 +64,15 @@ def absence(label: str, desc: Mapping | None, defined_in: str) -> str | None:
     if kind == "missing":
         where = (desc or {}).get("where", label)
         if "parent" in (desc or {}):
-            return f"`{desc['parent']}` has no `{where[len(desc['parent']) :].lstrip('.')}`."
-        return f"`{where}` is not defined yet: {defined_in}, then run the cell."
+            missing = where[len(desc["parent"]) :].lstrip(".")
+            return problem("not_defined", f"`{desc['parent']}` has no `{missing}`.")
+        return problem(
+            "not_defined", f"`{where}` is not defined yet: {defined_in}, then run the cell."
+        )
     if kind == "error":
-        return f"Reading `{desc.get('where', label)}` failed with {desc.get('error')}."
+        return problem(
+            "read_failed", f"Reading `{desc.get('where', label)}` failed with {desc.get('error')}."
+        )
     return None
 
 
@@ -75,11 +82,16 @@ def problem_with_phrase(digest: Mapping) -> str | None:
     if absent:
         return absent
     if desc.get("kind") != "scalar" or not isinstance(desc.get("value"), str):
-        return f"`phrase` is {a_type(desc)}; it should be a string (step 1)."
+        return problem(
+            "phrase_unusable", f"`phrase` is {a_type(desc)}; it should be a string (step 1)."
+        )
     if not desc["value"].strip():
-        return "`phrase` is empty; type a phrase in step 1."
+        return problem("phrase_unusable", "`phrase` is empty; type a phrase in step 1.")
     if desc.get("truncated"):
-        return "`phrase` is too long to check; use a phrase of a few sentences at most."
+        return problem(
+            "phrase_unusable",
+            "`phrase` is too long to check; use a phrase of a few sentences at most.",
+        )
     return None
 
 

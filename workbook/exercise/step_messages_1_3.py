@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
+from workbook.exercise.cause_ids import problem
 from workbook.exercise.causes import looks_like_probabilities, matching_position, upstream_problem
 from workbook.exercise.digest import (
     a,
@@ -40,8 +41,11 @@ def cmp_step1(values: Mapping, ref: Mapping, printed: str | None, notes: list[st
         problems.append(absent)
     elif kind_of(values.get("batch['input_ids']")) == "missing":
         problems.append(
-            f"`batch` is {a_type(values['batch'])} without an 'input_ids' entry: it should "
-            "be what the tokenizer returns for `phrase`."
+            problem(
+                "batch_without_ids",
+                f"`batch` is {a_type(values['batch'])} without an 'input_ids' entry: it should "
+                "be what the tokenizer returns for `phrase`.",
+            )
         )
     desc = values.get("input_ids")
     absent = absence("input_ids", desc, "take it out of `batch`")
@@ -70,20 +74,28 @@ def cmp_step1(values: Mapping, ref: Mapping, printed: str | None, notes: list[st
         ):
             where = " (`batch['attention_mask']`)" if kind_of(mask) == "tensor" else ""
             found = [
-                f"`input_ids` holds only 1s: that is the attention mask{where}, which marks "
-                "every token as real. Take the token ids, the 'input_ids' entry of `batch`."
+                problem(
+                    "attention_mask_as_ids",
+                    f"`input_ids` holds only 1s: that is the attention mask{where}, which marks "
+                    "every token as real. Take the token ids, the 'input_ids' entry of `batch`.",
+                )
             ]
         elif len(desc["shape"]) == 2 and desc["shape"][0] == 1:
             old = ref.get("ids_text")
             if old is not None and old != ref["phrase_text"]:
                 found = [
-                    f"`input_ids` are the tokens of {clip(old, 60)!r}, not of `phrase` "
-                    f"({clip(ref['phrase'], 60)!r}): tokenize `phrase` itself, in this cell."
+                    problem(
+                        "stale_phrase",
+                        f"`input_ids` are the tokens of {clip(old, 60)!r}, not of `phrase` "
+                        f"({clip(ref['phrase'], 60)!r}): tokenize `phrase` itself, in this cell.",
+                    )
                 ]
     problems += found
     batch_ids = values.get("batch['input_ids']")
     if not problems and kind_of(batch_ids) == "tensor" and not same(batch_ids, expected, None):
-        problems.append("`batch` does not hold the token ids of the current `phrase`.")
+        problems.append(
+            problem("stale_phrase", "`batch` does not hold the token ids of the current `phrase`.")
+        )
     return problems
 
 
@@ -93,26 +105,30 @@ def _not_a_tensor_of_ids(desc: Mapping) -> str | None:
     if kind == "tensor":
         return None
     if short == "BatchEncoding" or kind == "mapping":
-        return (
+        return problem(
+            "whole_encoding",
             f"`input_ids` is the whole {short} the tokenizer returned (it holds the token ids "
-            "and the attention mask). Take only its 'input_ids' entry."
+            "and the attention mask). Take only its 'input_ids' entry.",
         )
     if short == "Encoding":
-        return (
+        return problem(
+            "whole_encoding",
             "`input_ids` is an Encoding, the fast tokenizer's record of one phrase; take "
-            "the 'input_ids' entry of `batch` instead."
+            "the 'input_ids' entry of `batch` instead.",
         )
     if short == "ndarray":
-        return (
+        return problem(
+            "not_torch_tensor",
             "`input_ids` is an ndarray (NumPy), not a PyTorch tensor: ask the tokenizer for "
-            "PyTorch tensors (the `return_tensors` argument)."
+            "PyTorch tensors (the `return_tensors` argument).",
         )
     if kind == "sequence":
-        return (
+        return problem(
+            "not_torch_tensor",
             f"`input_ids` is {a(short)}, not a PyTorch tensor: ask the tokenizer for "
-            "PyTorch tensors (the `return_tensors` argument)."
+            "PyTorch tensors (the `return_tensors` argument).",
         )
-    return f"`input_ids` is {a(short)}, not a PyTorch tensor of token ids."
+    return problem("not_a_tensor", f"`input_ids` is {a(short)}, not a PyTorch tensor of token ids.")
 
 
 def cmp_step2(values: Mapping, ref: Mapping, printed: str | None, notes: list[str]) -> list[str]:
@@ -124,8 +140,11 @@ def cmp_step2(values: Mapping, ref: Mapping, printed: str | None, notes: list[st
     desc = values.get("model_output.logits")
     if kind_of(desc) == "missing":
         return [
-            f"`model_output` is {a_type(values['model_output'])} without `.logits`: "
-            "it should be what the model returns."
+            problem(
+                "not_defined",
+                f"`model_output` is {a_type(values['model_output'])} without `.logits`: "
+                "it should be what the model returns.",
+            )
         ]
     absent = absence("model_output.logits", desc, "")
     if absent:
@@ -145,26 +164,41 @@ def cmp_step2(values: Mapping, ref: Mapping, printed: str | None, notes: list[st
             problems = [cause]
         elif same_shape and desc.get("floating") and same(desc, ref["ones_logits"](), LOGITS_TOL):
             problems = [
-                "`model_output.logits` are the model's scores for a sequence of 1s: the "
-                "model was given the attention mask instead of the token ids. Run it on "
-                "`input_ids`."
+                problem(
+                    "attention_mask_as_ids",
+                    "`model_output.logits` are the model's scores for a sequence of 1s: the "
+                    "model was given the attention mask instead of the token ids. Run it on "
+                    "`input_ids`.",
+                )
             ]
         elif same_shape:
-            problems[0] += " Run the model on the `input_ids` of the current phrase."
+            first = problems[0]
+            problems[0] = problem(
+                first.cause, first + " Run the model on the `input_ids` of the current phrase."
+            )
     if kind_of(desc) == "tensor" and (desc.get("requires_grad") or desc.get("grad_fn")):
         problems.append(
-            "`model_output.logits` tracks gradients (requires_grad=True): run the model "
-            "inside `with torch.no_grad():`. " + _GRAD_WHY
+            problem(
+                "tracks_gradients",
+                "`model_output.logits` tracks gradients (requires_grad=True): run the model "
+                "inside `with torch.no_grad():`. " + _GRAD_WHY,
+            )
         )
     if not problems and printed is not None and fmt_shape(expected.shape) not in printed:
         if "torch.Size(" in printed:
             problems.append(
-                "The cell prints the shape as a torch.Size; print it as a list (convert it "
-                "with `list(...)`)."
+                problem(
+                    "shape_as_torch_size",
+                    "The cell prints the shape as a torch.Size; print it as a list (convert it "
+                    "with `list(...)`).",
+                )
             )
         else:
             problems.append(
-                "The cell's output does not show the shape of `model_output.logits` as a list."
+                problem(
+                    "shape_not_printed",
+                    "The cell's output does not show the shape of `model_output.logits` as a list.",
+                )
             )
     return problems
 
@@ -186,9 +220,14 @@ def cmp_step3(values: Mapping, ref: Mapping, printed: str | None, notes: list[st
     if not problems or kind_of(desc) != "tensor":
         return problems
     if desc["shape"] == [1, v]:
-        return [problems[0] + " It still has the batch dimension."]
+        return [problem("batch_dimension_kept", problems[0] + " It still has the batch dimension.")]
     if desc["shape"] == [n, v]:
-        return [problems[0] + " It holds the scores at every position: pick the last one."]
+        return [
+            problem(
+                "all_positions",
+                problems[0] + " It holds the scores at every position: pick the last one.",
+            )
+        ]
     if desc["shape"] != [v] or not desc.get("floating"):
         return problems
     return _scores_cause("last_token_logits", desc, values, ref) or problems
@@ -201,16 +240,27 @@ def _scores_cause(label: str, desc: Mapping, values: Mapping, ref: Mapping) -> l
     last = ref["logits"][0, -1]
     if looks_like_probabilities(desc) or same(desc, torch.softmax(last, -1), PROBS_TOL):
         return [
-            f"`{label}` already holds probabilities (they sum to 1): softmax belongs to "
-            "step 4. Keep the raw scores, the logits, here."
+            problem(
+                "softmax_too_early",
+                f"`{label}` already holds probabilities (they sum to 1): softmax belongs to "
+                "step 4. Keep the raw scores, the logits, here.",
+            )
         ]
     if same(desc, torch.log_softmax(last, -1), LOGITS_TOL):
-        return [f"`{label}` holds log-probabilities (log_softmax); keep the raw logits here."]
+        return [
+            problem(
+                "log_softmax",
+                f"`{label}` holds log-probabilities (log_softmax); keep the raw logits here.",
+            )
+        ]
     position = matching_position(desc, logits_rows)
     if position is not None and position != n - 1:
         return [
-            f"`{label}` holds the scores at token position {position} of {n} (counting from "
-            f"0); we want the scores after the last token, position {n - 1}."
+            problem(
+                "wrong_position",
+                f"`{label}` holds the scores at token position {position} of {n} (counting "
+                f"from 0); we want the scores after the last token, position {n - 1}.",
+            )
         ]
     cause = upstream_problem(values, ref, ["input_ids", "model_output.logits"])
     return [cause] if cause else []

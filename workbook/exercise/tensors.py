@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from workbook.exercise import check_kernel
+from workbook.exercise.cause_ids import problem
 from workbook.exercise.digest import a_type, fmt_shape, kind_of, tensor_values
 
 
@@ -197,24 +198,36 @@ def tensor_problems(
     The message says where the values differ, never what they should be.
     """
     if kind_of(desc) != "tensor":
-        return [f"`{label}` is {a_type(desc)}, not a PyTorch tensor."]
+        return [problem("not_a_tensor", f"`{label}` is {a_type(desc)}, not a PyTorch tensor.")]
     shape = list(desc["shape"])
     if integer and desc.get("floating"):
-        return [f"`{label}` has dtype {desc['dtype']}; token ids are integers (torch.int64)."]
+        return [
+            problem(
+                "wrong_dtype",
+                f"`{label}` has dtype {desc['dtype']}; token ids are integers (torch.int64).",
+            )
+        ]
     if not integer and not desc.get("floating"):
         return [
-            f"`{label}` has dtype {desc['dtype']}; expected floating-point numbers (torch.float32)."
+            problem(
+                "wrong_dtype",
+                f"`{label}` has dtype {desc['dtype']}; expected floating-point numbers "
+                "(torch.float32).",
+            )
         ]
     if shape != list(expected.shape):
         return [
-            f"`{label}` has shape {fmt_shape(shape)}; expected "
-            f"{fmt_shape(expected.shape)}{shape_hint}."
+            problem(
+                "wrong_shape",
+                f"`{label}` has shape {fmt_shape(shape)}; expected "
+                f"{fmt_shape(expected.shape)}{shape_hint}.",
+            )
         ]
     if "data" not in desc and "summary" not in desc:
-        return [f"`{label}` could not be read ({desc['dtype']})."]
+        return [problem("read_failed", f"`{label}` could not be read ({desc['dtype']}).")]
     summary = desc.get("summary") or {}
     if summary.get("nonfinite"):
-        return [f"`{label}` contains NaN or infinite values."]
+        return [problem("nan_values", f"`{label}` contains NaN or infinite values.")]
     if same(desc, expected, None if integer else tol, expected_rows):
         return []
     where = _where_it_differs(desc, expected, None if integer else tol)
@@ -222,4 +235,6 @@ def tensor_problems(
     if not integer and desc["dtype"] != "torch.float32":
         dtype_note = f" (its dtype is {desc['dtype']}; the reference is torch.float32)"
     where = f" {where}" if where else ""
-    return [f"`{label}` differs from the expected values{where}{dtype_note}."]
+    return [
+        problem("wrong_value", f"`{label}` differs from the expected values{where}{dtype_note}.")
+    ]
