@@ -109,6 +109,7 @@ class ServicePlatform:
     _jtis: set[str] = field(default_factory=set)
     base_url: str = ""
     token_path: str = "/mod/lti/token.php"
+    next_base: str = ""  # set: the NRPS "next" links point there (another site)
 
     def lineitem_url(self, lineitem_id: str, type_id: int = 3) -> str:
         """A line item URL the way Moodle writes it (with ``?type_id=``)."""
@@ -236,7 +237,8 @@ class ServicePlatform:
             chunk = everyone[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
             headers = {}
             if (page + 1) * PAGE_SIZE < len(everyone):
-                headers["Link"] = f'<{self.nrps_url(context)}?page={page + 1}>; rel="next"'
+                base = self.next_base or self.nrps_url(context)
+                headers["Link"] = f'<{base}?page={page + 1}>; rel="next"'
             body = {"id": str(request.url), "context": {"id": context}, "members": chunk}
             return JSONResponse(
                 body,

@@ -398,6 +398,20 @@ def test_class_list_lists_enrolled_students_who_never_opened_the_workbook(wb, pl
     assert wb.lti.roster(ta).not_started == [("Ben Bell", "ben@uni.example")]
 
 
+def test_a_class_list_page_on_another_site_is_not_followed(wb, platform, course):
+    ta, _ = course
+    platform.members["A"] = [
+        {"user_id": f"s-{n}", "name": f"S {n}", "email": f"s{n}@uni.example", "roles": [LEARNER]}
+        for n in range(3)
+    ]
+    platform.next_base = "http://127.0.0.99:9/memberships"  # would receive the bearer token
+    done = wb.lti.refresh_class_list(ta)
+    assert done.courses == 0
+    assert "another site" in done.problems[0]
+    assert platform.nrps_pages == 1
+    assert wb.lti.roster(ta).not_started == []  # the old (empty) list is kept
+
+
 # --- sections kept apart -------------------------------------------------------------------
 
 
