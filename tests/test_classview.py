@@ -236,6 +236,33 @@ def test_a_ta_sees_only_the_students_the_scope_allows(generated, monkeypatch):
     )
 
 
+def test_a_ta_who_launched_from_moodle_sees_only_the_students_of_that_course(generated):
+    store, _ta, ids, records = generated
+    issuer = "https://moodle.example.org"
+    store.add_lti_platform(
+        issuer=issuer, client_id="tool", deployment_id="1", auth_url=f"{issuer}/auth",
+        token_url=f"{issuer}/token", keyset_url=f"{issuer}/certs",
+    )  # fmt: skip
+    course = set(ids[5:14])
+    for uid in course:
+        store.record_lti_launch(
+            uid, issuer=issuer, deployment_id="1", context_id="lab-a", title="", label="",
+            role="student",
+        )  # fmt: skip
+    section_ta = store.create_user("section-ta@example.org", "Sam Section", "password-2", role="ta")
+    store.record_lti_launch(
+        section_ta.id, issuer=issuer, deployment_id="1", context_id="lab-a", title="", label="",
+        role="ta",
+    )  # fmt: skip
+    view = class_view(store, section_ta, options())
+    assert view.students == len(course)
+    got = {
+        r["step_id"]: (r["opened"], r["ran"], r["ever_passed"], r["pass_now"]) for r in view.funnel
+    }
+    assert {s: got[s] for s in STEPS} == expected_funnel(records, course)
+    assert {r["user_id"] for r in view.stuck} <= course
+
+
 def test_projection_mode_shows_pseudonyms_no_code_and_hides_counts_under_five(generated):
     store, ta, _ids, _records = generated
     view = class_view(store, ta, options(projection=True))
