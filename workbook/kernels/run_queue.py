@@ -16,8 +16,9 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Literal
 
-__all__ = ["RunQueue", "Ticket"]
+__all__ = ["RunQueue", "RunState", "Ticket"]
 
 
 @dataclass
@@ -35,6 +36,22 @@ class Ticket:
     number: int
     since: float
     running: bool = False
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a student's run stands, for the page's running indicator (``Workbook.run_state``).
+
+    Attributes:
+        state: ``"idle"``, ``"queued"`` (waiting for a free slot), ``"waiting_for_kernel"``
+            (every kernel that memory allows is taken) or ``"running"``.
+        position: 0 when running, k >= 1 when k-th in line (either line), None when idle.
+        since: ``time.time()`` when it entered this state, None when idle.
+    """
+
+    state: Literal["idle", "queued", "waiting_for_kernel", "running"]
+    position: int | None
+    since: float | None
 
 
 class RunQueue:

@@ -136,7 +136,12 @@ class SparePool:
         model_name: the model the warm-up loads.
         room: whether one more kernel may run now (the pool's cap on kernels).
         quiet: whether the machine has time for a warm-up now (no student waits to run).
-        start: starts a kernel (the pool's, which limits how many start at once).
+        start: starts a kernel.
+        slots: held around each spare's start and warm-up together (the pool's semaphore,
+            which lets at most one kernel start per core at a time).
+
+    The number kept ready can change while the app runs (:meth:`resize`: the pool follows
+    the rate at which students arrive).
     """
 
     def __init__(
@@ -148,6 +153,7 @@ class SparePool:
         room: Callable[[], bool],
         quiet: Callable[[], bool] = lambda: True,
         start: Callable[[Any], None] = lambda kernel: kernel.start(),
+        slots: contextlib.AbstractContextManager[Any] | None = None,
     ) -> None:
         self.size = size
         self.model_name = model_name
@@ -155,12 +161,13 @@ class SparePool:
         self._room = room
         self._quiet = quiet
         self._start = start
+        self._slots = slots if slots is not None else contextlib.nullcontext()
         self._ready: list[Any] = []
         self._warming = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def __len__(self) -> int:
         """Spares ready or warming up (each is a kernel process)."""
@@ -201,9 +208,10 @@ class SparePool:
             self._warming += 1
         kernel = None
         try:
-            kernel = self._make()
-            self._start(kernel)
-            kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
+            with self._slots:  # the warm-up is most of a spare's start-up work
+                kernel = self._make()
+                self._start(kernel)
+                kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a failed spare is only a missed speed-up
             log.warning("could not prepare a spare kernel: %s", exc)
             if kernel is not None:
@@ -220,9 +228,15 @@ class SparePool:
             self._ready.append(kernel)
         return True
 
-    def keep_filled(self, every_s: float = 5.0) -> None:
-        """Refill in a background thread (started once; a daemon, ends with the app)."""
-        if self.size <= 0 or self._thread is not None:
+    def keep_filled(self, every_s: float = 5.0, workers: int = 1) -> None:
+        """Refill in background threads (started once; daemons, they end with the app).
+
+        Args:
+            every_s: how often an idle refill looks again without being woken.
+            workers: spares that may warm up at the same time (the ``slots`` bound them
+                together with the students' kernel starts).
+        """
+        if self.size <= 0 or self._threads:
             return
 
         def loop() -> None:
@@ -232,8 +246,27 @@ class SparePool:
                 self._wake.wait(every_s)
                 self._wake.clear()
 
-        self._thread = threading.Thread(target=loop, name="spare-kernels", daemon=True)
-        self._thread.start()
+        for number in range(max(1, workers)):
+            thread = threading.Thread(target=loop, name=f"spare-kernels-{number}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def resize(self, size: int) -> None:
+        """Keep ``size`` spares from now on; ready spares past it are shut down."""
+        with self._lock:
+            grew = size > self.size
+            self.size = size
+            surplus = len(self._ready) - size
+            kernels = [self._ready.pop() for _ in range(max(0, surplus))]
+        for kernel in kernels:
+            kernel.shutdown()
+        if grew:
+            self._wake.set()
+
+    def kernels(self) -> list[Any]:
+        """The spares ready now (a copy of the list; for measuring their memory)."""
+        with self._lock:
+            return list(self._ready)
 
     def release_one(self) -> bool:
         """Shut one ready spare down to make room for a student; whether one was."""
