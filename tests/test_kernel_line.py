@@ -295,3 +295,47 @@ def test_warm_kernel_does_nothing_without_preloading(tmp_path):
     wb = Workbook(Settings(db_path=tmp_path / "wb.db", work_dir=tmp_path / "k", preload=False))
     wb.warm_kernel(7)
     assert wb._kernels is None  # no pool was built, no kernel started
+
+
+def test_a_students_kernel_start_goes_before_a_spares():
+    from workbook.kernels.run_queue import StartSlots
+
+    slots = StartSlots(1)
+    order: list[str] = []
+    first = slots.student()
+    first.__enter__()
+
+    def take(kind: str) -> None:
+        with getattr(slots, kind)():
+            order.append(kind)
+
+    spare = _in_background(take, "spare")
+    _wait(lambda: slots._cond._waiters)  # the spare waits for the one slot
+    student = _in_background(take, "student")
+    _wait(lambda: slots._students_waiting == 1)
+    first.__exit__(None, None, None)
+    for thread in (student, spare):
+        thread.join(10)
+    assert order == ["student", "spare"] and slots.in_use() == 0
+
+
+def test_a_student_takes_a_spare_already_warming_up_before_starting_their_own(
+    make_pool, monkeypatch
+):
+    monkeypatch.setattr(pool_module.threads, "cores", lambda: 2)  # one start slot each
+    pool, log = make_pool(spare_kernels=1)
+    spare_log = Log()
+    spare_log.go.clear()  # the spare's start is under way, held
+    pool._spares._make = lambda: StandIn("spare", spare_log)
+    filling = _in_background(pool._spares.fill_one)
+    _wait(lambda: spare_log.inside == 1)
+    first = _in_background(pool.kernel_for, "ada")  # the warming spare is promised to her
+    _wait(lambda: pool._spares._takers)
+    bob = pool.kernel_for("bob")  # no spare left on its way for bob: he starts his own
+    assert log.started == ["bob"] and bob.user_id == "bob"
+    spare_log.go.set()
+    filling.join(10)
+    first.join(10)
+    ada = pool.current("ada")
+    assert ada.is_alive() and ada.user_id == "ada" and ada.log is spare_log  # the spare
+    assert log.started == ["bob"]  # ada's own kernel was never started

@@ -26,6 +26,7 @@ from workbook.kernels import capacity, limits, sandbox, spares, threads
 from workbook.kernels.errors import KernelError
 from workbook.kernels.gateway import GatewayKernel
 from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.run_queue import StartSlots
 
 __all__ = ["KernelPool"]
 
@@ -73,8 +74,9 @@ class KernelPool:
         self._warming: set[str] = set()  # students whose kernel warm() is getting ready
         # Starting a kernel is a burst of CPU (Python, ipykernel, their imports). Thirty
         # students starting at once on two cores would each take so long that they run
-        # into the start timeout; one start per core at a time gets them all going sooner.
-        self._starting = threading.BoundedSemaphore(threads.cores())
+        # into the start timeout; one start per core at a time gets them all going sooner,
+        # and students' starts go before spares'.
+        self._starting = StartSlots(threads.cores())
         # Gateway kernels are isolated by the gateway (a pod each), not by bubblewrap here.
         if settings.sandbox and not settings.kernel_gateway:
             sandbox.check_available(settings.sandbox_uid)
@@ -86,7 +88,7 @@ class KernelPool:
             self.sizing.spares,
             settings.model_name,
             room=self._room_for_spare,
-            slots=self._starting,
+            slots=self._starting.spare,
         )
         atexit.register(self.shutdown_all)
 
@@ -107,14 +109,9 @@ class KernelPool:
         return self._new_kernel(spares.spare_name())
 
     def _start(self, kernel: StudentKernel, *, warm_up: bool = False) -> None:
-        """Start a kernel once a start slot is free (see ``_starting``).
-
-        Args:
-            kernel: the kernel to start.
-            warm_up: also import torch and load the model once, as a spare does, so the
-                student's setup cell finds them ready (a failure only loses the speed-up).
-        """
-        with self._starting:
+        """Start a kernel once a start slot is free (see ``_starting``); with ``warm_up``,
+        ready it as a spare is, so the setup cell finds torch imported (only a speed-up)."""
+        with self._starting.student():
             kernel.start()
             if warm_up:
                 try:
@@ -162,16 +159,7 @@ class KernelPool:
 
     def keep_tended(self, every_s: float = 10.0) -> None:
         """Call :meth:`tend` every ``every_s`` in a daemon thread (it ends with the app)."""
-
-        def loop() -> None:
-            while True:
-                time.sleep(every_s)
-                try:
-                    self.tend()
-                except Exception as exc:  # noqa: BLE001 - housekeeping must go on
-                    log.warning("kernel pool housekeeping failed: %s", exc)
-
-        threading.Thread(target=loop, name="kernel-pool-tend", daemon=True).start()
+        threading.Thread(target=_tend_forever, args=(self, every_s), daemon=True).start()
 
     def spares_ready(self) -> int:
         """Spare kernels warmed up and waiting for a student."""
@@ -190,8 +178,9 @@ class KernelPool:
             kernel.last_used = time.monotonic()
         return kernel
 
-    def _take_spare(self, user_id: str) -> StudentKernel | None:
-        spare = self._spares.take()
+    def _take_spare(self, user_id: str, spare: StudentKernel | None = None) -> StudentKernel | None:
+        """A ready spare (or ``spare``) adopted by the student, or None; holding ``_lock``."""
+        spare = self._spares.take() if spare is None else spare
         if spare is None:
             return None
         try:
@@ -199,6 +188,22 @@ class KernelPool:
         except OSError:
             spare.shutdown()  # a folder could not be moved: fall back to a fresh kernel
             return None
+
+    def _spare_instead(self, user_id: str, kernel: StudentKernel) -> StudentKernel | None:
+        """The student's unstarted ``kernel`` replaced by a spare warming up now, if one is
+        on its way for them (``SparePool.take``); None otherwise (or if culled meanwhile)."""
+        spare = self._spares.take(wait=True)
+        if spare is None:
+            return None
+        with self._lock:
+            if self._kernels.get(user_id) is not kernel:
+                spare.shutdown()
+                return None
+            if self._take_spare(user_id, spare) is None:
+                return None
+            spare.pending_notice = kernel.pending_notice
+            self._kernels[user_id] = spare
+        return spare
 
     # ----------------------------------------------------------------- handing them out
     def kernel_for(self, user_id: str) -> StudentKernel:
@@ -228,7 +233,7 @@ class KernelPool:
         """
         _check_user_id(user_id)
         with self._lock:
-            if user_id in self._kernels or user_id in self._warming:
+            if user_id in self._kernels or user_id in self._warming:  # ready, or on its way
                 return
             self._warming.add(user_id)
         self.sizing.arrived()
@@ -255,9 +260,17 @@ class KernelPool:
 
     def _kernel(self, user_id: str, *, warm_up: bool = False) -> StudentKernel:
         _check_user_id(user_id)
-        kernel = self._claim(user_id)
-        with kernel.lock:
-            if not kernel.is_alive():
+        while True:
+            kernel, reserved = self._claim(user_id)
+            with kernel.lock:
+                if self.current(user_id) is not kernel:
+                    continue  # replaced by a spare (or culled) while we waited for its lock
+                if kernel.is_alive():
+                    return kernel
+                if reserved:  # a new kernel: a spare already warming up is ready sooner
+                    spare = self._spare_instead(user_id, kernel)
+                    if spare is not None:
+                        return spare
                 try:
                     self._start(kernel, warm_up=warm_up)
                 except KernelError:
@@ -266,15 +279,19 @@ class KernelPool:
                             del self._kernels[user_id]
                             self._room.notify_all()
                     raise
-        return kernel
+                return kernel
 
-    def _claim(self, user_id: str) -> StudentKernel:
-        """The student's kernel object (maybe not started), after waiting in line for a place."""
+    def _claim(self, user_id: str) -> tuple[StudentKernel, bool]:
+        """The student's kernel object (maybe not started), after waiting in line for a place.
+
+        Returns:
+            The kernel, and whether this call reserved it (a new kernel, or a spare).
+        """
         entry = (user_id, object())  # one per call: two tabs of a student wait as two
         with self._lock:
             kernel = self._kernels.get(user_id)
             if kernel is not None:
-                return kernel
+                return kernel, False
             self._line.append(entry)
         try:
             while True:
@@ -282,10 +299,10 @@ class KernelPool:
                 with self._lock:
                     kernel = self._kernels.get(user_id)  # another tab got it meanwhile
                     if kernel is not None:
-                        return kernel
+                        return kernel, False
                     if self._line[0] is entry:  # first come, first served
                         if len(self._kernels) < self.capacity():
-                            return self._reserve_locked(user_id)
+                            return self._reserve_locked(user_id), True
                         culled = self._take_culled_locked() or self._take_culled_locked(
                             self.settings.kernel_idle_when_full_s, most=1
                         )
@@ -403,6 +420,15 @@ class KernelPool:
             self._room.notify_all()
         for kernel in kernels:
             kernel.shutdown()
+
+
+def _tend_forever(pool: KernelPool, every_s: float) -> None:
+    while True:
+        time.sleep(every_s)
+        try:
+            pool.tend()
+        except Exception as exc:  # noqa: BLE001 - housekeeping must go on
+            log.warning("kernel pool housekeeping failed: %s", exc)
 
 
 def _check_user_id(user_id: str) -> None:

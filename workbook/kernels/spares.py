@@ -137,8 +137,8 @@ class SparePool:
         room: whether one more kernel may run now (the pool's cap on kernels).
         quiet: whether the machine has time for a warm-up now (no student waits to run).
         start: starts a kernel.
-        slots: held around each spare's start and warm-up together (the pool's semaphore,
-            which lets at most one kernel start per core at a time).
+        slots: gives what is held around each spare's start and warm-up together (the
+            pool's ``StartSlots.spare``: at most one start per core, students first).
 
     The number kept ready can change while the app runs (:meth:`resize`: the pool follows
     the rate at which students arrive).
@@ -153,7 +153,7 @@ class SparePool:
         room: Callable[[], bool],
         quiet: Callable[[], bool] = lambda: True,
         start: Callable[[Any], None] = lambda kernel: kernel.start(),
-        slots: contextlib.AbstractContextManager[Any] | None = None,
+        slots: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.size = size
         self.model_name = model_name
@@ -161,10 +161,12 @@ class SparePool:
         self._room = room
         self._quiet = quiet
         self._start = start
-        self._slots = slots if slots is not None else contextlib.nullcontext()
+        self._slots = slots
         self._ready: list[Any] = []
         self._warming = 0
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a spare got ready, or failed
+        self._takers: list[object] = []  # students waiting for a spare, first come first
         self._wake = threading.Event()
         self._stopped = False
         self._threads: list[threading.Thread] = []
@@ -179,16 +181,34 @@ class SparePool:
         with self._lock:
             return len(self._ready)
 
-    def take(self) -> Any | None:
-        """A ready spare (removed from the pool), or None; wakes the refill."""
-        with self._lock:
-            while self._ready:
-                kernel = self._ready.pop(0)
-                if kernel.is_alive():
-                    break
-                kernel.shutdown()
-            else:
-                kernel = None
+    def take(self, wait: bool = False) -> Any | None:
+        """A ready spare (removed from the pool), or None; wakes the refill.
+
+        Args:
+            wait: when no spare is ready, wait for one that is warming up now, if it is not
+                promised to a student who asked earlier (first come, first served). A
+                spare already under way is ready sooner than a kernel started now.
+        """
+        ticket = object()
+        kernel = None
+        with self._changed:
+            self._takers.append(ticket)
+            try:
+                while True:
+                    place = self._takers.index(ticket)  # takers ahead of this one
+                    if place == 0 and self._ready:
+                        kernel = self._ready.pop(0)
+                        if kernel.is_alive():
+                            break
+                        kernel.shutdown()
+                        kernel = None
+                        continue
+                    if not wait or place >= len(self._ready) + self._warming or self._stopped:
+                        break
+                    self._changed.wait()
+            finally:
+                self._takers.remove(ticket)
+                self._changed.notify_all()
         self._wake.set()
         return kernel
 
@@ -208,7 +228,7 @@ class SparePool:
             self._warming += 1
         kernel = None
         try:
-            with self._slots:  # the warm-up is most of a spare's start-up work
+            with self._slots():  # the warm-up is most of a spare's start-up work
                 kernel = self._make()
                 self._start(kernel)
                 kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
@@ -217,11 +237,13 @@ class SparePool:
             if kernel is not None:
                 with contextlib.suppress(Exception):  # noqa: BLE001
                     kernel.shutdown()
-            with self._lock:
+            with self._changed:
                 self._warming -= 1
+                self._changed.notify_all()  # a student waiting for it starts their own
             return False
-        with self._lock:
+        with self._changed:
             self._warming -= 1
+            self._changed.notify_all()
             if self._stopped:
                 kernel.shutdown()
                 return False
@@ -279,9 +301,10 @@ class SparePool:
 
     def shutdown(self) -> None:
         """Stop refilling and shut every ready spare down."""
-        with self._lock:
+        with self._changed:
             self._stopped = True
             kernels, self._ready = self._ready, []
+            self._changed.notify_all()
         self._wake.set()
         for kernel in kernels:
             kernel.shutdown()
