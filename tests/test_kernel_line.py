@@ -197,7 +197,7 @@ def test_a_cap_grown_by_a_new_measurement_lets_the_line_in(make_pool, monkeypatc
         pool.kernel_for(f"s{i}")
     waiter = _in_background(pool.kernel_for, "late")
     _wait(lambda: pool.place_in_line("late") == 1)
-    monkeypatch.setattr(capacity, "kernel_pss_mb", lambda pid: 200.0)  # smaller than guessed
+    monkeypatch.setattr(capacity, "kernel_pss_mb", lambda pid: 250.0)  # smaller than guessed
     pool.measure()
     waiter.join(10)
     assert pool.current("late") is not None and pool.place_in_line("late") is None
