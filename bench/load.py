@@ -1,7 +1,8 @@
 """Load test: a whole class works through the notebook at once, beside one student alone.
 
 ``python -m bench load --students 30`` (``make bench`` runs it with ``BENCH_STUDENTS``,
-default 10). Each simulated student goes through the real ``Workbook`` facade, exactly as
+default 10). ``--arrive 30 --over 60`` is the arrival mode instead (``bench/_arrivals.py``: a
+lab session starting, students spread over a minute). Each simulated student goes through the real ``Workbook`` facade, exactly as
 the pages call it: sign in, run the given setup cell, steps 1-6 with the course's solutions
 (each checked), then export the Moodle bundle. First one student alone (the baseline), then
 N students at the same moment, in one run and on one fresh database, with the app's real
@@ -261,9 +262,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--students", type=int, default=int(os.environ.get("BENCH_STUDENTS", "10")), metavar="N"
     )
+    parser.add_argument("--arrive", type=int, metavar="N", help="arrival mode: N students")
+    parser.add_argument("--over", type=float, default=60.0, metavar="S", help="arrivals spread")
+    parser.add_argument("--working", type=int, default=0, metavar="N", help="working before")
     args = parser.parse_args(argv or [])
     n = args.students
     print(machine(), flush=True)
+    if args.arrive:
+        from bench import _arrivals
+
+        _arrivals.main(args.arrive, args.over, args.working)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         folder = Path(tmp)
         base = Settings.from_env()
@@ -271,11 +280,13 @@ def main(argv: list[str] | None = None) -> None:
             base,
             db_path=folder / "load.db",
             work_dir=folder / "kernels",
-            max_kernels=max(base.max_kernels, n + 1 + base.spare_kernels),
+            max_kernels=None  # auto: as many as memory holds
+            if base.max_kernels is None
+            else max(base.max_kernels, n + 1 + base.spare_kernels),
         )
         print(
             f"settings: {settings.run_slots} run slots, {settings.spare_kernels} spare kernels, "
-            f"max {settings.max_kernels} kernels, cell limit {settings.cell_timeout_s} s",
+            f"max {settings.max_kernels or 'auto'} kernels, cell limit {settings.cell_timeout_s} s",
             flush=True,
         )
         wb = Workbook(settings)

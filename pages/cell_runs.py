@@ -137,6 +137,13 @@ def describe(
             f"⏳ Waiting for a free slot: **{place} in line** (the server is busy)"
             f" · {now - since:.0f} s"
         )
+    elif state.state == "waiting_for_kernel":
+        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
+        text = (
+            f"⏳ Waiting for a kernel: **{place} in line**. Every kernel this server has "
+            "memory for is in use; yours starts as soon as one is free"
+            f" · {now - since:.0f} s"
+        )
     else:
         text = f"⏳ **Running** · {now - since:.0f} s"
         if step_id in notes:

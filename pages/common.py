@@ -150,6 +150,8 @@ def sign_in(user: User, *, browser: str | None = None) -> None:
         browser = _browser_cookie() or wb.new_browser_token()
         wb.trust_browser(user.id, browser)
     token = wb.start_session(user.id)
+    if user.role == "student":
+        wb.warm_kernel(user.id)  # in the background: their kernel is ready before Run
     st.session_state[USER_KEY] = user.id
     st.session_state[TOKEN_KEY] = token
     st.session_state[ACTIVE_KEY] = time.time()

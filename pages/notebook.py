@@ -17,6 +17,7 @@ from workbook import exercise
 
 wb = common.get_workbook()
 user = common.require_user("student")
+wb.warm_kernel(user.id)  # returns at once; a kernel is started (or adopted) in the background
 
 # What a long given cell is doing while it runs (its code prints only at the end).
 RUNNING_NOTES = {

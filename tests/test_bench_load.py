@@ -47,3 +47,22 @@ def test_a_round_that_starts_without_its_spares_says_so(capsys):
     wb.kernels.spares_ready = lambda: 2
     assert load._wait_for_spares(wb, timeout_s=0) is True
     assert capsys.readouterr().out == ""
+
+
+def test_the_arrival_report_shows_refusals_and_setup_times_beside_one_student(capsys):
+    from bench import _arrivals
+
+    one = _arrivals.Arrivals(students=1, setup=[0.4], to_step2=[1.2], cap=40, kernel_mb=400.0)
+    many = _arrivals.Arrivals(
+        students=3, setup=[0.5, 0.9, 3.0], to_step2=[2.0, 2.5, 5.0], cap=38, kernel_mb=420.0
+    )
+    many.refused.append("student3@example.org: WorkbookError: busy, try again")
+    _arrivals.report(one, many, 60.0, working=10, cold_one=4.5)
+    out = capsys.readouterr().out
+    lines = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert lines["refused (told to try again)"].split()[-2:] == ["0", "1"]
+    assert load._row(many.setup) in lines["setup cell p50/p95/max s"]
+    assert load._row(one.setup) in lines["setup cell p50/p95/max s"]
+    assert "3 arrive over 60 s (10 working)" in out
+    assert "38 / 420 MB" in out and "setup 4.50 s" in out
+    assert "ERROR student3@example.org" in out

@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from workbook.config import Settings
-from workbook.kernels.errors import KernelError, ServerBusy
+from workbook.kernels.errors import KernelError
 from workbook.kernels.pool import KernelPool
 from workbook.kernels.result import ExecutionResult
 
@@ -155,13 +156,23 @@ def test_kernel_works_in_the_students_folder_and_sees_lm_engine(kernel):
     assert result.outputs[-1]["data"]["text/plain"] == repr((str(kernel.cwd), "1"))
 
 
-def test_pool_reuses_kernels_and_refuses_politely_when_full(tmp_path):
-    pool = KernelPool(Settings(work_dir=tmp_path, max_kernels=1, kernel_idle_s=3600))
+def test_pool_reuses_kernels_and_lines_students_up_when_full(tmp_path):
+    pool = KernelPool(
+        Settings(work_dir=tmp_path, max_kernels=1, kernel_idle_s=3600, kernel_idle_when_full_s=3600)
+    )
     try:
         first = pool.kernel_for("bob")
         assert pool.kernel_for("bob") is first
-        with pytest.raises(ServerBusy, match="try again"):
-            pool.kernel_for("carol")
+        carol = threading.Thread(target=pool.kernel_for, args=("carol",), daemon=True)
+        carol.start()
+        deadline = time.monotonic() + 30
+        while pool.place_in_line("carol") != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.place_in_line("carol") == 1 and pool.running() == ["bob"]
+        first.last_used = -1e9  # Bob leaves: his idle kernel is culled, Carol gets the place
+        assert pool.cull_idle() == ["bob"]
+        carol.join(60)
+        assert pool.running() == ["carol"] and pool.current("carol").is_alive()
     finally:
         pool.shutdown_all()
 

@@ -78,3 +78,11 @@ def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):
     release.set()
     worker.join(10)
     assert wb.run_state(user.id).state == "idle"
+
+
+def test_a_cell_waiting_for_a_kernel_shows_its_place_and_why():
+    job = Job(id=4, user_id=7, step_ids=["setup"], started=100.0)
+    state = RunState("waiting_for_kernel", 2, 101.0)
+    _, text = describe(job, state, TITLES, NOTES, now=109.0)
+    assert "Waiting for a kernel: **2nd in line**" in text and "8 s" in text
+    assert "try again" not in text

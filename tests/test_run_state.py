@@ -42,6 +42,9 @@ class FakePool:
     def current(self, user_id: str) -> BlockingKernel | None:
         return self.kernels.get(user_id)
 
+    def place_in_line(self, user_id: str) -> None:
+        return None  # never full
+
 
 def _wait(predicate) -> None:
     deadline = time.monotonic() + 10

@@ -37,6 +37,9 @@ class FakePool:
     def current(self, user_id: str) -> FakeKernel:
         return self.kernel
 
+    def place_in_line(self, user_id: str) -> None:
+        return None  # never full
+
 
 def _workbook(tmp_path, kernel: FakeKernel) -> tuple[Workbook, int]:
     wb = Workbook(Settings(db_path=tmp_path / "wb.db", work_dir=tmp_path / "k"))

@@ -45,6 +45,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
+def _auto_int(env: Mapping[str, str], name: str) -> int | None:
+    """A whole number of at least 1, or None when unset or ``auto`` (decided at run time)."""
+    raw = env.get(name, "").strip()
+    if raw.lower() in ("", "auto"):
+        return None
+    try:
+        return _int(env, name, 1)
+    except SettingsError:
+        raise SettingsError(f"{name} must be a whole number or auto, got {raw!r}") from None
+
+
 def cpu_cores() -> int:
     """CPU cores the app may use (its affinity mask, else the machine's count)."""
     try:
@@ -91,7 +102,9 @@ class Settings:
         kernel_idle_s: an idle kernel is shut down after this long (``WORKBOOK_KERNEL_IDLE``).
         kernel_memory_mb: memory ceiling of one student's kernel; in hosted mode of the whole
             sandbox, all its processes together (``WORKBOOK_KERNEL_MEMORY_MB``).
-        max_kernels: at most this many student kernels at once (``WORKBOOK_MAX_KERNELS``).
+        max_kernels: at most this many kernels at once, spares included
+            (``WORKBOOK_MAX_KERNELS``); ``None`` (unset or ``auto``): as many as the memory
+            holds (``workbook.kernels.capacity``).
         sandbox: run kernels inside bubblewrap, required on a shared server
             (``WORKBOOK_SANDBOX``).
         kernel_max_processes: process/thread cap inside a sandboxed kernel
@@ -136,6 +149,11 @@ class Settings:
             (``/lti/config``) are built from it. Empty: taken from each request's host.
         lti_clock_skew_s: how many seconds a launch's ``exp``/``iat`` may be off between
             the platform's clock and ours (``WORKBOOK_LTI_CLOCK_SKEW_S``).
+        memory_reserve_mb: memory kept free of kernels for the app and the page cache when
+            the kernel cap follows from memory (``WORKBOOK_MEMORY_RESERVE_MB``).
+        kernel_idle_when_full_s: when every kernel the cap allows is taken, the longest-idle
+            one is shut down for a student waiting in line, but only once it has been idle
+            this long (``WORKBOOK_KERNEL_IDLE_WHEN_FULL``).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -145,7 +163,7 @@ class Settings:
     cell_timeout_s: int = 30
     kernel_idle_s: int = 1800
     kernel_memory_mb: int = 4096
-    max_kernels: int = 20
+    max_kernels: int | None = None
     sandbox: bool = False
     kernel_max_processes: int = 256
     kernel_max_file_mb: int = 100
@@ -167,6 +185,8 @@ class Settings:
     course_timezone: str = ""
     public_url: str = ""
     lti_clock_skew_s: int = 30
+    memory_reserve_mb: int = 2048
+    kernel_idle_when_full_s: int = 600
 
     def timezone(self) -> tzinfo | None:
         """The course's time zone; ``None`` means this server's local time zone."""
@@ -189,7 +209,7 @@ class Settings:
             cell_timeout_s=_int(env, "WORKBOOK_CELL_TIMEOUT", cls.cell_timeout_s),
             kernel_idle_s=_int(env, "WORKBOOK_KERNEL_IDLE", cls.kernel_idle_s),
             kernel_memory_mb=_int(env, "WORKBOOK_KERNEL_MEMORY_MB", cls.kernel_memory_mb, 256),
-            max_kernels=_int(env, "WORKBOOK_MAX_KERNELS", cls.max_kernels),
+            max_kernels=_auto_int(env, "WORKBOOK_MAX_KERNELS"),
             sandbox=_bool(env, "WORKBOOK_SANDBOX", cls.sandbox),
             kernel_max_processes=_int(env, "WORKBOOK_KERNEL_MAX_PROCS", cls.kernel_max_processes),
             kernel_max_file_mb=_int(env, "WORKBOOK_KERNEL_MAX_FILE_MB", cls.kernel_max_file_mb),
@@ -214,4 +234,8 @@ class Settings:
             course_timezone=_timezone(env, "WORKBOOK_TIMEZONE"),
             public_url=_url(env, "WORKBOOK_PUBLIC_URL"),
             lti_clock_skew_s=_int(env, "WORKBOOK_LTI_CLOCK_SKEW_S", cls.lti_clock_skew_s, 0),
+            memory_reserve_mb=_int(env, "WORKBOOK_MEMORY_RESERVE_MB", cls.memory_reserve_mb, 0),
+            kernel_idle_when_full_s=_int(
+                env, "WORKBOOK_KERNEL_IDLE_WHEN_FULL", cls.kernel_idle_when_full_s, 0
+            ),
         )

@@ -15,14 +15,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
 from workbook.config import Settings
 from workbook.errors import SignInThrottled, WorkbookError, wait_words
 from workbook.exercise import content
 from workbook.kernels.errors import KernelError
-from workbook.kernels.run_queue import RunQueue
+from workbook.kernels.run_queue import RunQueue, RunState
 from workbook.lti.services import LtiServices
 
 if TYPE_CHECKING:
@@ -148,9 +148,7 @@ class Workbook:
         pool = KernelPool(
             self.settings, extra_env={"LM_ENGINE_CACHE": str(engine_config.cache_dir)}
         )
-        threading.Thread(
-            target=_cull_forever, args=(pool,), name="kernel-culler", daemon=True
-        ).start()
+        pool.keep_tended()  # memory measured, spares fitted to arrivals, idle kernels culled
         return pool
 
     def steps(self) -> list[content.Step]:
@@ -358,6 +356,26 @@ class Workbook:
                 break
         return runs
 
+    def warm_kernel(self, user_id: int) -> None:
+        """Get the student's kernel ready before they press Run; returns at once.
+
+        Pages call it when a student signs in or opens the notebook: in the background a
+        spare is adopted, or a kernel started and warmed up (``KernelPool.warm``). Does
+        nothing when ``settings.preload`` is off (page tests start no kernels).
+        """
+        if not self.settings.preload:
+            return
+        if self._kernels is not None:
+            self._kernels.warm(str(user_id))
+        else:  # building the pool may take a while: not in the page's thread
+            threading.Thread(target=self._warm_later, args=(user_id,), daemon=True).start()
+
+    def _warm_later(self, user_id: int) -> None:
+        try:
+            self.kernels.warm(str(user_id))
+        except (KernelError, WorkbookError) as exc:  # the student's Run shows the reason
+            log.warning("could not get a kernel ready: %s", exc)
+
     def restart_kernel(self, user_id: int) -> None:
         """Restart the student's kernel (all variables are lost; saved code is kept)."""
         try:
@@ -368,9 +386,10 @@ class Workbook:
     def run_state(self, user_id: int) -> RunState:
         """Whether the student's cell is waiting in line, running, or neither (for the page).
 
-        The page polls this to show a running cell's elapsed time and its place in line.
-        A run that is still getting its kernel (a start, or another tab's cell holding it)
-        counts as running from the moment it was asked for.
+        The page polls this to show a running cell's elapsed time and its place in line:
+        in the run queue, or in the line for a kernel when every kernel that memory allows
+        is taken. A run that is still getting its kernel (a start, or another tab's cell
+        holding it) counts as running from the moment it was asked for.
         """
         ticket, position = self.run_queue.standing(user_id)  # both at one moment
         if ticket is None:
@@ -378,6 +397,9 @@ class Workbook:
                 since = self._running_since.get(user_id)
             if since is None:
                 return RunState(state="idle", position=None, since=None)
+            place = self._kernels.place_in_line(str(user_id)) if self._kernels else None
+            if place is not None:  # every kernel memory allows is taken: waiting for one
+                return RunState(state="waiting_for_kernel", position=place, since=since)
             return RunState(state="running", position=0, since=since)
         return RunState(
             state="running" if ticket.running else "queued", position=position, since=ticket.since
@@ -409,21 +431,6 @@ class Workbook:
 
 
 @dataclass(frozen=True)
-class RunState:
-    """Where a student's run stands, for the page's running indicator.
-
-    Attributes:
-        state: ``"idle"``, ``"queued"`` (waiting for a free slot) or ``"running"``.
-        position: 0 when running, k >= 1 when k-th in line, None when idle.
-        since: ``time.time()`` when it entered this state, None when idle.
-    """
-
-    state: Literal["idle", "queued", "running"]
-    position: int | None
-    since: float | None
-
-
-@dataclass(frozen=True)
 class Progress:
     """A student's progress at a glance."""
 
@@ -441,10 +448,3 @@ class CellRun:
     step_id: str
     result: Any  # workbook.kernels.result.ExecutionResult
     check: Any | None  # workbook.exercise.checks.CheckResult
-
-
-def _cull_forever(pool: KernelPool, every_s: float = 60.0) -> None:
-    """Shut down idle kernels now and then (a daemon thread; ends with the app)."""
-    while True:
-        time.sleep(every_s)
-        pool.cull_idle()

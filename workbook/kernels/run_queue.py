@@ -5,6 +5,9 @@ model). When more of it arrives than the machine has cores, running it all at on
 every student wait longer (the runs spin against each other and against the app), so a
 :class:`RunQueue` lets at most ``slots`` runs go at once and keeps the others waiting in the
 order they arrived. A waiting student sees their place in line (``position``).
+
+Starting a kernel is such work too (Python, ipykernel, torch's imports): :class:`StartSlots`
+lets at most one start per core go at once, a student's before any spare's.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
+from typing import Literal
 
-__all__ = ["RunQueue", "Ticket"]
+__all__ = ["RunQueue", "RunState", "StartSlots", "Ticket"]
 
 
 @dataclass
@@ -35,6 +39,22 @@ class Ticket:
     number: int
     since: float
     running: bool = False
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a student's run stands, for the page's running indicator (``Workbook.run_state``).
+
+    Attributes:
+        state: ``"idle"``, ``"queued"`` (waiting for a free slot), ``"waiting_for_kernel"``
+            (every kernel that memory allows is taken) or ``"running"``.
+        position: 0 when running, k >= 1 when k-th in line (either line), None when idle.
+        since: ``time.time()`` when it entered this state, None when idle.
+    """
+
+    state: Literal["idle", "queued", "waiting_for_kernel", "running"]
+    position: int | None
+    since: float | None
 
 
 class RunQueue:
@@ -121,3 +141,52 @@ class RunQueue:
         """How many runs wait for a slot right now."""
         with self._cond:
             return len(self._waiting)
+
+
+class StartSlots:
+    """At most ``slots`` kernel starts at once; a student's start goes before a spare's.
+
+    A spare only takes a free slot while no student's start waits for one, so when a class
+    arrives the spares never hold up the students they are meant to speed up.
+
+    Args:
+        slots: starts at once (at least 1; the app passes one per core).
+    """
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"kernel starts need at least one slot, got {slots}")
+        self.slots = slots
+        self._cond = threading.Condition()
+        self._free = slots
+        self._students_waiting = 0
+
+    @contextmanager
+    def _held(self, student: bool) -> Iterator[None]:
+        with self._cond:
+            self._students_waiting += student
+            try:
+                while not self._free or (not student and self._students_waiting):
+                    self._cond.wait()
+            finally:
+                self._students_waiting -= student
+            self._free -= 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += 1
+                self._cond.notify_all()
+
+    def student(self) -> AbstractContextManager[None]:
+        """Hold a slot for a student's kernel start (waits for a free one)."""
+        return self._held(True)
+
+    def spare(self) -> AbstractContextManager[None]:
+        """Hold a slot for a spare's start: only once no student's start is waiting."""
+        return self._held(False)
+
+    def in_use(self) -> int:
+        """Starts going on now."""
+        with self._cond:
+            return self.slots - self._free

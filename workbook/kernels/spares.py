@@ -136,7 +136,12 @@ class SparePool:
         model_name: the model the warm-up loads.
         room: whether one more kernel may run now (the pool's cap on kernels).
         quiet: whether the machine has time for a warm-up now (no student waits to run).
-        start: starts a kernel (the pool's, which limits how many start at once).
+        start: starts a kernel.
+        slots: gives what is held around each spare's start and warm-up together (the
+            pool's ``StartSlots.spare``: at most one start per core, students first).
+
+    The number kept ready can change while the app runs (:meth:`resize`: the pool follows
+    the rate at which students arrive).
     """
 
     def __init__(
@@ -148,6 +153,7 @@ class SparePool:
         room: Callable[[], bool],
         quiet: Callable[[], bool] = lambda: True,
         start: Callable[[Any], None] = lambda kernel: kernel.start(),
+        slots: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.size = size
         self.model_name = model_name
@@ -155,12 +161,16 @@ class SparePool:
         self._room = room
         self._quiet = quiet
         self._start = start
+        self._slots = slots
         self._ready: list[Any] = []
-        self._warming = 0
+        self._warming = 0  # spares being started (or waiting for a start slot)
+        self._under_way = 0  # of those, the ones holding a start slot
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a spare got ready, or failed
+        self._takers: list[object] = []  # students waiting for a spare, first come first
         self._wake = threading.Event()
         self._stopped = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def __len__(self) -> int:
         """Spares ready or warming up (each is a kernel process)."""
@@ -172,16 +182,35 @@ class SparePool:
         with self._lock:
             return len(self._ready)
 
-    def take(self) -> Any | None:
-        """A ready spare (removed from the pool), or None; wakes the refill."""
-        with self._lock:
-            while self._ready:
-                kernel = self._ready.pop(0)
-                if kernel.is_alive():
-                    break
-                kernel.shutdown()
-            else:
-                kernel = None
+    def take(self, wait: bool = False) -> Any | None:
+        """A ready spare (removed from the pool), or None; wakes the refill.
+
+        Args:
+            wait: when no spare is ready, wait for one that is warming up now (holding a
+                start slot), if it is not promised to a student who asked earlier (first
+                come, first served). A spare under way is ready sooner than a new kernel.
+        """
+        ticket = object()
+        kernel = None
+        with self._changed:
+            self._takers.append(ticket)
+            try:
+                while True:
+                    place = self._takers.index(ticket)  # takers ahead of this one
+                    if place == 0 and self._ready:
+                        kernel = self._ready.pop(0)
+                        if kernel.is_alive():
+                            break
+                        kernel.shutdown()
+                        kernel = None
+                        continue
+                    coming = len(self._ready) + self._under_way
+                    if not wait or place >= coming or self._stopped:
+                        break
+                    self._changed.wait()
+            finally:
+                self._takers.remove(ticket)
+                self._changed.notify_all()
         self._wake.set()
         return kernel
 
@@ -200,29 +229,44 @@ class SparePool:
                 return False
             self._warming += 1
         kernel = None
+        under_way = False
         try:
-            kernel = self._make()
-            self._start(kernel)
-            kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
+            with self._slots():  # the warm-up is most of a spare's start-up work
+                with self._lock:
+                    self._under_way += 1  # from now on a student may wait for it
+                    under_way = True
+                kernel = self._make()
+                self._start(kernel)
+                kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a failed spare is only a missed speed-up
             log.warning("could not prepare a spare kernel: %s", exc)
             if kernel is not None:
                 with contextlib.suppress(Exception):  # noqa: BLE001
                     kernel.shutdown()
-            with self._lock:
+            with self._changed:
                 self._warming -= 1
+                self._under_way -= under_way
+                self._changed.notify_all()  # a student waiting for it starts their own
             return False
-        with self._lock:
+        with self._changed:
             self._warming -= 1
+            self._under_way -= 1
+            self._changed.notify_all()
             if self._stopped:
                 kernel.shutdown()
                 return False
             self._ready.append(kernel)
         return True
 
-    def keep_filled(self, every_s: float = 5.0) -> None:
-        """Refill in a background thread (started once; a daemon, ends with the app)."""
-        if self.size <= 0 or self._thread is not None:
+    def keep_filled(self, every_s: float = 5.0, workers: int = 1) -> None:
+        """Refill in background threads (started once; daemons, they end with the app).
+
+        Args:
+            every_s: how often an idle refill looks again without being woken.
+            workers: spares that may warm up at the same time (the ``slots`` bound them
+                together with the students' kernel starts).
+        """
+        if self.size <= 0 or self._threads:
             return
 
         def loop() -> None:
@@ -232,8 +276,27 @@ class SparePool:
                 self._wake.wait(every_s)
                 self._wake.clear()
 
-        self._thread = threading.Thread(target=loop, name="spare-kernels", daemon=True)
-        self._thread.start()
+        for number in range(max(1, workers)):
+            thread = threading.Thread(target=loop, name=f"spare-kernels-{number}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def resize(self, size: int) -> None:
+        """Keep ``size`` spares from now on; ready spares past it are shut down."""
+        with self._lock:
+            grew = size > self.size
+            self.size = size
+            surplus = len(self._ready) - size
+            kernels = [self._ready.pop() for _ in range(max(0, surplus))]
+        for kernel in kernels:
+            kernel.shutdown()
+        if grew:
+            self._wake.set()
+
+    def kernels(self) -> list[Any]:
+        """The spares ready now (a copy of the list; for measuring their memory)."""
+        with self._lock:
+            return list(self._ready)
 
     def release_one(self) -> bool:
         """Shut one ready spare down to make room for a student; whether one was."""
@@ -246,9 +309,10 @@ class SparePool:
 
     def shutdown(self) -> None:
         """Stop refilling and shut every ready spare down."""
-        with self._lock:
+        with self._changed:
             self._stopped = True
             kernels, self._ready = self._ready, []
+            self._changed.notify_all()
         self._wake.set()
         for kernel in kernels:
             kernel.shutdown()
