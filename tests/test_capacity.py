@@ -63,12 +63,13 @@ def test_the_memory_estimate_rises_at_once_and_falls_slowly():
     before = estimate.mb
     risen = estimate.observe([600.0] * 4)
     assert risen == pytest.approx(before + 0.5 * (600.0 - before))
-    fallen = estimate.observe([100.0] * 4)
-    assert fallen == pytest.approx(risen + 0.1 * (100.0 - risen))
-    # A few fresh, small kernels among settled ones hardly move it (upper quartile).
+    fallen = estimate.observe([300.0] * 4)
+    assert fallen == pytest.approx(risen + 0.1 * (300.0 - risen))
+    # Fresh kernels, under half the estimate, do not count: they grow once set up.
     steady = capacity.MemoryEstimate(start_mb=400.0)
     steady.observe([400.0] * 6)
-    assert steady.observe([400.0] * 6 + [80.0, 80.0]) == pytest.approx(400.0)
+    assert steady.observe([400.0, 500.0, 80.0, 80.0]) == pytest.approx(400.0 + 0.5 * 50.0)
+    assert steady.observe([90.0, 100.0]) == pytest.approx(425.0)  # only fresh ones: kept
 
 
 def _cgroup_v2(root, limit: str, current: int) -> None:

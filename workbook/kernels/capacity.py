@@ -89,9 +89,10 @@ class MemoryEstimate:
     """A moving estimate of one kernel's proportional memory, in MB.
 
     It starts at ``start_mb``; the first :meth:`observe` replaces that guess. Each round
-    of measurements counts as its upper quartile (kernels just started, before their
-    student's setup cell, are small, and would let in more students than fit once everyone
-    has run it); a rise is then taken in by half, a fall only by a tenth.
+    of measurements counts as the mean of the kernels using at least half the current
+    estimate: kernels just started, before their student's setup cell, are small, and would
+    let in more students than fit once everyone has run it. A rise is then taken in by
+    half, a fall only by a tenth.
     """
 
     def __init__(self, start_mb: float = DEFAULT_KERNEL_MB) -> None:
@@ -107,15 +108,15 @@ class MemoryEstimate:
 
     def observe(self, samples_mb: Iterable[float]) -> float:
         """Fold one round of measurements in; returns the new estimate."""
-        samples = sorted(s for s in samples_mb if s > 0)  # 0: the process was gone
         with self._lock:
-            if samples:
-                upper = samples[round(0.75 * (len(samples) - 1))]
+            settled = [s for s in samples_mb if s >= self._mb / 2]  # 0: the process was gone
+            if settled:
+                mean = sum(settled) / len(settled)
                 if not self.measured:
-                    self._mb, self.measured = upper, True  # the default was only a guess
+                    self._mb, self.measured = mean, True  # the default was only a guess
                 else:
-                    weight = 0.5 if upper > self._mb else 0.1
-                    self._mb += weight * (upper - self._mb)
+                    weight = 0.5 if mean > self._mb else 0.1
+                    self._mb += weight * (mean - self._mb)
             return self._mb
 
 
