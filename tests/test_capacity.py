@@ -115,12 +115,29 @@ def test_available_memory_is_the_lower_of_the_machine_and_the_cgroup(monkeypatch
 
 
 def test_a_kernels_memory_is_its_whole_process_tree(tmp_path):
+    import os
     import subprocess
     import sys
+    import time
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # A parent and a child that both end by themselves within 20 s.
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(20)']); time.sleep(20)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
     try:
-        assert capacity.kernel_pss_mb(child.pid) > 0
+        alone = capacity.kernels_pss_mb([os.getpid()])[0]  # this test and its children
+        assert alone > 0
+        # A parent with a child counts both: more than the parent alone.
+        import psutil
+
+        parent = psutil.Process(child.pid)
+        deadline = time.monotonic() + 10
+        while not parent.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        own = parent.memory_full_info().pss / 2**20
+        assert capacity.kernel_pss_mb(child.pid) > own
     finally:
         child.kill()
         child.wait()

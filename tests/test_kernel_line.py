@@ -113,7 +113,7 @@ def test_the_cap_follows_the_memory_and_the_measured_kernels(make_pool, monkeypa
     assert pool.capacity() == math.floor((AVAILABLE_MB - RESERVE_MB) / capacity.DEFAULT_KERNEL_MB)
     for user in ("a", "b"):
         pool.kernel_for(user)
-    monkeypatch.setattr(capacity, "kernel_pss_mb", lambda pid: 250.0)
+    monkeypatch.setattr(capacity, "kernels_pss_mb", lambda pids: [250.0] * len(pids))
     assert pool.measure() == 250.0
     assert pool.capacity() == math.floor((AVAILABLE_MB - RESERVE_MB) / 250.0)
     fixed, _ = make_pool(max_kernels=3)
@@ -195,7 +195,9 @@ def test_a_cap_grown_by_a_new_measurement_lets_the_line_in(make_pool, monkeypatc
         pool.kernel_for(f"s{i}")
     waiter = _in_background(pool.kernel_for, "late")
     _wait(lambda: pool.place_in_line("late") == 1)
-    monkeypatch.setattr(capacity, "kernel_pss_mb", lambda pid: 250.0)  # smaller than guessed
+    monkeypatch.setattr(
+        capacity, "kernels_pss_mb", lambda pids: [250.0] * len(pids)
+    )  # smaller than guessed
     pool.measure()
     waiter.join(10)
     assert pool.current("late") is not None and pool.place_in_line("late") is None

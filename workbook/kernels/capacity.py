@@ -39,6 +39,7 @@ __all__ = [
     "cgroup_headroom_mb",
     "kernel_cap",
     "kernel_pss_mb",
+    "kernels_pss_mb",
     "spare_target",
 ]
 
@@ -173,22 +174,28 @@ class Sizing:
 
 def kernel_pss_mb(pid: int | None) -> float:
     """Proportional memory of a kernel's process and its children, in MB (0 if gone)."""
+    return kernels_pss_mb([pid])[0]
+
+
+def kernels_pss_mb(pids: list[int | None]) -> list[float]:
+    """:func:`kernel_pss_mb` of each of ``pids``, reading the process table once for all."""
     import psutil
 
-    if pid is None:
-        return 0.0
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for proc in tree:
-        try:
-            total += proc.memory_full_info().pss
-        except (psutil.Error, AttributeError):  # gone meanwhile, or no PSS on this system
-            continue
-    return total / 2**20
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+    sizes = []
+    for root in pids:
+        total, todo = 0, [] if root is None else [root]
+        while todo:
+            pid = todo.pop()
+            todo.extend(children.get(pid, []))
+            try:
+                total += psutil.Process(pid).memory_full_info().pss
+            except (psutil.Error, AttributeError):  # gone meanwhile, or no PSS on this system
+                continue
+        sizes.append(total / 2**20)
+    return sizes
 
 
 def _read_number(path: Path) -> int | None:
