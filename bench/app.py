@@ -154,10 +154,10 @@ def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
 
 # --- 4. memory of N kernels ---------------------------------------------------------------
 def _kernel_process(kernel):
-    """The ipykernel process of a StudentKernel (the launcher may exec or spawn it)."""
+    """The ipykernel process of a local kernel (the launcher may exec or spawn it)."""
     import psutil
 
-    root = psutil.Process(kernel._proc.pid)
+    root = psutil.Process(kernel.pid)  # the Kernel protocol's pid: its local process
     tree = [root, *root.children(recursive=True)]
     return max(tree, key=lambda p: p.memory_info().rss)
 

@@ -212,7 +212,7 @@ def test_a_gateway_cell_stopped_by_a_limit_gets_the_local_kernels_message(
     )
     reply = {"status": "error", "ename": ename, "evalue": evalue, "traceback": []}
     remote = GatewayKernel("ada", settings)
-    monkeypatch.setattr(remote, "_run", lambda *_a, **_k: (Collector(0), reply, "error"))
+    monkeypatch.setattr(remote, "_run", lambda *_a, **_k: (Collector(0), reply, "error", None))
     local = StudentKernel("ada", settings, cwd=tmp_path)
     monkeypatch.setattr(local, "is_alive", lambda: True)
     monkeypatch.setattr(local, "_run", lambda *_a, **_k: (Collector(0), reply, "error", None))

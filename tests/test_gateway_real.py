@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from kernel_cases import assert_a_large_allocation_fails_inside_the_kernel
 
 from workbook.config import Settings
 from workbook.errors import WorkbookError
@@ -171,11 +172,7 @@ def test_restart_goes_through_the_gateway_and_clears_variables(kernel):
 
 
 def test_memory_limit_of_the_kernelspec_applies(kernel):
-    result = kernel.execute("import numpy as np\nbig = np.ones(50 * 1024**3 // 8)")
-    assert result.status == "error"
-    assert result.outputs[-1]["ename"] == "MemoryError"
-    assert "4096 MB" in result.message
-    assert kernel.is_alive()
+    assert_a_large_allocation_fails_inside_the_kernel(kernel, "4096 MB")
 
 
 def test_inspect_returns_large_json_silently_without_touching_the_count(kernel):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kernel_cases import assert_a_large_allocation_fails_inside_the_kernel
 
 from workbook.config import Settings
 from workbook.kernels.errors import KernelError
@@ -111,11 +112,7 @@ def test_a_cell_ignoring_the_interrupt_gets_the_kernel_restarted(kernel):
 
 
 def test_a_large_allocation_fails_inside_the_kernel(kernel):
-    result = kernel.execute("import numpy as np\nbig = np.ones(50 * 1024**3 // 8)")
-    assert result.status == "error"
-    assert result.outputs[-1]["ename"] == "MemoryError"
-    assert "memory" in result.message
-    assert kernel.is_alive()
+    assert_a_large_allocation_fails_inside_the_kernel(kernel, "memory")
 
 
 def test_a_dead_kernel_is_restarted_with_a_clear_message(kernel):

@@ -27,15 +27,15 @@ class StandIn:
         self.lock = threading.RLock()
         self.last_used = time.monotonic()
         self.pending_notice = ""
-        self.cwd = None
+        self.home = None
         self.pid = None
-        self._proc = None
+        self.started = False
         self.log = log
         self.inspected: list[str] = []
 
     def start(self) -> None:
         self.log.enter(self)
-        self._proc = object()
+        self.started = True
 
     def inspect(self, code: str, timeout=None):
         self.inspected.append(code)
@@ -44,15 +44,13 @@ class StandIn:
         return ExecutionResult(outputs=[], execution_count=1, status="error", message="")
 
     def is_alive(self) -> bool:
-        return self._proc is not None
+        return self.started
 
     def cull_notice(self, *, idle: bool) -> str:
         return "shut down after being idle" if idle else "it stopped"
 
-    def _stop(self) -> None:
-        self._proc = None
-
-    shutdown = _stop
+    def shutdown(self) -> None:
+        self.started = False
 
 
 class Log:

@@ -19,7 +19,7 @@ class StandIn:
         self.lock = threading.RLock()
         self.last_used = -1e9 if idle else float("inf")
         self.pending_notice = ""
-        self._proc = object()
+        self.started = True
         self.pool_locked_at_stop: bool | None = None
 
     def is_alive(self) -> bool:
@@ -28,7 +28,7 @@ class StandIn:
     def cull_notice(self, *, idle: bool) -> str:
         return "shut down while idle" if idle else ""
 
-    def _stop(self) -> None:
+    def shutdown(self) -> None:
         self.pool_locked_at_stop = self.pool._lock.locked()
 
 

@@ -4,8 +4,10 @@
   arrive, a place in line when memory is full), culls idle ones and keeps spares warm;
 - ``capacity``: how many kernels the machine's memory holds (measured PSS), and how many
   spares the arrivals call for;
-- ``kernel`` / ``process``: a student's local kernel: running a cell or a check over its
-  connection, and its process (start, sandboxed argv, stop, why it stopped);
+- ``interface``: ``Kernel``, the protocol every kernel satisfies and the pool relies on;
+- ``run_loop``: the one run loop (clock, limits, output cap, notices) over any transport;
+- ``kernel`` / ``process``: a student's local kernel: its messages over ZeroMQ, and its
+  process (start, sandboxed argv, stop, why it stopped);
 - ``collector`` / ``result``: a cell's iopub messages become nbformat outputs (capped), and
   what a run gives back (``ExecutionResult``, an inspection's value);
 - ``notices``: what the student reads when a limit, a crash or the idle cull stopped a kernel;
@@ -18,8 +20,8 @@
 - ``run_queue`` / ``threads`` / ``cell_clock``: fairness when a class presses Run at once:
   admission, CPU threads per run, and a cell's own time;
 - ``gateway``, ``gateway_process``, ``gateway_protocol``, ``gateway_launcher``,
-  ``gateway_local``: the same kernel over a Jupyter Kernel/Enterprise Gateway (running
-  cells, the kernel's lifetime over REST, the wire protocol, the kernelspec's launcher, a
+  ``gateway_local``: the same kernel over a Jupyter Kernel/Enterprise Gateway (its
+  messages over a WebSocket, the kernel's lifetime over REST, the wire protocol, the kernelspec's launcher, a
   local gateway for tests and benchmarks).
 
 Public names: the pool, the kernel interface and its errors, the run queue and the gateway
@@ -40,6 +42,7 @@ __all__, __getattr__, __dir__ = public_face(
             "ServerBusy",
         ),
         "gateway": ("GatewayKernel",),
+        "interface": ("Kernel",),
         "kernel": ("StudentKernel",),
         "pool": ("KernelPool",),
         "result": ("ExecutionResult",),

@@ -1,19 +1,19 @@
 """Student kernels on a Jupyter Kernel Gateway or Enterprise Gateway (``WORKBOOK_KERNEL_GATEWAY``).
 
-A :class:`GatewayKernel` offers exactly what a local :class:`workbook.kernels.kernel.StudentKernel`
-offers (``execute``, ``inspect``, ``start``, ``restart``, ``shutdown``, ``is_alive``, ``lock``,
-``last_used``), so Run, Run all above, the checks, timeouts, idle culling and the students'
-messages work unchanged. Besides the transport, one thing differs: a cell's time limit is
+A :class:`GatewayKernel` satisfies the same :class:`workbook.kernels.interface.Kernel`
+protocol as a local :class:`workbook.kernels.kernel.StudentKernel`, and runs its cells and
+checks through the same run loop (:class:`workbook.kernels.run_loop.CellRunner`), so Run, Run
+all above, the checks, timeouts, output caps, idle culling and the students' messages are the
+same code. Only the transport differs, and one consequence of it: a cell's time limit is
 plain wall time from when the cell is sent (the app cannot see how long a kernel on another
-host waited for a CPU, so there is no :class:`~workbook.kernels.cell_clock.CellClock`
-deduction and no separate backstop). The transport:
+host waited for a CPU, so the clock deducts nothing). The transport:
 
 - **REST** (``/api/kernels``) starts, interrupts, restarts and shuts kernels down.
 - **WebSocket** (``/api/kernels/{id}/channels``) carries the Jupyter messages, in the
-  gateway's JSON framing (one message per text frame, with a ``channel`` field). Messages are
-  built by ``jupyter_client``'s :class:`~jupyter_client.session.Session` and iopub messages
-  become nbformat outputs through the same :class:`~workbook.kernels.collector.Collector`
-  local kernels use.
+  gateway's JSON framing (one message per text frame, with a ``channel`` field); a frame
+  over :data:`workbook.kernels.run_loop.MAX_MESSAGE_BYTES` closes the socket, as a message
+  over that size closes a local kernel's connection. Messages are built by
+  ``jupyter_client``'s :class:`~jupyter_client.session.Session`.
 
 Why not ``jupyter_server``'s ``GatewayClient``: it is an asyncio client configured as a
 process-wide singleton for a Jupyter server, and it would put all of ``jupyter_server`` (and
@@ -23,10 +23,9 @@ adapter in :mod:`workbook.kernels.gateway_protocol` uses ``jupyter_client`` for 
 REST.
 
 Starting, reconnecting, restarting and stopping the kernel is
-:class:`workbook.kernels.gateway_process.GatewayProcess`'s job; this module runs cells.
-
-The kernel's process lives on the gateway host, so what the app can observe differs a little
-from local kernels, and is mapped onto the same outcomes:
+:class:`workbook.kernels.gateway_process.GatewayProcess`'s job; this module carries a run's
+messages. What the app can observe of a kernel on another host is mapped onto the local
+outcomes:
 
 - a kernel that died shows as an iopub status ``restarting`` (the gateway restarts it) or
   ``dead``: the cell's result is ``died`` and a fresh kernel is started;
@@ -38,31 +37,29 @@ from local kernels, and is mapped onto the same outcomes:
 
 from __future__ import annotations
 
-import json
-import time
 import urllib.parse
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from workbook.kernels.collector import Collector, error_output
-from workbook.kernels.errors import KernelError
-from workbook.kernels.gateway_process import POLL_S, GatewayProcess
-from workbook.kernels.gateway_protocol import UNREACHABLE, GatewayUnavailable, SocketClosed
+from workbook.kernels.gateway_process import GatewayProcess
+from workbook.kernels.gateway_protocol import (
+    UNREACHABLE,
+    GatewayUnavailable,
+    SocketClosed,
+)
 from workbook.kernels.notices import (
     CUT_OFF,
     cell_error_message,
-    death_notice,
+    message_too_big,
     model_missing_message,
-    with_truncation_note,
 )
-from workbook.kernels.result import INSPECT_EXPRESSION, ExecutionResult, Status, inspection_value
+from workbook.kernels.result import StopReason
+from workbook.kernels.run_loop import MAX_MESSAGE_BYTES, CellRunner, ChannelClosed
 
-__all__ = ["GatewayKernel", "GatewayUnavailable", "UNREACHABLE"]
-
-# As for local kernels: how long a cell may ignore an interrupt before its kernel is replaced.
-_INTERRUPT_GRACE_S = 5.0
+__all__ = ["UNREACHABLE", "GatewayKernel", "GatewayUnavailable"]
 
 
-class GatewayKernel(GatewayProcess):
+class GatewayKernel(GatewayProcess, CellRunner):
     """One student's kernel on a Jupyter Kernel Gateway / Enterprise Gateway.
 
     Args:
@@ -74,159 +71,57 @@ class GatewayKernel(GatewayProcess):
     their cells one after the other.
     """
 
-    # ----------------------------------------------------------------- running code
-    def _interrupt(self) -> None:
-        assert self._kernel_id is not None
-        self._rest.call("POST", f"/api/kernels/{urllib.parse.quote(self._kernel_id)}/interrupt", {})
+    # The clock is wall time only: the limit is plain, nothing deducted.
+    own_limit: ClassVar[StopReason] = "plain"
 
-    def _run(
-        self, code: str, timeout: float | None, *, silent: bool, expressions: dict[str, str]
-    ) -> tuple[Collector, dict | None, Status]:
-        """Send one execute request; collect outputs until the kernel is idle again.
-
-        Returns the collected outputs, the execute_reply content (``None`` if none came) and
-        the status, as for local kernels: ``ok``/``error`` from the reply, ``timeout`` if it
-        was interrupted (and stopped), ``died`` if the kernel died or ignored the interrupt.
+    def interrupt(self) -> None:
+        """Ask the running cell to stop, through the gateway's REST API.
 
         Raises:
-            GatewayUnavailable: the gateway went away (before or during the run).
+            GatewayUnavailable: the gateway cannot be reached.
         """
+        kernel_id = self._kernel_id
+        if kernel_id is not None:
+            self._rest.call("POST", f"/api/kernels/{urllib.parse.quote(kernel_id)}/interrupt", {})
+
+    # ----------------------------------------------------------------- run loop hooks
+    def _ready_for_run(self) -> None:
         self._ensure_kernel()
-        channels = self._channels
-        assert channels is not None
-        limit = float(self.settings.cell_timeout_s if timeout is None else timeout)
-        content = {
-            "code": code,
-            "silent": silent,
-            "store_history": not silent,
-            "user_expressions": expressions,
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
+
+    def _send_execute(self, content: Mapping[str, Any]) -> str:
+        assert self._channels is not None
         try:
-            msg_id = channels.send("shell", "execute_request", content)
+            return self._channels.send("shell", "execute_request", dict(content))
         except SocketClosed:
             raise GatewayUnavailable(UNREACHABLE) from None
-        collector = Collector(self.settings.cell_max_output_kb * 1024)
-        deadline = time.monotonic() + limit
-        interrupted = False
-        idle = False
-        while not idle:
-            now = time.monotonic()
-            if now > deadline:
-                if interrupted:
-                    return collector, None, "died"  # ignored the interrupt
-                interrupted = True
-                try:
-                    self._interrupt()
-                except GatewayUnavailable:
-                    raise GatewayUnavailable(CUT_OFF) from None
-                deadline = now + _INTERRUPT_GRACE_S
-            if channels.died.is_set():
-                return collector, None, "died"
-            msg = channels.get("iopub", POLL_S)
-            if msg is None:
-                if channels.closed.is_set() and channels.queues["iopub"].empty():
-                    raise GatewayUnavailable(CUT_OFF)
-                continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "status":
-                idle = msg["content"].get("execution_state") == "idle"
-            else:
-                collector.add(msg)
-        reply = None
-        reply_deadline = time.monotonic() + 10
-        while time.monotonic() < reply_deadline and not channels.died.is_set():
-            shell_msg = channels.get("shell", POLL_S)
-            if shell_msg is None:
-                if channels.closed.is_set() and channels.queues["shell"].empty():
-                    break
-                continue
-            if shell_msg.get("parent_header", {}).get("msg_id") == msg_id:
-                reply = shell_msg["content"]
-                break
-        if interrupted:
-            return collector, reply, "timeout"
-        if reply is None:
-            return collector, None, "died" if channels.died.is_set() else "error"
-        return collector, reply, "ok" if reply.get("status") == "ok" else "error"
 
-    def execute(self, code: str, timeout: float | None = None) -> ExecutionResult:
-        """Run one cell like a notebook does (numbered, in history, outputs captured).
+    def _receive(self, channel: str, timeout: float) -> dict | None:
+        channels = self._channels
+        assert channels is not None
+        msg = channels.get(channel, timeout)
+        if msg is None and channels.closed.is_set() and channels.queues[channel].empty():
+            raise ChannelClosed
+        return msg
 
-        Args:
-            code: the cell's source.
-            timeout: seconds before the cell is interrupted (default: the settings' limit).
+    def _died(self) -> bool:
+        return self._channels is not None and self._channels.died.is_set()
 
-        Returns:
-            The outputs and a status, exactly as a local kernel returns them; a kernel that
-            died or ignored an interrupt is replaced by a new one on the gateway.
+    def _replace_kernel(self, *, told: bool) -> None:
+        self._start_fresh()  # says nothing by itself: the run's own message does
 
-        Raises:
-            GatewayUnavailable: the gateway could not be reached (the message says so).
-            KernelDied: no kernel could be started.
-        """
-        with self.lock:
-            limit = self.settings.cell_timeout_s if timeout is None else timeout
-            try:
-                collector, reply, status = self._run(code, timeout, silent=False, expressions={})
-            finally:
-                self.last_used = time.monotonic()
-            notice, self._notice = self._notice, ""
-            count = collector.execution_count
-            if reply is not None and reply.get("execution_count") is not None:
-                count = reply["execution_count"]
-            message = ""
-            if status == "error":
-                error = error_output(collector, reply)
-                message = cell_error_message(self.settings, error)
-                if not message and error is not None:
-                    message = model_missing_message(error)  # the server's set-up, not theirs
-            elif status == "timeout":
-                message = (
-                    f"This cell ran longer than {limit:g} s and was interrupted. Variables "
-                    "set before the interruption are kept."
-                )
-            elif status == "died":
-                if not self._channels or not self._channels.died.is_set():
-                    message = (
-                        f"This cell ran longer than {limit:g} s and did not stop when "
-                        "interrupted, so your kernel was restarted. Run the cells above again."
-                    )
-                    status = "timeout"
-                else:
-                    message = death_notice(self.settings, "", while_idle=False)
-                self._start_fresh()
-            if collector.truncated:
-                message = with_truncation_note(message, self.settings)
-            return ExecutionResult(
-                outputs=json.loads(json.dumps(collector.outputs)),
-                execution_count=count,
-                status=status,
-                message=" ".join(part for part in (notice, message) if part),
-            )
+    def _interrupt_cell(self) -> None:
+        try:
+            self.interrupt()
+        except GatewayUnavailable:
+            raise GatewayUnavailable(CUT_OFF) from None
 
-    def inspect(self, code: str, timeout: float | None = None) -> Any:
-        """Run ``code`` silently and return the JSON value it binds to ``__workbook_result__``.
+    def _connection_cut(self) -> Exception:
+        if self._channels is not None and self._channels.too_big:
+            return GatewayUnavailable(message_too_big(MAX_MESSAGE_BYTES))
+        return GatewayUnavailable(CUT_OFF)
 
-        Nothing is numbered, stored in history or shown to the student.
-
-        Raises:
-            KernelError: the snippet failed (the message is the kernel's traceback text),
-                did not bind the result, or timed out; :class:`GatewayUnavailable` when the
-                gateway could not be reached.
-        """
-        with self.lock:
-            try:
-                _, reply, status = self._run(
-                    code, timeout, silent=True, expressions={"r": INSPECT_EXPRESSION}
-                )
-            finally:
-                self.last_used = time.monotonic()
-            if status in ("timeout", "died"):
-                if status == "died":
-                    self._start_fresh()
-                raise KernelError(f"The check did not finish in time ({status}).")
-            assert reply is not None
-            return inspection_value(reply)
+    def _error_message(self, error: Mapping[str, Any] | None) -> str:
+        message = cell_error_message(self.settings, error)
+        if not message and error is not None:
+            message = model_missing_message(dict(error))  # the server's set-up, not theirs
+        return message

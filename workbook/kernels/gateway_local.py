@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from workbook.kernels import threads
+from workbook.kernels.environment import KERNEL_ENV
 
 __all__ = ["KERNEL_NAME", "LocalGateway", "free_port", "kernelspec", "write_kernelspec"]
 
@@ -91,13 +92,7 @@ def kernelspec(
         "env": {
             "PYTHONPATH": str(code_root),
             "LM_ENGINE_CACHE": str(cache),
-            # Kernels never download: the model comes from the cache only.
-            "HF_HUB_OFFLINE": "1",
-            "PYTHONNOUSERSITE": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-            "MPLBACKEND": "agg",
-            "TQDM_DISABLE": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            **KERNEL_ENV,
             # One torch thread until a run is granted its share (workbook.kernels.threads).
             **threads.kernel_env(),
         },

@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 
 from jupyter_client.session import Session
 
@@ -28,10 +29,10 @@ from workbook.kernels.gateway_protocol import (
     reason,
 )
 from workbook.kernels.notices import LOST_WHILE_IDLE, SERVER_BUSY, idle_cull_notice
+from workbook.kernels.run_loop import POLL_S
 
-__all__ = ["POLL_S", "GatewayProcess"]
+__all__ = ["GatewayProcess"]
 
-POLL_S = 0.25
 # Starting a kernel on Kubernetes means scheduling a pod (and maybe pulling its image).
 _START_TIMEOUT_S = 120.0
 
@@ -56,21 +57,13 @@ class GatewayProcess:
         self._rest = Rest(settings.kernel_gateway, settings.kernel_gateway_token)
         self._kernel_id: str | None = None
         self._channels: Channels | None = None
-        self._notice = ""  # said with the next run's result (the kernel was replaced)
+        # Said with the next run's result (the kernel was replaced, or culled by the pool).
+        self.pending_notice = ""
         # How many times a kernel was started or restarted on the gateway: what it was told
         # before (its torch threads, see workbook.kernels.threads) does not hold for the next.
         self.starts = 0
 
     # ----------------------------------------------------------------- life cycle
-    @property
-    def pending_notice(self) -> str:
-        """Said with the next run's result (KernelPool sets it after culling, like locally)."""
-        return self._notice
-
-    @pending_notice.setter
-    def pending_notice(self, value: str) -> None:
-        self._notice = value
-
     def cull_notice(self, *, idle: bool) -> str:
         """What to tell the student whose kernel the pool is shutting down now."""
         return idle_cull_notice(self.settings) if idle else ""
@@ -81,10 +74,26 @@ class GatewayProcess:
         return self._kernel_id
 
     @property
-    def _proc(self) -> str | None:
-        # KernelPool's culler reads ``_proc is None`` as "not started yet" (a local kernel's
-        # process handle); for a gateway kernel that is "no kernel id yet".
-        return self._kernel_id
+    def started(self) -> bool:
+        """Whether the gateway gave this student a kernel (running, or lost since)."""
+        return self._kernel_id is not None
+
+    def stop_reason(self) -> str:
+        """Always ``""``: the kernel's limits are enforced on the gateway's host, out of sight."""
+        return ""
+
+    @property
+    def pid(self) -> None:
+        """No local process: the kernel's memory is the gateway host's to count."""
+        return None
+
+    @property
+    def home(self) -> None:
+        """No folder on this machine: the kernel's folder lives on the gateway's host."""
+        return None
+
+    def move_home(self, folder: Path) -> None:
+        """Nothing to move here (a gateway pool keeps no spares)."""
 
     def start(self) -> None:
         """Ask the gateway for a new kernel (dropping the old one) and wait until it answers.
@@ -97,7 +106,7 @@ class GatewayProcess:
         with self.lock:
             # A kernel nobody stopped on purpose is gone: say so with the next result.
             if self._kernel_id is not None and not self.is_alive():
-                self._notice = LOST_WHILE_IDLE
+                self.pending_notice = LOST_WHILE_IDLE
             self._start_fresh()
 
     def _start_fresh(self) -> None:
@@ -219,7 +228,7 @@ class GatewayProcess:
             KernelDied: the new kernel did not start.
         """
         with self.lock:
-            self._notice = ""
+            self.pending_notice = ""
             if self._kernel_id is None:
                 self._start_fresh()
                 return
@@ -266,7 +275,7 @@ class GatewayProcess:
                 return
             except _KernelGone:
                 pass
-        self._notice = LOST_WHILE_IDLE
+        self.pending_notice = LOST_WHILE_IDLE
         self._start_fresh()
 
 

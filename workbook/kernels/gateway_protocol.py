@@ -22,9 +22,11 @@ from typing import Any
 from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import CloseCode
 from websockets.sync.client import connect
 
 from workbook.kernels.errors import KernelDied
+from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
 
 __all__ = [
     "UNREACHABLE",
@@ -101,7 +103,9 @@ class Channels:
     """One WebSocket to a kernel; a reader thread sorts its messages by channel.
 
     ``died`` is set when the gateway reports the kernel restarting or dead (it crashed);
-    ``closed`` when the socket ends (the gateway went away, or :meth:`close`).
+    ``closed`` when the socket ends (the gateway went away, or :meth:`close`); ``too_big``
+    when it ended because a frame was over :data:`~workbook.kernels.run_loop.MAX_MESSAGE_BYTES`
+    (refused by ``websockets`` before it is buffered, with close code 1009).
     """
 
     def __init__(self, url: str, headers: dict[str, str], session: Session) -> None:
@@ -111,6 +115,7 @@ class Channels:
         }
         self.died = threading.Event()
         self.closed = threading.Event()
+        self.too_big = False
         self._stack = contextlib.ExitStack()
         try:
             self._ws = self._stack.enter_context(
@@ -119,8 +124,9 @@ class Channels:
                     additional_headers=headers,
                     open_timeout=_CONNECT_TIMEOUT_S,
                     close_timeout=2,
-                    # Check digests carry tensors as text: far past the 1 MiB default.
-                    max_size=None,
+                    # Check digests carry tensors as text: far past the 1 MiB default, but
+                    # bounded like a local kernel's messages.
+                    max_size=MAX_MESSAGE_BYTES,
                 )
             )
         except InvalidStatus as exc:
@@ -145,7 +151,9 @@ class Channels:
                 ):
                     self.died.set()
                 self.queues.setdefault(channel, queue.Queue()).put(msg)
-        except (ConnectionClosed, OSError, ValueError):
+        except ConnectionClosed as exc:
+            self.too_big = exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
+        except (OSError, ValueError):
             pass
         finally:
             self.closed.set()

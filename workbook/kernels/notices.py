@@ -3,10 +3,10 @@
 Every kernel, local or on a gateway, says these the same way: that it died (for a local
 kernel, which limit stopped it, see :mod:`workbook.kernels.limits`), that an idle kernel was
 shut down, that every kernel slot is taken, that a cell used up its CPU time or memory or
-printed more than a cell may show. A cell over its time limit: local kernels only, where the
-limit counts the time the cell had. Gateway kernels only: a broken connection, a kernel the
-gateway lost, and a kernel host without the course's model. Each message says what to do
-next.
+printed more than a cell may show, that a cell ran past its time limit (which one), that one
+message was over the size the app accepts. Gateway kernels only: a broken connection, a
+kernel the gateway lost, and a kernel host without the course's model. Each message says
+what to do next.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "death_notice",
     "idle_cull_notice",
     "is_memory_error",
+    "message_too_big",
     "model_missing_message",
     "over_limit",
     "with_truncation_note",
@@ -88,7 +89,13 @@ def idle_cull_notice(settings: Settings) -> str:
 
 
 def over_limit(stopped_by: StopReason | None, limit: float) -> str:
-    """The first half of a timeout message: which limit the cell crossed."""
+    """The first half of a timeout message: which limit the cell crossed.
+
+    Every kernel, local or on a gateway, words its timeouts with this; ``"plain"`` is a
+    limit counted in wall time (a kernel on another host, whose CPU waits the app cannot see).
+    """
+    if stopped_by == "plain":
+        return f"This cell ran longer than its limit of {limit:g} s"
     if stopped_by == "wall":
         return (
             f"The server is very busy: this cell had not finished after "
@@ -153,6 +160,16 @@ def with_truncation_note(message: str, settings: Settings) -> str:
         "the rest was dropped."
     )
     return f"{message} {note}" if message else note
+
+
+def message_too_big(max_bytes: int) -> str:
+    """What a student reads when one message of their cell was over what the app accepts."""
+    return (
+        f"This cell sent more than {max_bytes // (1024 * 1024)} MB in a single output, more "
+        "than the app accepts, so the connection to your kernel was closed and that output "
+        "is lost. Your code is saved. Print a summary instead (a shape, a few rows) and run "
+        "it again."
+    )
 
 
 # ----------------------------------------------------------------- gateway kernels

@@ -1,7 +1,8 @@
 """The kernel pool: one kernel per student, as many as memory holds, idle ones culled.
 
 :class:`KernelPool` builds each student's kernel (a local :class:`StudentKernel`, or a
-:class:`GatewayKernel` when a gateway is configured), starts it when the student arrives or
+:class:`GatewayKernel` when a gateway is configured) and from then on uses it only through
+the :class:`workbook.kernels.interface.Kernel` protocol; it starts it when the student arrives or
 on first use, keeps warm spares (:mod:`workbook.kernels.spares`) in step with the rate at
 which students arrive, and shuts down kernels left idle, keeping a notice
 (:mod:`workbook.kernels.notices`) for the student's next run. How many kernels fit follows
@@ -25,6 +26,7 @@ from workbook.config import Settings
 from workbook.kernels import capacity, limits, sandbox, spares, threads
 from workbook.kernels.errors import KernelError
 from workbook.kernels.gateway import GatewayKernel
+from workbook.kernels.interface import Kernel
 from workbook.kernels.kernel import StudentKernel
 from workbook.kernels.run_queue import StartSlots
 
@@ -56,7 +58,7 @@ class KernelPool:
     def __init__(self, settings: Settings, *, extra_env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.extra_env = dict(extra_env or {})
-        self._kernels: dict[str, StudentKernel] = {}
+        self._kernels: dict[str, Kernel] = {}
         self._lock = threading.Lock()
         # Signalled whenever a kernel's place may have come free (or the cap grown).
         self._room = threading.Condition(self._lock)
@@ -93,22 +95,22 @@ class KernelPool:
         atexit.register(self.shutdown_all)
 
     # ----------------------------------------------------------------- building kernels
-    def _new_kernel(self, user_id: str) -> StudentKernel:
+    def _new_kernel(self, user_id: str) -> Kernel:
         """Build (not start) a kernel: on the gateway when one is configured, else working
         in ``work_dir/<user_id>``."""
         if self.settings.kernel_gateway:
-            return GatewayKernel(user_id, self.settings)  # type: ignore[return-value]
+            return GatewayKernel(user_id, self.settings)
         # One torch thread until the run queue grants more (workbook.kernels.threads).
         env = {**threads.kernel_env(), **self.extra_env}
         return StudentKernel(
             user_id, self.settings, cwd=Path(self.settings.work_dir) / user_id, extra_env=env
         )
 
-    def _new_spare(self) -> StudentKernel:
+    def _new_spare(self) -> Kernel:
         """Build a spare kernel: an ordinary kernel in a fresh folder of its own."""
         return self._new_kernel(spares.spare_name())
 
-    def _start(self, kernel: StudentKernel, *, warm_up: bool = False) -> None:
+    def _start(self, kernel: Kernel, *, warm_up: bool = False) -> None:
         """Start a kernel once a start slot is free (see ``_starting``); with ``warm_up``,
         ready it as a spare is, so the setup cell finds torch imported (only a speed-up)."""
         with self._starting.student():
@@ -129,7 +131,7 @@ class KernelPool:
         with self._lock:
             kernels = list(self._kernels.values())
         kernels += self._spares.kernels()
-        pids = [getattr(kernel, "pid", None) for kernel in kernels if kernel.is_alive()]
+        pids = [kernel.pid for kernel in kernels if kernel.is_alive()]
         estimate = self.sizing.memory.observe(capacity.kernels_pss_mb(pids))
         with self._room:
             self._room.notify_all()  # the cap may have grown
@@ -165,20 +167,19 @@ class KernelPool:
         """Spare kernels warmed up and waiting for a student."""
         return self._spares.ready()
 
-    def _adopt(self, kernel: StudentKernel, user_id: str) -> StudentKernel:
+    def _adopt(self, kernel: Kernel, user_id: str) -> Kernel:
         """Hand a spare to a student: its folder becomes theirs (see workbook.kernels.spares)."""
         folder = Path(self.settings.work_dir) / user_id
         with kernel.lock:
-            if getattr(kernel, "cwd", None) is not None:  # a kernel with a local folder
-                spares.adopt_folder(kernel.cwd, folder)
-                kernel.cwd = folder.resolve()
-                if getattr(kernel, "_guard", None) is not None:
-                    kernel._guard.home = kernel.cwd  # the home quota follows the moved folder
+            home = kernel.home
+            if home is not None:  # a kernel with a folder on this machine
+                spares.adopt_folder(home, folder)
+                kernel.move_home(folder)  # its limits (the home quota) follow the folder
             kernel.user_id = user_id
             kernel.last_used = time.monotonic()
         return kernel
 
-    def _take_spare(self, user_id: str, spare: StudentKernel | None = None) -> StudentKernel | None:
+    def _take_spare(self, user_id: str, spare: Kernel | None = None) -> Kernel | None:
         """A ready spare (or ``spare``) adopted by the student, or None; holding ``_lock``."""
         spare = self._spares.take() if spare is None else spare
         if spare is None:
@@ -189,7 +190,7 @@ class KernelPool:
             spare.shutdown()  # a folder could not be moved: fall back to a fresh kernel
             return None
 
-    def _spare_instead(self, user_id: str, kernel: StudentKernel) -> StudentKernel | None:
+    def _spare_instead(self, user_id: str, kernel: Kernel) -> Kernel | None:
         """The student's unstarted ``kernel`` replaced by a spare warming up now, if one is
         on its way for them (``SparePool.take``); None otherwise (or if culled meanwhile)."""
         spare = self._spares.take(wait=True)
@@ -206,7 +207,7 @@ class KernelPool:
         return spare
 
     # ----------------------------------------------------------------- handing them out
-    def kernel_for(self, user_id: str) -> StudentKernel:
+    def kernel_for(self, user_id: str) -> Kernel:
         """The student's kernel, started on first use (or restarted if it died).
 
         A warm spare is used when one is ready. When every kernel the cap allows is taken,
@@ -258,7 +259,7 @@ class KernelPool:
                     return place
         return None
 
-    def _kernel(self, user_id: str, *, warm_up: bool = False) -> StudentKernel:
+    def _kernel(self, user_id: str, *, warm_up: bool = False) -> Kernel:
         _check_user_id(user_id)
         while True:
             kernel, reserved = self._claim(user_id)
@@ -281,7 +282,7 @@ class KernelPool:
                     raise
                 return kernel
 
-    def _claim(self, user_id: str) -> tuple[StudentKernel, bool]:
+    def _claim(self, user_id: str) -> tuple[Kernel, bool]:
         """The student's kernel object (maybe not started), after waiting in line for a place.
 
         Returns:
@@ -295,7 +296,7 @@ class KernelPool:
             self._line.append(entry)
         try:
             while True:
-                culled: list[StudentKernel] = []
+                culled: list[Kernel] = []
                 with self._lock:
                     kernel = self._kernels.get(user_id)  # another tab got it meanwhile
                     if kernel is not None:
@@ -314,7 +315,7 @@ class KernelPool:
                 self._line.remove(entry)
                 self._room.notify_all()
 
-    def _reserve_locked(self, user_id: str) -> StudentKernel:
+    def _reserve_locked(self, user_id: str) -> Kernel:
         """Give the student a spare or a new (unstarted) kernel; the caller holds ``_lock``."""
         kernel = self._take_spare(user_id)
         if kernel is None:
@@ -326,12 +327,12 @@ class KernelPool:
         self._room.notify_all()  # the student's other tabs, waiting in line, take it too
         return kernel
 
-    def current(self, user_id: str) -> StudentKernel | None:
+    def current(self, user_id: str) -> Kernel | None:
         """The student's kernel if one is running, without starting one."""
         with self._lock:
             return self._kernels.get(user_id)
 
-    def restart(self, user_id: str) -> StudentKernel:
+    def restart(self, user_id: str) -> Kernel:
         """A fresh kernel for the student (variables lost), from the spares when one is ready.
 
         Returns:
@@ -354,7 +355,7 @@ class KernelPool:
                 self._notices.pop(user_id, None)
             if replaced:  # by another tab's restart, or culled, while we waited for its lock
                 return self.kernel_for(user_id)
-            old._stop()  # the folder must be free before the spare takes it over
+            old.shutdown()  # the folder must be free before the spare takes it over
             with self._lock:
                 spare = self._take_spare(user_id)
                 if spare is not None:
@@ -366,7 +367,7 @@ class KernelPool:
 
     def _take_culled_locked(
         self, idle_s: float | None = None, *, most: int | None = None
-    ) -> list[StudentKernel]:
+    ) -> list[Kernel]:
         """Take the kernels idle too long (or dead) out of the pool; the caller holds ``_lock``.
 
         Args:
@@ -385,7 +386,7 @@ class KernelPool:
             idle = now - kernel.last_used > limit
             # A kernel busy running a cell holds its lock: never cull it.
             if (idle or not kernel.is_alive()) and kernel.lock.acquire(blocking=False):
-                if kernel._proc is None and not idle:
+                if not kernel.started and not idle:
                     kernel.lock.release()
                     continue  # being started right now by kernel_for
                 self._notices[user_id] = kernel.cull_notice(idle=idle)
@@ -436,10 +437,10 @@ def _check_user_id(user_id: str) -> None:
         raise KernelError(f"Cannot start a kernel for user id {user_id!r}.")
 
 
-def _stop_culled(culled: list[StudentKernel]) -> None:
+def _stop_culled(culled: list[Kernel]) -> None:
     """Stop kernels taken out by :meth:`KernelPool._take_culled_locked`, then unlock them."""
     with contextlib.ExitStack() as held:
         for kernel in culled:
             held.callback(kernel.lock.release)
         for kernel in culled:
-            kernel._stop()
+            kernel.shutdown()  # its lock is ours (reentrant): taking it again is at once

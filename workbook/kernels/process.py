@@ -31,8 +31,10 @@ from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
 from workbook.kernels import cell_clock, limits, sandbox
+from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice
+from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
 
 __all__ = ["KernelProcess"]
 
@@ -40,9 +42,6 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
 _START_TIMEOUT_S = 60.0
 _STDERR_TAIL_BYTES = 8192
-# No single message from a kernel may be larger: ZeroMQ drops the connection instead of
-# buffering it, so a student printing gigabytes at once cannot grow the app's memory.
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 _spawner: ThreadPoolExecutor | None = None
@@ -67,12 +66,15 @@ _zmq_context: zmq.Context | None = None
 
 
 def _client_context() -> zmq.Context:
-    """The ZeroMQ context of every kernel client: no message above the size bound."""
+    """The ZeroMQ context of every kernel client: no message above the size bound.
+
+    ZeroMQ drops a connection that brings a larger message instead of buffering it.
+    """
     global _zmq_context
     with _spawner_lock:
         if _zmq_context is None:
             context = zmq.Context()
-            context.setsockopt(zmq.MAXMSGSIZE, _MAX_MESSAGE_BYTES)
+            context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
             _zmq_context = context
     return _zmq_context
 
@@ -139,18 +141,7 @@ class KernelProcess:
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
             )
-        env.update(
-            {
-                "HF_HUB_OFFLINE": "1",
-                "PYTHONNOUSERSITE": "1",
-                "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-                "MPLBACKEND": "agg",
-                # Progress bars are noise in a cell's output (and tqdm's notebook mode
-                # warns that ipywidgets is missing).
-                "TQDM_DISABLE": "1",
-                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            }
-        )
+        env.update(KERNEL_ENV)
         env.update(self.extra_env)
         return env
 
@@ -310,7 +301,7 @@ class KernelProcess:
             return ""
         return data.decode(errors="replace").strip()[-2000:]
 
-    def _stop_reason(self) -> str:
+    def stop_reason(self) -> str:
         """Which limit stopped the sandbox (``memory``, ``disk``, ``cpu``...), or ``""``."""
         if self._guard is not None and self._guard.reason():
             return self._guard.reason()
@@ -325,7 +316,7 @@ class KernelProcess:
 
     def _death_notice(self, *, while_idle: bool) -> str:
         """Plain words for the student: why the kernel stopped, and what to do now."""
-        return death_notice(self.settings, self._stop_reason(), while_idle=while_idle)
+        return death_notice(self.settings, self.stop_reason(), while_idle=while_idle)
 
     def _stop(self) -> None:
         if self._guard is not None:
@@ -367,6 +358,23 @@ class KernelProcess:
     def is_alive(self) -> bool:
         """Whether the kernel process is running."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def started(self) -> bool:
+        """Whether a process was started and not stopped since (running, or died)."""
+        return self._proc is not None
+
+    @property
+    def home(self) -> Path:
+        """The kernel's working folder (the sandbox's ``/home/student`` in hosted mode)."""
+        return self.cwd
+
+    def move_home(self, folder: Path) -> None:
+        """The working folder was renamed to ``folder``: the home quota follows it."""
+        with self.lock:
+            self.cwd = Path(folder).resolve()
+            if self._guard is not None:
+                self._guard.home = self.cwd
 
     @property
     def pid(self) -> int | None:

@@ -25,9 +25,9 @@ __all__ = [
 ]
 
 Status = Literal["ok", "error", "timeout", "died"]
-# Which limit stopped a cell: its own running time, or (a backstop for an overloaded server)
-# the wall time since it was admitted.
-StopReason = Literal["own", "wall"]
+# Which limit stopped a cell: its own running time, (a backstop for an overloaded server) the
+# wall time since it was admitted, or a limit in plain wall time (a kernel on a gateway).
+StopReason = Literal["own", "wall", "plain"]
 
 
 @dataclass(frozen=True)

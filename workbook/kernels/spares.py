@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbook.kernels.interface import Kernel
+
 __all__ = ["SPARE_PREFIX", "SparePool", "adopt_folder", "remove_stale_folders", "warm_up_code"]
 
 SPARE_PREFIX = ".spare-"
@@ -146,13 +148,13 @@ class SparePool:
 
     def __init__(
         self,
-        make: Callable[[], Any],
+        make: Callable[[], Kernel],
         size: int,
         model_name: str,
         *,
         room: Callable[[], bool],
         quiet: Callable[[], bool] = lambda: True,
-        start: Callable[[Any], None] = lambda kernel: kernel.start(),
+        start: Callable[[Kernel], None] = lambda kernel: kernel.start(),
         slots: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.size = size
@@ -162,7 +164,7 @@ class SparePool:
         self._quiet = quiet
         self._start = start
         self._slots = slots
-        self._ready: list[Any] = []
+        self._ready: list[Kernel] = []
         self._warming = 0  # spares being started (or waiting for a start slot)
         self._under_way = 0  # of those, the ones holding a start slot
         self._lock = threading.Lock()
@@ -182,7 +184,7 @@ class SparePool:
         with self._lock:
             return len(self._ready)
 
-    def take(self, wait: bool = False) -> Any | None:
+    def take(self, wait: bool = False) -> Kernel | None:
         """A ready spare (removed from the pool), or None; wakes the refill.
 
         Args:
@@ -293,7 +295,7 @@ class SparePool:
         if grew:
             self._wake.set()
 
-    def kernels(self) -> list[Any]:
+    def kernels(self) -> list[Kernel]:
         """The spares ready now (a copy of the list; for measuring their memory)."""
         with self._lock:
             return list(self._ready)
