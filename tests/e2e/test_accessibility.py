@@ -196,7 +196,12 @@ def test_signed_out_pages_and_a_refused_sign_in(app: RunningApp, student_page: P
             charts = panel.get_by_test_id("stVegaLiteChart")
             tables = panel.get_by_text("The numbers in this chart, as a table")
             expect(tables.first).to_be_visible(timeout=UI_TIMEOUT_MS)
-            expect(charts).to_have_count(tables.count())  # charts draw a moment later
+            # Charts and tables arrive one after the other while the tab draws.
+            for _ in range(100):
+                if charts.count() == tables.count():
+                    break
+                page.wait_for_timeout(200)
+            assert charts.count() == tables.count(), tab
         audit(page, f"explore: {tab}")
 
 
