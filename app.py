@@ -81,7 +81,10 @@ else:
         ),
     }
 
-page = st.navigation(navigation)
-common.sidebar(user)
+# Streamlit's own menu is hidden: its markup puts headings straight into a <ul> and list items
+# outside any list, which screen readers announce as a broken list (docs/accessibility.md).
+# The sidebar draws the same menu from page links instead.
+page = st.navigation(navigation, position="hidden")
+common.sidebar(user, navigation)
 common.send_cookie()
 page.run()

@@ -154,6 +154,41 @@ def describe(
     return step_id, text
 
 
+def spoken(job: Job, state: RunState, titles: dict[str, str]) -> tuple[str, str]:
+    """What a screen reader is told about a running job, and an id for that message.
+
+    Unlike :func:`describe`'s text, which counts the seconds, this changes only when the
+    job moves to another cell or place in line, so each change is read out once.
+
+    Returns:
+        (sentence, id): the id is new for each job, cell and state.
+    """
+    step_id = job.current or job.step_ids[min(len(job.runs), len(job.step_ids) - 1)]
+    title = titles.get(step_id, "A cell")
+    if state.state == "queued":
+        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
+        sentence = f"{title} is waiting for a free slot, {place} in line."
+    else:
+        sentence = f"{title} is running."
+    return sentence, f"job{job.id}:{step_id}:{sentence}"
+
+
+def verdict(job: Job, titles: dict[str, str]) -> str:
+    """What a screen reader is told when a job ends: the last cell's check, or why it failed."""
+    if job.error:
+        return job.error
+    if not job.runs:
+        return "Nothing ran."
+    run = job.runs[-1]
+    title = titles.get(run.step_id, "The cell")
+    if run.check is not None:
+        fallback = "Check passed." if run.check.passed else "Check did not pass."
+        return f"{title}: {run.check.message or fallback}"
+    if run.result.status != "ok":
+        return f"{title}: {run.result.message or 'the run did not finish.'}"
+    return f"{title} has finished running."
+
+
 def _ordinal(n: int) -> str:
     return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 

@@ -223,10 +223,48 @@ def friendly_errors() -> Iterator[None]:
         st.error(str(exc))
 
 
-def sidebar(user: User | None) -> None:
-    """The sidebar shown on every page: who is signed in, the active model, sign out."""
+# Every control shows where keyboard focus is with the same ring (WCAG 2.4.7): some of
+# Streamlit's widgets only change a border colour, which is easy to miss. Streamlit's code
+# blocks colour their tokens from a fixed palette (grey comments 3.5:1, green strings 2.9:1,
+# blue keywords 3.9:1 on the block's background, below WCAG AA's 4.5:1) that no theme option
+# sets; ours are the code editor's colours, each 6:1 or more (docs/accessibility.md).
+_CODE = '[data-testid="stCode"] .token'
+_PAGE_STYLE = f"""<style>
+:focus-visible {{ outline: 2px solid #1f3fa6 !important; outline-offset: 2px; }}
+{_CODE}.comment, {_CODE}.prolog, {_CODE}.doctype, {_CODE}.cdata {{ color: #4f5b66; }}
+{_CODE}.punctuation, {_CODE}.operator, {_CODE}.entity {{ color: #3d4350; }}
+{_CODE}.keyword, {_CODE}.tag {{ color: #6f1d99; }}
+{_CODE}.function, {_CODE}.class-name, {_CODE}.selector {{ color: #1f3fa6; }}
+{_CODE}.string, {_CODE}.char, {_CODE}.attr-value {{ color: #a31515; }}
+{_CODE}.number, {_CODE}.regex, {_CODE}.boolean, {_CODE}.constant, {_CODE}.symbol {{
+  color: #0f6b43; }}
+{_CODE}.decorator, {_CODE}.atrule, {_CODE}.url {{ color: #5c4a00; }}
+{_CODE}.attr-name, {_CODE}.property, {_CODE}.variable {{ color: #24476b; }}
+{_CODE}.important, {_CODE}.deleted {{ color: #b00020; }}
+{_CODE}.inserted {{ color: #0f6b43; }}
+</style>"""
+
+
+def sidebar(user: User | None, navigation: dict[str, list[st.Page]]) -> None:
+    """The sidebar shown on every page: the menu, who is signed in, the model, sign out.
+
+    Args:
+        user: the signed-in user, or None.
+        navigation: section title -> pages, as given to ``st.navigation``; hidden pages
+            (the "not for you" stand-ins) are not listed.
+    """
     wb = get_workbook()
+    st.html(_PAGE_STYLE)
     with st.sidebar:
+        for section, pages in navigation.items():
+            shown = [page for page in pages if page.visibility == "visible"]
+            if not shown:
+                continue
+            if section:
+                st.markdown(f"**{section}**")
+            for page in shown:
+                st.page_link(page)
+        st.divider()
         st.caption(f"Model: **{wb.settings.model_name}**")
         if user is not None:
             st.caption(f"Signed in as **{user.name}** ({user.role})")

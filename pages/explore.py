@@ -204,6 +204,28 @@ def lens_chart(grid: pd.DataFrame) -> alt.LayerChart:
     return (cells + text).properties(height=max(240, 18 * grid["layer"].nunique()))
 
 
+def chart_and_table(chart: alt.TopLevelMixin, table: pd.DataFrame, columns: dict[str, str]) -> None:
+    """A chart and its text alternative: the same numbers as a table, one click away.
+
+    Args:
+        chart: the Altair chart.
+        table: the data the chart draws.
+        columns: the table's columns to show -> their headings.
+    """
+    st.altair_chart(chart, width="stretch")
+    shown = [c for c in columns if c in table]
+    with st.expander("The numbers in this chart, as a table"):
+        st.dataframe(table[shown].rename(columns=columns), hide_index=True)
+
+
+TOKEN_COLUMNS = {
+    "step": "Step",
+    "token": "Token",
+    "probability": "Probability",
+    "rank": "Rank",
+    "chosen_by": "Chosen by",
+}
+
 # --- the page ----------------------------------------------------------------------------
 
 st.header("Explore: from one next token to a whole sentence")
@@ -262,7 +284,18 @@ with tab_dist:
     except WorkbookError as exc:
         st.error(str(exc))
     else:
-        st.altair_chart(distribution_chart(dist), width="stretch")
+        chart_and_table(
+            distribution_chart(dist),
+            dist.table,
+            {
+                "rank": "Rank",
+                "token": "Token",
+                "reshaped": f"Probability (temperature {temperature:g})",
+                "probability": "Model's own probability",
+                "in_top_k": "Kept by top-k",
+                "in_top_p": "Kept by top-p",
+            },
+        )
         st.caption(
             f"Bars: softmax over all {dist.vocab_size:,} tokens at temperature "
             f"{temperature:g}; black ticks: the model's own probabilities (temperature 1)."
@@ -289,7 +322,7 @@ with tab_build:
     if built:
         table = explore.sentence_table(built)
         st.markdown(f"**{phrase}**{''.join(b['token'] for b in built)}")
-        st.altair_chart(token_strip(table, "tokens you added"), width="stretch")
+        chart_and_table(token_strip(table, "tokens you added"), table, TOKEN_COLUMNS)
     else:
         st.markdown(f"**{phrase}** …")
         st.caption("Pick the next token below, or let a strategy pick it.")
@@ -370,12 +403,21 @@ with tab_compare:
         for label, generation in runs.items():
             st.markdown(f"**{label}** — *{phrase}*{generation.text}")
             table = explore.generation_table(generation)
-            st.altair_chart(token_strip(table), width="stretch")
+            chart_and_table(token_strip(table), table, TOKEN_COLUMNS)
             ended = "the model chose to end" if generation.stop_reason == "eos" else "the limit"
             st.caption(f"Stopped by {ended}.")
             if generation.beam_steps:
                 nodes, edges = explore.beam_tree(generation)
-                st.altair_chart(beam_chart(nodes, edges), width="stretch")
+                chart_and_table(
+                    beam_chart(nodes, edges),
+                    nodes,
+                    {
+                        "step": "Step",
+                        "text": "Continuation",
+                        "score": "Sum of log-probabilities",
+                        "status": "Status",
+                    },
+                )
                 st.caption(
                     "Each step ranks every beam's continuations by summed log-probability; "
                     "green ones carry on, red ones are finished sentences, grey are dropped."
@@ -390,7 +432,17 @@ with tab_lens:
     except WorkbookError as exc:
         st.error(str(exc))
     else:
-        st.altair_chart(lens_chart(grid), width="stretch")
+        chart_and_table(
+            lens_chart(grid),
+            grid,
+            {
+                "layer": "Layer",
+                "input_token": "Input token",
+                "token": "Top prediction",
+                "probability": "Probability",
+                "alternatives": "Next best",
+            },
+        )
         st.caption(
             "Each cell: the token the model would predict next if it stopped after that "
             "layer (hidden state → final norm → output head). The top row is the model's "

@@ -26,6 +26,8 @@ RUNNING_NOTES = {
 }
 POLL_S = 0.5
 
+ANCHOR = "step-"  # each cell's heading is #step-<id>
+skip_to = st.empty()  # the skip link, filled in once the current step is known
 st.title("Logits in Causal Language Models")
 st.markdown(exercise.INTRODUCTION)
 st.caption(
@@ -44,16 +46,17 @@ steps = wb.steps()
 titles = {step.id: step.title for step in steps}
 
 
-def _take_in_finished(job: cell_runs.Job | None) -> None:
-    """Show a finished job's results in this session (once)."""
+def _take_in_finished(job: cell_runs.Job | None) -> bool:
+    """Show a finished job's results in this session (once); say whether it was new."""
     if job is None or job.alive or st.session_state.get(SEEN_KEY) == job.id:
-        return
+        return False
     st.session_state[SEEN_KEY] = job.id
     for run in job.runs:
         runs[run.step_id] = run
         errors.pop(run.step_id, None)
     if job.error:
         errors[job.step_ids[len(job.runs)]] = job.error
+    return True
 
 
 def _start(step_ids: list[str], code: str | None = None) -> None:
@@ -90,19 +93,45 @@ def _restart() -> None:
 
 
 job = jobs.latest(user.id)
-_take_in_finished(job)
+just_finished = _take_in_finished(job)
 busy = job is not None and job.alive
 indicators: dict[str, DeltaGenerator] = {}
+
+
+def _current_step() -> exercise.Step:
+    """Where the student is: the running cell, else the first cell not run or not passing."""
+    if busy and job.current in titles:
+        return next(step for step in steps if step.id == job.current)
+    for step in steps:
+        run = runs.get(step.id)
+        cell = saved.get(step.id)
+        if run is not None:
+            done = run.check.passed if run.check is not None else run.result.status == "ok"
+        elif cell is not None and cell.outputs is not None:
+            done = cell.passed is not False
+        else:
+            done = False
+        if not done:
+            return step
+    return steps[-1]
+
+
+# Keyboard and screen-reader users jump over the introduction to the cell they are on; the
+# browser moves focus there, so the next Tab reaches that cell's editor or Run button.
+current = _current_step()
+skip_to.markdown(f"[Skip to the current step: {current.title}](#{ANCHOR}{current.id})")
 
 for step in steps:
     st.divider()
     cell_box = st.container(key=f"cell-{step.id}")
     with cell_box:
-        st.subheader(step.title)
+        st.subheader(step.title, anchor=f"{ANCHOR}{step.id}")
         st.markdown(step.instructions)
         cell = saved.get(step.id)
         if step.given:
-            st.code(step.starter_code, language="python")
+            # Wrapped: a code block that scrolls sideways cannot be scrolled from the keyboard
+            # (Streamlit's block takes no focus; docs/accessibility.md), and it reflows at zoom.
+            st.code(step.starter_code, language="python", wrap_lines=True)
         else:
             code_editor.code_editor(
                 f"Your code for {step.title}",
@@ -145,11 +174,28 @@ for step in steps:
                 widgets.render_check(cell.passed, cell.message or "")
 
 
+# Screen readers hear a run's verdict once it ends, and while it runs each change of state
+# (running, or waiting and the place in line), once, through the page's live region. The
+# seconds counter on screen is not a live region: it would be read out every second.
+spoken = st.empty()
+if just_finished:
+    with spoken:
+        widgets.announce(
+            cell_runs.verdict(job, titles), key=f"notebook:said:job{job.id}", once=f"job{job.id}"
+        )
+
 # While a run goes on, the page is fully drawn; only the running cell's indicator changes.
 if busy:
+    said = None
     while job.alive:
-        step_id, text = cell_runs.describe(job, wb.run_state(user.id), titles, RUNNING_NOTES)
+        state = wb.run_state(user.id)
+        step_id, text = cell_runs.describe(job, state, titles, RUNNING_NOTES)
         if step_id in indicators:
-            indicators[step_id].info(text)
+            indicators[step_id].container(border=True).markdown(text)
+        sentence, said_id = cell_runs.spoken(job, state, titles)
+        if said_id != said:
+            said = said_id
+            with spoken:
+                widgets.announce(sentence, key=f"notebook:said:{said_id}", once=said_id)
         time.sleep(POLL_S)
     st.rerun()

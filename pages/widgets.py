@@ -71,6 +71,46 @@ export default function(component) {
 
 _flusher = st.components.v2.component("workbook_autosave_flush", js=_FLUSH_JS)
 
+# A save is shown as a caption, which screen readers do not announce. This script keeps one
+# polite live region (role=status) on the page's <body>, outside Streamlit's tree, so that it
+# survives reruns, and puts each new message in it once: a region that exists before its
+# text changes is what screen readers reliably read out.
+_ANNOUNCE_JS = """
+export default function(component) {
+  const { data } = component;
+  let region = document.getElementById("wb-live-status");
+  if (!region) {
+    region = document.createElement("div");
+    region.id = "wb-live-status";
+    region.setAttribute("role", "status");
+    region.setAttribute("aria-live", "polite");
+    region.style.cssText = "position:absolute;width:1px;height:1px;overflow:hidden;" +
+      "clip:rect(0 0 0 0);white-space:nowrap;";
+    document.body.appendChild(region);
+  }
+  const said = window.__workbookAnnounced || (window.__workbookAnnounced = new Set());
+  const id = data && (data.id || data.text);
+  if (id && data.text && !said.has(id)) {
+    said.add(id);
+    region.textContent = data.text;
+  }
+}
+"""
+
+_announcer = st.components.v2.component("workbook_announce", js=_ANNOUNCE_JS)
+
+
+def announce(text: str, *, key: str, once: str | None = None) -> None:
+    """Have screen readers read ``text`` out once (politely), without showing anything.
+
+    Args:
+        text: the message.
+        key: the component's key (unique in the script run).
+        once: the message's id: an id is announced once per browser tab, on the first run
+            that draws it, not again on later reruns (default: the text itself).
+    """
+    _announcer(key=key, data={"text": text, "id": once or text}, height=0)
+
 
 def install_autosave() -> None:
     """Mount the flush script once on the current page (invisible)."""
@@ -145,6 +185,7 @@ def show_save_note(status_key: str) -> None:
         st.error(message)
     elif kind == "ok":
         st.caption(f"✓ {message}")
+        announce(message, key=f"{status_key}:announce")
 
 
 def render_outputs(outputs: list[dict]) -> None:
@@ -164,7 +205,9 @@ def render_outputs(outputs: list[dict]) -> None:
             elif view.kind == "note":
                 st.caption(view.text)
             else:
-                st.code(view.text, language=None, wrap_lines=view.kind == "stderr")
+                # Wrapped, not scrolled sideways: Streamlit's code block takes no keyboard focus,
+                # so a keyboard user could not scroll it (docs/accessibility.md).
+                st.code(view.text, language=None, wrap_lines=True)
 
 
 def render_check(passed: bool, message: str) -> None:

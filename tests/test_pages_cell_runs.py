@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pages.cell_runs import Job, describe
+from pages.cell_runs import Job, describe, spoken, verdict
 from workbook.service import RunState
 
 TITLES = {"setup": "Setup", "step1": "Step 1", "step2": "Step 2"}
@@ -31,6 +31,47 @@ def test_run_all_above_says_which_cell_of_how_many_runs_now():
     assert step == "step1"
     assert "cell 2 of 3 (Step 1)" in text
     assert "4 s" in text  # from the job's own start while the workbook reports no state
+
+
+def test_what_is_spoken_changes_with_the_state_and_place_not_with_the_seconds():
+    job = Job(id=4, user_id=7, step_ids=["step1"], started=100.0)
+    queued = [spoken(job, RunState("queued", n, 101.0), TITLES) for n in (2, 2, 1)]
+    assert queued[0] == queued[1]  # the same place in line: nothing new to say
+    assert queued[0][0] == "Step 1 is waiting for a free slot, 2nd in line."
+    assert queued[2][0] == "Step 1 is waiting for a free slot, 1st in line."
+    assert queued[2][1] != queued[0][1]
+    job.current = "step1"
+    sentence, said_id = spoken(job, RunState("running", 0, 105.0), TITLES)
+    assert sentence == "Step 1 is running."
+    later = Job(id=5, user_id=7, step_ids=["step1"], started=200.0)
+    later.current = "step1"
+    # The same cell running again in a later job is said again (a new id).
+    assert spoken(later, RunState("running", 0, 201.0), TITLES) == (
+        sentence,
+        said_id.replace("job4", "job5"),
+    )
+
+
+def test_the_verdict_spoken_after_a_run_is_the_check_or_the_failure():
+    from workbook.exercise.checks import CheckResult
+    from workbook.service import CellRun
+
+    class Result:
+        def __init__(self, status: str, message: str = "") -> None:
+            self.status, self.message, self.outputs = status, message, []
+
+    job = Job(id=6, user_id=7, step_ids=["step1"])
+    failed = CheckResult(False, "input_ids should be a tensor: use return_tensors.")
+    job.runs.append(CellRun("step1", Result("ok"), failed))
+    assert verdict(job, TITLES) == "Step 1: input_ids should be a tensor: use return_tensors."
+    job.runs[-1] = CellRun("step1", Result("ok"), CheckResult(True, ""))
+    assert verdict(job, TITLES) == "Step 1: Check passed."
+    job.runs[-1] = CellRun("setup", Result("timeout", "The cell ran out of time."), None)
+    assert verdict(job, TITLES) == "Setup: The cell ran out of time."
+    job.runs[-1] = CellRun("setup", Result("ok"), None)
+    assert verdict(job, TITLES) == "Setup has finished running."
+    job.error = "Your kernel could not start. Try again."
+    assert verdict(job, TITLES) == job.error
 
 
 def test_run_state_says_running_since_while_a_cell_runs(tmp_path, monkeypatch):

@@ -128,7 +128,7 @@ def shot(page: Page, folder: Path, name: str, max_height: int = 4000) -> None:
 
 def go_to(page: Page, label: str, heading: str) -> None:
     """Open a page from the sidebar navigation and wait for its title."""
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=label).click()
+    page.get_by_test_id("stSidebar").get_by_role("link", name=label).click()
     expect(page.get_by_role("heading", name=heading).first).to_be_visible(timeout=UI_TIMEOUT_MS)
     wait_idle(page)
 

@@ -222,7 +222,7 @@ def test_ta_review_page_runs_nothing_a_student_output_holds(
     page = context.new_page()
     try:
         _sign_in(page, app.url, TA_EMAIL, TA_PASSWORD)
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="TA review").click()
+        page.get_by_test_id("stSidebar").get_by_role("link", name="TA review").click()
         search = page.get_by_label("Search name or email")
         search.fill("mallory")
         search.press("Enter")
@@ -271,7 +271,7 @@ def test_students_own_notebook_page_runs_nothing_either(
     page = context.new_page()
     try:
         _sign_in(page, app.url, STUDENT_EMAIL, STUDENT_PASSWORD)
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Logits notebook").click()
+        page.get_by_test_id("stSidebar").get_by_role("link", name="Logits notebook").click()
         expect(page.get_by_text("Output from your last run (saved):")).to_be_visible(
             timeout=UI_TIMEOUT_MS
         )

@@ -14,7 +14,7 @@ import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirro
 import { python } from "@codemirror/lang-python";
 import {
   bracketMatching,
-  defaultHighlightStyle,
+  HighlightStyle,
   indentOnInput,
   indentUnit,
   syntaxHighlighting,
@@ -30,6 +30,28 @@ import {
   lineNumbers,
   placeholder,
 } from "@codemirror/view";
+import { tags as t } from "@lezer/highlight";
+
+// Token colours chosen for at least 4.5:1 (WCAG AA) against the editor's background and its
+// highlighted active line; CodeMirror's default style has lighter ones (e.g. #e40, #f00).
+// Contrast ratios against #fbfbfd are in the comments.
+const highlightStyle = HighlightStyle.define([
+  { tag: [t.keyword, t.controlKeyword, t.operatorKeyword, t.definitionKeyword, t.moduleKeyword], color: "#6f1d99" }, // 9.3:1
+  { tag: [t.self, t.special(t.variableName)], color: "#6f1d99" },
+  { tag: [t.atom, t.bool, t.null], color: "#0b5c8a" }, // 6.9:1
+  { tag: [t.number, t.integer, t.float], color: "#0f6b43" }, // 6.5:1
+  { tag: [t.string, t.docString], color: "#a31515" }, // 7.3:1
+  { tag: [t.special(t.string), t.escape, t.regexp, t.character], color: "#8a3b00" }, // 7.4:1
+  { tag: t.comment, color: "#4f5b66", fontStyle: "italic" }, // 6.6:1
+  { tag: [t.definition(t.variableName), t.function(t.definition(t.variableName))], color: "#1f3fa6" }, // 8.6:1
+  { tag: [t.className, t.typeName, t.definition(t.className)], color: "#115e67" }, // 7.1:1
+  { tag: [t.propertyName, t.function(t.propertyName)], color: "#24476b" }, // 9.0:1
+  { tag: [t.meta, t.annotation], color: "#5c4a00" }, // 8.4:1
+  { tag: t.invalid, color: "#b00020" }, // 6.5:1
+  { tag: t.link, textDecoration: "underline" },
+  { tag: t.strong, fontWeight: "bold" },
+  { tag: t.emphasis, fontStyle: "italic" },
+]);
 
 // A pause this long in typing saves the cell (the same pause as the text areas' autosave).
 const SAVE_PAUSE_MS = 2500;
@@ -41,14 +63,23 @@ const theme = EditorView.theme({
     borderRadius: "0.5rem",
     backgroundColor: "#fbfbfd",
   },
-  "&.cm-focused": { outline: "none", borderColor: "#ff4b4b" },
+  // A clear focus ring for keyboard users (3:1 or more against the page).
+  "&.cm-focused": { outline: "2px solid #1f3fa6", outlineOffset: "1px", borderColor: "#1f3fa6" },
   ".cm-scroller": {
     fontFamily: "'Source Code Pro', ui-monospace, SFMono-Regular, Menlo, monospace",
     lineHeight: "1.5",
   },
-  ".cm-gutters": { backgroundColor: "#f0f2f6", borderRight: "none", borderRadius: "0.5rem 0 0 0.5rem" },
+  ".cm-gutters": {
+    backgroundColor: "#f0f2f6",
+    color: "#4a4f5c", // line numbers: 7.2:1 on the gutter
+    borderRight: "none",
+    borderRadius: "0.5rem 0 0 0.5rem",
+  },
+  ".cm-placeholder": { color: "#5c6370" },
   ".cm-content": { padding: "6px 0" },
 });
+
+let hintCount = 0;
 
 function createEditor(host, component, initial) {
   // Mutable: every rerun hands the mount function fresh setters, the latest win.
@@ -73,6 +104,16 @@ function createEditor(host, component, initial) {
     return true;
   };
 
+  // A line under the editor, shown while it has focus and read by screen readers on entry.
+  const hintId = `wb-code-hint-${++hintCount}`;
+  const hint = document.createElement("p");
+  hint.id = hintId;
+  hint.className = "wb-code-hint";
+  hint.textContent =
+    "In the code editor Tab indents. To leave it press Esc, then Tab. Shift+Enter runs the cell.";
+  hint.style.cssText = "margin:0.25rem 0 0;font-size:0.875rem;color:#3d4350;";
+  hint.hidden = true; // aria-describedby reads hidden text too
+
   const view = new EditorView({
     parent: host,
     state: EditorState.create({
@@ -85,11 +126,14 @@ function createEditor(host, component, initial) {
         indentUnit.of("    "),
         EditorState.tabSize.of(4),
         indentOnInput(),
-        syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+        syntaxHighlighting(highlightStyle),
         bracketMatching(),
         closeBrackets(),
         highlightActiveLine(),
         highlightSelectionMatches(),
+        // Long lines wrap: a sideways-scrolling editor is hard to use at 200 % zoom or on a
+        // phone, and its scroller is a region the keyboard cannot scroll.
+        EditorView.lineWrapping,
         python(),
         placeholder(initial.placeholder || ""),
         // Run keys come first so that they win over Enter's newline.
@@ -103,18 +147,24 @@ function createEditor(host, component, initial) {
           // Tab indents, Shift+Tab dedents; Escape then Tab leaves the editor (keyboard users).
           indentWithTab,
         ]),
-        EditorView.contentAttributes.of({ "aria-label": initial.label || "Code" }),
+        EditorView.contentAttributes.of({
+          "aria-label": initial.label || "Code",
+          // Read when focus enters the editor: Tab indents here, so say how to leave it.
+          "aria-describedby": hintId,
+        }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) {
             clearTimeout(timer);
             timer = setTimeout(send, SAVE_PAUSE_MS);
           }
+          if (update.focusChanged) hint.hidden = !update.view.hasFocus;
           if (update.focusChanged && !update.view.hasFocus) send();
         }),
         theme,
       ],
     }),
   });
+  host.appendChild(hint);
   view.dom.style.minHeight = `${(initial.minLines || 4) * 21 + 14}px`;
 
   const onHidden = () => {
@@ -134,6 +184,7 @@ function createEditor(host, component, initial) {
       document.removeEventListener("visibilitychange", onHidden);
       window.removeEventListener("pagehide", send);
       view.destroy();
+      hint.remove();
     },
   };
 }
