@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 from db import Store
 from workbook import review
 from workbook.exercise import content
+from workbook.lti import html as lti_html
 from workbook.web import SESSION_COOKIE
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -354,8 +355,32 @@ def test_ta_releases_feedback_by_keyboard(app: RunningApp, browser: Browser) -> 
         page.get_by_text("Export for Moodle").click()
         settle(page)
         audit(page, "TA review: worksheet export")
+
+        open_page(page, f"{app.url}/class_view", "Class")
+        expect(page.get_by_role("heading", name="Who is stuck, now")).to_be_visible()
+        audit(page, "Class")
+        page.get_by_text("Projection mode").click()
+        settle(page)
+        audit(page, "Class: projection mode")
     finally:
         context.close()
+
+
+def test_the_lti_pages_a_launch_can_show(app: RunningApp, student_page: Page) -> None:
+    """The plain pages of the LTI routes: a real refusal from the server, and the others."""
+    page = student_page
+    page.goto(f"{app.url}/lti/login")  # no platform's parameters: refused
+    expect(page.get_by_role("heading", name="The workbook could not open")).to_be_visible()
+    audit(page, "LTI: a refused launch")
+    shown = {
+        "LTI: open in a new window": lti_html.new_window_page(f"{app.url}/"),
+        "LTI: confirm a password account": lti_html.link_pending_page(
+            "ada@example.org", f"{app.url}/"
+        ),
+    }
+    for label, lti_page in shown.items():
+        page.set_content(lti_page.html)
+        audit(page, label)
 
 
 def test_main_pages_fit_360_px_without_sideways_scrolling(
