@@ -32,13 +32,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 __all__ = ["Cgroups", "CgroupsUnavailable", "Guard", "Watchdog", "cgroup_roots", "watchdog"]
 
 _CGROUP_BASE = Path("/sys/fs/cgroup")
 _GROUP = "workbook"
 _TICK_S = 0.5
 _HOME_EVERY = 4  # ticks between two walks of a home folder
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Once its cell has returned, a process that keeps wanting the CPU (runnable, or using half
 # a core) for about two seconds is stopped; a short burst (a write finishing, a DataLoader
 # worker shutting down) is fine. "Runnable" matters on a busy server, where a spinning
@@ -165,37 +166,32 @@ class _Proc:
     pid: int
     ppid: int
     comm: str
-    state: str  # R = running or waiting for a CPU
-    cpu_ticks: int  # user + system
+    cpu_s: float  # user + system
 
 
 def _processes() -> dict[int, _Proc]:
-    """Every process on the host, from /proc (one small read each)."""
+    """Every process on the host, read once per tick by psutil.
+
+    One table serves every sandbox's check: asking psutil for each sandbox's children
+    would read every process on the host once per sandbox.
+    """
     table: dict[int, _Proc] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                raw = f.read(1024).decode(errors="replace")
-        except OSError:
-            continue
-        # comm is in parentheses and may itself contain spaces or parentheses.
-        head, _, rest = raw.rpartition(")")
-        fields = rest.split()
-        if len(fields) < 20:
-            continue
-        table[int(entry.name)] = _Proc(
-            pid=int(entry.name),
-            ppid=int(fields[1]),
-            comm=head.partition("(")[2],
-            state=fields[0],
-            cpu_ticks=int(fields[11]) + int(fields[12]),
+    for proc in psutil.process_iter(["ppid", "name", "cpu_times"]):
+        info = proc.info
+        times = info["cpu_times"]
+        if info["ppid"] is None or times is None:
+            continue  # it ended, or we may not read it
+        table[proc.pid] = _Proc(
+            pid=proc.pid,
+            ppid=info["ppid"],
+            comm=info["name"] or "",
+            cpu_s=times.user + times.system,
         )
     return table
 
 
 def _tree(root: int, table: dict[int, _Proc]) -> list[_Proc]:
+    """``root`` and every process below it in ``table``."""
     children: dict[int, list[int]] = {}
     for proc in table.values():
         children.setdefault(proc.ppid, []).append(proc.pid)
@@ -215,30 +211,25 @@ def _any_thread_runnable(pid: int) -> bool:
     thread the student started spins.
     """
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+        threads = psutil.Process(pid).threads()
+    except psutil.Error:
         return False
-    for tid in tasks:
+    for thread in threads:
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                raw = f.read(512)
-        except OSError:
+            # A thread id names the thread's own entry, which psutil reads like a process.
+            if psutil.Process(thread.id).status() == psutil.STATUS_RUNNING:
+                return True
+        except psutil.Error:
             continue
-        if raw.rpartition(b")")[2].split()[:1] == [b"R"]:
-            return True
     return False
 
 
 def _pss_bytes(pid: int) -> int:
     """Proportional set size: private pages plus a fair share of the shared ones."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            for line in f.read(4096).splitlines():
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        return psutil.Process(pid).memory_full_info().pss
+    except psutil.Error:
+        return 0
 
 
 def _home_usage(home: Path, max_files: int) -> tuple[int, int]:
@@ -287,7 +278,7 @@ class Guard:
     _busy: int = 1  # starting up counts as busy, until :meth:`ready`
     _idle_since: float = field(default_factory=time.monotonic)
     _reason: str = ""
-    _cpu_seen: dict[int, int] = field(default_factory=dict)
+    _cpu_seen: dict[int, float] = field(default_factory=dict)
     _cpu_seen_at: float = 0.0
     _idle_burn: dict[int, float] = field(default_factory=dict)
     _home_last: int = -1
@@ -338,7 +329,7 @@ class Guard:
             return
         inside = [p for p in procs if p.pid != self.root_pid]
         if self.kernel_pid in table:
-            self.kernel_cpu_s = table[self.kernel_pid].cpu_ticks / _CLK_TCK
+            self.kernel_cpu_s = table[self.kernel_pid].cpu_s
         if self.check_memory:
             used_mb = sum(_pss_bytes(p.pid) for p in inside) / 2**20
             if used_mb > self.memory_mb:
@@ -358,14 +349,14 @@ class Guard:
     def _check_idle_cpu(self, inside: list[_Proc], now: float) -> None:
         with self._lock:
             idle = self._busy == 0 and now - self._idle_since > _IDLE_GRACE_S
-        seen, self._cpu_seen = self._cpu_seen, {p.pid: p.cpu_ticks for p in inside}
+        seen, self._cpu_seen = self._cpu_seen, {p.pid: p.cpu_s for p in inside}
         elapsed, self._cpu_seen_at = now - self._cpu_seen_at, now
         if not idle or elapsed <= 0 or elapsed > 10 * _TICK_S:
             return
         for proc in inside:
             if proc.comm == "bwrap":
                 continue
-            delta_s = (proc.cpu_ticks - seen.get(proc.pid, proc.cpu_ticks)) / _CLK_TCK
+            delta_s = proc.cpu_s - seen.get(proc.pid, proc.cpu_s)
             busy = delta_s / elapsed > 0.5 or _any_thread_runnable(proc.pid)
             # An exponential average: about four busy ticks in a row cross the limit.
             burn = self._idle_burn.get(proc.pid, 0.0) * 0.6 + (0.4 if busy else 0.0)
