@@ -4,13 +4,13 @@ A student's sandbox may hold many processes (forked children, ``subprocess``, Da
 workers). Resource limits on one process (``RLIMIT_*``, applied by the kernel launcher) do
 not add up across them, so the app bounds each sandbox as a whole with two mechanisms:
 
-- :class:`Cgroups` (the app runs as root and the host delegates cgroup v1 controllers): the
-  Linux kernel itself enforces a memory ceiling (``memory.limit_in_bytes``, and
-  ``memory.memsw.limit_in_bytes`` where swap accounting exists), a process ceiling
-  (``pids.max``) and a CPU quota (``cpu.cfs_quota_us``) on every process of the sandbox,
-  including the ones that outlive their cell.
+- cgroups (:mod:`workbook.kernels.cgroups`; the app runs as root and the host has cgroup v2
+  or v1 controllers it may write): the Linux kernel itself enforces a memory ceiling, a
+  process ceiling and a CPU quota on every process of the sandbox, including the ones that
+  outlive their cell.
 - :class:`Watchdog` (always): one thread in the app looks at every sandbox's process tree
-  twice a second. Where no memory cgroup is available it adds up the processes' memory
+  twice a second. Where no memory cgroup is available (unprivileged, or as root on a host
+  with no writable controller) it adds up the processes' memory
   (proportional set size, so pages shared with other kernels, like the model weights, are
   not counted twice) and stops the sandbox past the ceiling. It also enforces the quota on
   the student's home folder, and stops processes that keep burning CPU after their cell has
@@ -27,17 +27,16 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-__all__ = ["Cgroups", "CgroupsUnavailable", "Guard", "Watchdog", "cgroup_roots", "watchdog"]
+from workbook.kernels import cgroups
 
-_CGROUP_BASE = Path("/sys/fs/cgroup")
-_GROUP = "workbook"
+__all__ = ["Guard", "Watchdog", "remove_stale", "watchdog"]
+
 _TICK_S = 0.5
 _HOME_EVERY = 4  # ticks between two walks of a home folder
 # Once its cell has returned, a process that keeps wanting the CPU (runnable, or using half
@@ -48,110 +47,9 @@ _IDLE_BURN_LIMIT = 0.8
 _IDLE_GRACE_S = 2.0
 
 
-class CgroupsUnavailable(RuntimeError):
-    """The app runs as root but cannot create the cgroups that bound a sandbox."""
-
-
-def cgroup_roots() -> dict[str, Path]:
-    """The cgroup v1 controllers this process may create children in, by name."""
-    roots = {}
-    for name in ("memory", "pids", "cpu"):
-        base = _CGROUP_BASE / name
-        if (base / "cgroup.procs").exists() and os.access(base, os.W_OK):
-            roots[name] = base
-    return roots
-
-
 def remove_stale() -> None:
-    """Delete empty cgroups left behind by an app that was killed (non-empty ones stay)."""
-    for base in cgroup_roots().values():
-        parent = base / _GROUP
-        if parent.is_dir():
-            for child in parent.iterdir():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-
-
-class Cgroups:
-    """One memory, pids and cpu cgroup holding one sandbox (the app runs as root).
-
-    Args:
-        memory_mb: ceiling for all the sandbox's memory together (RAM, plus swap where
-            the host accounts for it; files in its RAM-backed ``/tmp`` count too).
-        max_procs: processes and threads together.
-        cpus: how many cores' worth of CPU time the sandbox may use at most.
-
-    Raises:
-        CgroupsUnavailable: the memory or pids controller is missing or not writable.
-    """
-
-    def __init__(self, memory_mb: int, max_procs: int, cpus: int) -> None:
-        roots = cgroup_roots()
-        missing = [name for name in ("memory", "pids") if name not in roots]
-        if missing:
-            raise CgroupsUnavailable(
-                "Hosted mode cannot start: the app runs as root, where each sandbox's memory "
-                f"and process ceilings need writable cgroup v1 controllers ({', '.join(missing)}"
-                f" missing under {_CGROUP_BASE}). Mount them, or run the app as an "
-                "unprivileged user."
-            )
-        name = uuid.uuid4().hex[:12]
-        self.paths: dict[str, Path] = {}
-        self._procs_fds: list[int] = []
-        try:
-            for controller, base in roots.items():
-                path = base / _GROUP / name
-                path.mkdir(parents=True)
-                self.paths[controller] = path
-            memory = self.paths["memory"]
-            limit = str(memory_mb * 1024 * 1024)
-            (memory / "memory.limit_in_bytes").write_text(limit)
-            if (memory / "memory.memsw.limit_in_bytes").exists():
-                # memsw must stay >= limit_in_bytes; same value = no swap beyond the ceiling.
-                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
-            (self.paths["pids"] / "pids.max").write_text(str(max_procs))
-            if "cpu" in self.paths:
-                period = int(_read(self.paths["cpu"] / "cpu.cfs_period_us") or 100_000)
-                (self.paths["cpu"] / "cpu.cfs_quota_us").write_text(str(period * cpus))
-            for path in self.paths.values():
-                self._procs_fds.append(os.open(path / "cgroup.procs", os.O_WRONLY))
-        except OSError as exc:
-            self.remove()
-            raise CgroupsUnavailable(
-                f"Hosted mode cannot start: creating the sandbox's cgroups failed ({exc})."
-            ) from exc
-
-    def join(self) -> None:
-        """Move the calling process into every cgroup (run in the child before exec)."""
-        pid = str(os.getpid()).encode()
-        for fd in self._procs_fds:
-            os.write(fd, pid)
-
-    def oom_kills(self) -> int:
-        """How many processes the memory ceiling has killed so far."""
-        text = _read(self.paths.get("memory", Path("/nonexistent")) / "memory.oom_control")
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
-
-    def remove(self) -> None:
-        """Delete the cgroups once their processes are gone."""
-        for fd in self._procs_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._procs_fds = []
-        for path in self.paths.values():
-            for _ in range(50):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)  # the killed processes are still being reaped
+    """Delete empty sandbox cgroups left behind by an app that was killed."""
+    cgroups.remove_stale()
 
 
 def _read(path: Path) -> str:

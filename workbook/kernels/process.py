@@ -30,7 +30,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import cell_clock, limits, sandbox
+from workbook.kernels import cell_clock, cgroups, limits, sandbox
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice
 
@@ -109,7 +109,7 @@ class KernelProcess:
         self._ipc_dir: Path | None = None
         self._lifeline_w: int | None = None
         self._stderr_fd: int | None = None
-        self._cgroups: limits.Cgroups | None = None
+        self._cgroups: cgroups.CgroupsV1 | cgroups.CgroupsV2 | None = None
         self._oom_seen = 0
         self._guard: limits.Guard | None = None
         # The Python process running the kernel (inside bubblewrap in hosted mode), found
@@ -288,13 +288,15 @@ class KernelProcess:
             tmp_mb=s.kernel_tmp_mb,
         )
         if sandbox.runs_as_root():
+            # None where no controller can be written: the watchdog bounds memory instead.
             try:
-                self._cgroups = limits.Cgroups(
+                self._cgroups = cgroups.for_sandbox(
                     s.kernel_memory_mb, s.kernel_max_processes, s.kernel_cpus
                 )
-            except limits.CgroupsUnavailable as exc:
-                raise SandboxUnavailable(str(exc)) from None
-            popen["preexec_fn"] = self._cgroups.join
+            except cgroups.CgroupsUnavailable as exc:
+                raise SandboxUnavailable(f"Hosted mode cannot start a kernel: {exc}") from None
+            if self._cgroups is not None:
+                popen["preexec_fn"] = self._cgroups.join
         popen["cwd"] = "/"
         return argv
 
