@@ -63,12 +63,13 @@ def test_the_memory_estimate_rises_at_once_and_falls_slowly():
     before = estimate.mb
     risen = estimate.observe([600.0] * 4)
     assert risen == pytest.approx(before + 0.5 * (600.0 - before))
-    fallen = estimate.observe([100.0] * 4)
-    assert fallen == pytest.approx(risen + 0.1 * (100.0 - risen))
-    # A few fresh, small kernels among settled ones hardly move it (upper quartile).
+    fallen = estimate.observe([300.0] * 4)
+    assert fallen == pytest.approx(risen + 0.1 * (300.0 - risen))
+    # Fresh kernels, under half the estimate, do not count: they grow once set up.
     steady = capacity.MemoryEstimate(start_mb=400.0)
     steady.observe([400.0] * 6)
-    assert steady.observe([400.0] * 6 + [80.0, 80.0]) == pytest.approx(400.0)
+    assert steady.observe([400.0, 500.0, 80.0, 80.0]) == pytest.approx(400.0 + 0.5 * 50.0)
+    assert steady.observe([90.0, 100.0]) == pytest.approx(425.0)  # only fresh ones: kept
 
 
 def _cgroup_v2(root, limit: str, current: int) -> None:
@@ -114,12 +115,29 @@ def test_available_memory_is_the_lower_of_the_machine_and_the_cgroup(monkeypatch
 
 
 def test_a_kernels_memory_is_its_whole_process_tree(tmp_path):
+    import os
     import subprocess
     import sys
+    import time
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # A parent and a child that both end by themselves within 20 s.
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(20)']); time.sleep(20)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
     try:
-        assert capacity.kernel_pss_mb(child.pid) > 0
+        alone = capacity.kernels_pss_mb([os.getpid()])[0]  # this test and its children
+        assert alone > 0
+        # A parent with a child counts both: more than the parent alone.
+        import psutil
+
+        parent = psutil.Process(child.pid)
+        deadline = time.monotonic() + 10
+        while not parent.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        own = parent.memory_full_info().pss / 2**20
+        assert capacity.kernel_pss_mb(child.pid) > own
     finally:
         child.kill()
         child.wait()

@@ -115,7 +115,7 @@ def test_the_cap_follows_the_memory_and_the_measured_kernels(make_pool, monkeypa
     assert pool.capacity() == math.floor((AVAILABLE_MB - RESERVE_MB) / capacity.DEFAULT_KERNEL_MB)
     for user in ("a", "b"):
         pool.kernel_for(user)
-    monkeypatch.setattr(capacity, "kernel_pss_mb", lambda pid: 250.0)
+    monkeypatch.setattr(capacity, "kernels_pss_mb", lambda pids: [250.0] * len(pids))
     assert pool.measure() == 250.0
     assert pool.capacity() == math.floor((AVAILABLE_MB - RESERVE_MB) / 250.0)
     fixed, _ = make_pool(max_kernels=3)
@@ -197,7 +197,9 @@ def test_a_cap_grown_by_a_new_measurement_lets_the_line_in(make_pool, monkeypatc
         pool.kernel_for(f"s{i}")
     waiter = _in_background(pool.kernel_for, "late")
     _wait(lambda: pool.place_in_line("late") == 1)
-    monkeypatch.setattr(capacity, "kernel_pss_mb", lambda pid: 200.0)  # smaller than guessed
+    monkeypatch.setattr(
+        capacity, "kernels_pss_mb", lambda pids: [250.0] * len(pids)
+    )  # smaller than guessed
     pool.measure()
     waiter.join(10)
     assert pool.current("late") is not None and pool.place_in_line("late") is None
@@ -339,3 +341,22 @@ def test_a_student_takes_a_spare_already_warming_up_before_starting_their_own(
     ada = pool.current("ada")
     assert ada.is_alive() and ada.user_id == "ada" and ada.log is spare_log  # the spare
     assert log.started == ["bob"]  # ada's own kernel was never started
+
+
+def test_a_student_does_not_wait_for_a_spare_that_has_no_start_slot_yet(make_pool, monkeypatch):
+    monkeypatch.setattr(pool_module.threads, "cores", lambda: 1)
+    pool, log = make_pool(spare_kernels=1)
+    pool._spares._make = lambda: StandIn("spare", log)
+    log.go.clear()
+    ada = _in_background(pool.kernel_for, "ada")  # holds the only start slot
+    _wait(lambda: log.inside == 1)
+    filling = _in_background(pool._spares.fill_one)  # waits for a slot
+    _wait(lambda: pool._spares._warming == 1)
+    bob = _in_background(pool.kernel_for, "bob")
+    # Bob queues for a start slot himself, ahead of the spare, instead of waiting for it.
+    _wait(lambda: pool._starting._students_waiting == 1)
+    assert not pool._spares._takers
+    log.go.set()
+    for thread in (ada, bob, filling):
+        thread.join(10)
+    assert log.started[:2] == ["ada", "bob"] and log.started[2] == "spare"

@@ -1,7 +1,9 @@
 """kernels: one Jupyter kernel per student, run safely and fairly for a whole class.
 
-- ``pool``: the ``KernelPool`` that hands each student their kernel, culls idle ones and
-  keeps spares warm;
+- ``pool``: the ``KernelPool`` that hands each student their kernel (readied when they
+  arrive, a place in line when memory is full), culls idle ones and keeps spares warm;
+- ``capacity``: how many kernels the machine's memory holds (measured PSS), and how many
+  spares the arrivals call for;
 - ``kernel`` / ``process``: a student's local kernel: running a cell or a check over its
   connection, and its process (start, sandboxed argv, stop, why it stopped);
 - ``collector`` / ``result``: a cell's iopub messages become nbformat outputs (capped), and

@@ -39,6 +39,7 @@ __all__ = [
     "cgroup_headroom_mb",
     "kernel_cap",
     "kernel_pss_mb",
+    "kernels_pss_mb",
     "spare_target",
 ]
 
@@ -89,9 +90,10 @@ class MemoryEstimate:
     """A moving estimate of one kernel's proportional memory, in MB.
 
     It starts at ``start_mb``; the first :meth:`observe` replaces that guess. Each round
-    of measurements counts as its upper quartile (kernels just started, before their
-    student's setup cell, are small, and would let in more students than fit once everyone
-    has run it); a rise is then taken in by half, a fall only by a tenth.
+    of measurements counts as the mean of the kernels using at least half the current
+    estimate: kernels just started, before their student's setup cell, are small, and would
+    let in more students than fit once everyone has run it. A rise is then taken in by
+    half, a fall only by a tenth.
     """
 
     def __init__(self, start_mb: float = DEFAULT_KERNEL_MB) -> None:
@@ -107,15 +109,15 @@ class MemoryEstimate:
 
     def observe(self, samples_mb: Iterable[float]) -> float:
         """Fold one round of measurements in; returns the new estimate."""
-        samples = sorted(s for s in samples_mb if s > 0)  # 0: the process was gone
         with self._lock:
-            if samples:
-                upper = samples[round(0.75 * (len(samples) - 1))]
+            settled = [s for s in samples_mb if s >= self._mb / 2]  # 0: the process was gone
+            if settled:
+                mean = sum(settled) / len(settled)
                 if not self.measured:
-                    self._mb, self.measured = upper, True  # the default was only a guess
+                    self._mb, self.measured = mean, True  # the default was only a guess
                 else:
-                    weight = 0.5 if upper > self._mb else 0.1
-                    self._mb += weight * (upper - self._mb)
+                    weight = 0.5 if mean > self._mb else 0.1
+                    self._mb += weight * (mean - self._mb)
             return self._mb
 
 
@@ -172,22 +174,28 @@ class Sizing:
 
 def kernel_pss_mb(pid: int | None) -> float:
     """Proportional memory of a kernel's process and its children, in MB (0 if gone)."""
+    return kernels_pss_mb([pid])[0]
+
+
+def kernels_pss_mb(pids: list[int | None]) -> list[float]:
+    """:func:`kernel_pss_mb` of each of ``pids``, reading the process table once for all."""
     import psutil
 
-    if pid is None:
-        return 0.0
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for proc in tree:
-        try:
-            total += proc.memory_full_info().pss
-        except (psutil.Error, AttributeError):  # gone meanwhile, or no PSS on this system
-            continue
-    return total / 2**20
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+    sizes = []
+    for root in pids:
+        total, todo = 0, [] if root is None else [root]
+        while todo:
+            pid = todo.pop()
+            todo.extend(children.get(pid, []))
+            try:
+                total += psutil.Process(pid).memory_full_info().pss
+            except (psutil.Error, AttributeError):  # gone meanwhile, or no PSS on this system
+                continue
+        sizes.append(total / 2**20)
+    return sizes
 
 
 def _read_number(path: Path) -> int | None:

@@ -130,7 +130,7 @@ class KernelPool:
             kernels = list(self._kernels.values())
         kernels += self._spares.kernels()
         pids = [getattr(kernel, "pid", None) for kernel in kernels if kernel.is_alive()]
-        estimate = self.sizing.memory.observe(capacity.kernel_pss_mb(pid) for pid in pids)
+        estimate = self.sizing.memory.observe(capacity.kernels_pss_mb(pids))
         with self._room:
             self._room.notify_all()  # the cap may have grown
         return estimate

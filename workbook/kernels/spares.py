@@ -163,7 +163,8 @@ class SparePool:
         self._start = start
         self._slots = slots
         self._ready: list[Any] = []
-        self._warming = 0
+        self._warming = 0  # spares being started (or waiting for a start slot)
+        self._under_way = 0  # of those, the ones holding a start slot
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a spare got ready, or failed
         self._takers: list[object] = []  # students waiting for a spare, first come first
@@ -185,9 +186,9 @@ class SparePool:
         """A ready spare (removed from the pool), or None; wakes the refill.
 
         Args:
-            wait: when no spare is ready, wait for one that is warming up now, if it is not
-                promised to a student who asked earlier (first come, first served). A
-                spare already under way is ready sooner than a kernel started now.
+            wait: when no spare is ready, wait for one that is warming up now (holding a
+                start slot), if it is not promised to a student who asked earlier (first
+                come, first served). A spare under way is ready sooner than a new kernel.
         """
         ticket = object()
         kernel = None
@@ -203,7 +204,8 @@ class SparePool:
                         kernel.shutdown()
                         kernel = None
                         continue
-                    if not wait or place >= len(self._ready) + self._warming or self._stopped:
+                    coming = len(self._ready) + self._under_way
+                    if not wait or place >= coming or self._stopped:
                         break
                     self._changed.wait()
             finally:
@@ -227,8 +229,12 @@ class SparePool:
                 return False
             self._warming += 1
         kernel = None
+        under_way = False
         try:
             with self._slots():  # the warm-up is most of a spare's start-up work
+                with self._lock:
+                    self._under_way += 1  # from now on a student may wait for it
+                    under_way = True
                 kernel = self._make()
                 self._start(kernel)
                 kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
@@ -239,10 +245,12 @@ class SparePool:
                     kernel.shutdown()
             with self._changed:
                 self._warming -= 1
+                self._under_way -= under_way
                 self._changed.notify_all()  # a student waiting for it starts their own
             return False
         with self._changed:
             self._warming -= 1
+            self._under_way -= 1
             self._changed.notify_all()
             if self._stopped:
                 kernel.shutdown()
