@@ -35,7 +35,7 @@ import psutil
 
 from workbook.kernels import cgroups
 
-__all__ = ["Guard", "Watchdog", "remove_stale", "watchdog"]
+__all__ = ["Guard", "Watchdog", "home_usage", "remove_stale", "watchdog"]
 
 _TICK_S = 0.5
 _HOME_EVERY = 4  # ticks between two walks of a home folder
@@ -130,6 +130,12 @@ def _pss_bytes(pid: int) -> int:
         return 0
 
 
+def home_usage(home: Path, home_mb: int, home_files: int) -> tuple[int, bool]:
+    """The home's bytes plus entries (a growth measure), and whether it is over its quota."""
+    size, count = _home_usage(home, home_files)
+    return size + count, size > home_mb * 2**20 or count > home_files
+
+
 def _home_usage(home: Path, max_files: int) -> tuple[int, int]:
     """Bytes on disk and number of entries under ``home`` (stops counting past max_files)."""
     total, count = 0, 0
@@ -161,6 +167,12 @@ class Guard:
         memory_mb: ceiling for the whole sandbox, enforced here only when ``check_memory``.
         home_mb, home_files: quota on the home folder.
         check_memory: ``False`` when a memory cgroup enforces the ceiling already.
+        home_start: the home's bytes plus entries when the kernel started (see
+            :func:`home_usage`), or -1 when not measured (then the first look is the start).
+        home_started_over: the home was over its quota when the kernel started. Such a
+            kernel may delete files but is stopped as soon as the folder grows; one that
+            started under the quota is stopped as soon as the folder is over it, so a burst
+            in the very first cell is caught too.
         kernel_pid: the kernel's own process (told by :meth:`ready`).
         kernel_cpu_s: the CPU seconds the kernel's process has used.
     """
@@ -171,6 +183,8 @@ class Guard:
     home_mb: int
     home_files: int
     check_memory: bool
+    home_start: int = -1
+    home_started_over: bool = False
     kernel_pid: int | None = None
     kernel_cpu_s: float = 0.0
     _busy: int = 1  # starting up counts as busy, until :meth:`ready`
@@ -182,6 +196,9 @@ class Guard:
     _home_last: int = -1
     _ticks: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._home_last = self.home_start
 
     @contextlib.contextmanager
     def running_cell(self) -> Iterator[None]:
@@ -237,8 +254,10 @@ class Guard:
         if self._ticks % _HOME_EVERY == 1:
             size, count = _home_usage(self.home, self.home_files)
             over = size > self.home_mb * 2**20 or count > self.home_files
-            # Only growth is punished: a fresh kernel over the quota may still delete files.
-            if over and size + count > self._home_last >= 0:
+            # A kernel that started over the quota may still delete files: only growth is
+            # punished then. One that started under it is stopped once it is over.
+            grew = size + count > self._home_last >= 0
+            if over and (grew or (self.home_start >= 0 and not self.home_started_over)):
                 self._stop("disk", procs)
                 return
             self._home_last = size + count
