@@ -89,11 +89,13 @@ def test_a_spare_image_adopted_by_a_student_holds_their_files(tmp_path):
     (student / "data" / "x.csv").write_text("1,2")
     os.chown(student / "notes.txt", 4242, 4242)
     home_quota.unmount(student)
-    home_quota.mount(spare, size_mb=20, files=50, uid=os.geteuid())
+    home_quota.mount(spare, size_mb=20, files=50, uid=4242)
     (spare / "notes.txt").write_text("the warm-up's")
     try:
         spares.adopt_folder(spare, student)
         assert os.path.ismount(student) and not spare.exists()
+        # The top folder stays the sandbox user's, whoever owned the folder it replaced.
+        assert student.stat().st_uid == 4242
         assert (student / "notes.txt").read_text() == "mine"
         assert (student / "notes.txt").stat().st_uid == 4242
         assert (student / "data" / "x.csv").read_text() == "1,2"

@@ -129,15 +129,19 @@ def adopt(spare_folder: Path, student_folder: Path) -> None:
         student_folder.mkdir(parents=True, exist_ok=True)
         _attach(own_image, student_folder)  # the student's files are in there
     if student_folder.exists():
-        for entry in student_folder.iterdir():
+        entries = list(student_folder.iterdir())
+        for entry in entries:
             target = spare_folder / entry.name
             # The student's file wins over one the warm-up made.
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():
                 target.unlink()
-        # cp -a keeps owners, modes, times and links (the files belong to the sandbox user).
-        _run("cp", "-a", "--", f"{student_folder}/.", str(spare_folder))
+        if entries:
+            # cp -a keeps owners, modes, times and links (the files are the sandbox user's).
+            # Entry by entry: copying "folder/." would also give the image's top folder the
+            # student folder's owner and mode, which may be the app's.
+            _run("cp", "-a", "--", *map(str, entries), str(spare_folder))
         unmount(student_folder)
         if any(student_folder.iterdir()):  # a plain folder from before: its copy is made
             shutil.rmtree(student_folder)
