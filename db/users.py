@@ -86,7 +86,7 @@ class UsersMixin:
         Args:
             email: unique, case-insensitive; stored lower-cased.
             name: display name, 1-200 characters.
-            password: at least ``min_password_length`` characters; stored as a scrypt hash.
+            password: at least ``min_password_length`` characters; stored as an Argon2id hash.
             role: ``"student"``, ``"ta"`` or ``"instructor"``.
 
         Raises:
@@ -194,7 +194,20 @@ class UsersMixin:
             self._finish_attempt(attempt_id, ok, row["id"] if ok else None, browser_hash)
         if not ok:
             raise AuthenticationError("wrong email or password")
+        if passwords.needs_rehash(row["password_hash"]):
+            self._upgrade_hash(row["id"], row["password_hash"], password)
         return self.user(row["id"])
+
+    def _upgrade_hash(self, user_id: int, old_hash: str, password: str) -> None:
+        """Replace a weaker hash (old scheme or lower cost) now that we know the password."""
+        new_hash = passwords.hash_password(password)
+        with self._write() as db:
+            # Only if the row still holds the hash we verified: a password changed in the
+            # meantime (set_password) must not be overwritten by the old one.
+            db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                [new_hash, user_id, old_hash],
+            )
 
     def _reserve_attempt(
         self, email: str, client: str, browser_hash: str | None, policy: SignInPolicy

@@ -32,13 +32,13 @@ def test_email_is_unique_case_insensitively(fresh_db):
     assert fresh_db.user_by_email("Ada@Example.org").name == "Ada"
 
 
-def test_password_is_stored_as_salted_scrypt_hash(store):
+def test_password_is_stored_as_salted_argon2id_hash(store):
     first = make_student(store, 1)
     make_student(store, 2)  # same password
     conn = sqlite3.connect(store.path)
     hashes = [row[0] for row in conn.execute("SELECT password_hash FROM users ORDER BY id")]
     conn.close()
-    assert all(h.startswith("scrypt$") for h in hashes)
+    assert all(h.startswith("$argon2id$") for h in hashes)
     assert all(PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1], "same password must hash differently (salt)"
     assert first.id == 1

@@ -32,7 +32,7 @@ from sandbox_support import (
 )
 
 from workbook.config import Settings
-from workbook.kernels import sandbox
+from workbook.kernels import home_quota, sandbox
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.pool import KernelPool
 
@@ -202,6 +202,10 @@ def test_sandboxed_kernel_dies_when_the_app_dies(tmp_path):
         time.sleep(0.2)
     else:
         pytest.fail("the sandboxed kernel outlived the app")
+    # A killed app cannot unmount its kernels' home images (as root): a restarted app would
+    # reuse them; here we release them ourselves.
+    for folder in tmp_path.iterdir():
+        home_quota.unmount(folder)
 
 
 @pytest.mark.skipif(PROBLEM is None, reason="the sandbox works here")

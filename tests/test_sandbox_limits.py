@@ -44,6 +44,9 @@ def hosted(tmp_path_factory):
         kernel_tmp_mb=TMP_MB,
         cell_max_output_kb=OUTPUT_KB,
         kernel_cpu_budget_s=CPU_BUDGET_S,
+        # The watchdog's home quota is what this file tests; the per-student filesystem
+        # that holds it as root is tested in test_home_quota.py.
+        kernel_home_images=False,
     )
     yield pool, settings
     pool.shutdown_all()

@@ -2,9 +2,10 @@
 
 CI runs as root, where the sandbox drops privileges itself and cgroups bound each student.
 An app run by an ordinary user takes other paths (bubblewrap unprivileged, the watchdog
-instead of cgroups, RLIMIT_NPROC instead of a pids cgroup), so this test re-runs
-``test_sandbox.py`` and ``test_sandbox_limits.py`` as a dedicated unprivileged user
-(``workbook-test``, created when missing) and expects every test there to pass.
+instead of cgroups, RLIMIT_NPROC instead of a pids cgroup, no per-student filesystem), so
+this test re-runs ``test_sandbox.py``, ``test_sandbox_limits.py`` and ``test_home_quota.py``
+as a dedicated unprivileged user (``workbook-test``, created when missing) and expects every
+test there to pass.
 
 That user must be able to read the Python installation and the model cache. Where they sit
 under a folder closed to other users (``/root`` on this machine), the re-run happens in a
@@ -32,7 +33,7 @@ from workbook.kernels import sandbox
 pytestmark = pytest.mark.slow
 
 USER = "workbook-test"
-FILES = ["tests/test_sandbox.py", "tests/test_sandbox_limits.py"]
+FILES = ["tests/test_sandbox.py", "tests/test_sandbox_limits.py", "tests/test_home_quota.py"]
 
 
 def _test_user() -> pwd.struct_passwd:

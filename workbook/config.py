@@ -154,6 +154,9 @@ class Settings:
         kernel_idle_when_full_s: when every kernel the cap allows is taken, the longest-idle
             one is shut down for a student waiting in line, but only once it has been idle
             this long (``WORKBOOK_KERNEL_IDLE_WHEN_FULL``).
+        kernel_home_images: hosted mode as root: each home folder is a loop-mounted ext4
+            image of ``kernel_home_mb``, so the quota holds whatever the burst
+            (``WORKBOOK_KERNEL_HOME_IMAGES``; where loop devices fail, the watchdog alone).
     """
 
     db_path: Path = Path("data/workbook.db")
@@ -187,6 +190,7 @@ class Settings:
     lti_clock_skew_s: int = 30
     memory_reserve_mb: int = 2048
     kernel_idle_when_full_s: int = 600
+    kernel_home_images: bool = True
 
     def timezone(self) -> tzinfo | None:
         """The course's time zone; ``None`` means this server's local time zone."""
@@ -238,4 +242,5 @@ class Settings:
             kernel_idle_when_full_s=_int(
                 env, "WORKBOOK_KERNEL_IDLE_WHEN_FULL", cls.kernel_idle_when_full_s, 0
             ),
+            kernel_home_images=_bool(env, "WORKBOOK_KERNEL_HOME_IMAGES", cls.kernel_home_images),
         )

@@ -14,8 +14,9 @@
 - ``errors``: the kernel errors (``KernelError`` and its kinds);
 - ``kernel_launcher``: the kernel process's entry point (resource limits, then ipykernel),
   run as a script, never imported;
-- ``sandbox`` / ``limits``: hosted mode: bubblewrap without privilege, and per-student
-  totals (cgroups as root, a watchdog otherwise);
+- ``sandbox`` / ``limits`` / ``cgroups`` / ``home_quota``: hosted mode: bubblewrap without
+  privilege, and per-student totals (cgroups v2 or v1 as root, a watchdog otherwise; a
+  size-limited filesystem per home folder as root);
 - ``spares``: warm spare kernels and how a spare's folder becomes a student's;
 - ``run_queue`` / ``threads`` / ``cell_clock``: fairness when a class presses Run at once:
   admission, CPU threads per run, and a cell's own time;

@@ -4,13 +4,13 @@ A student's sandbox may hold many processes (forked children, ``subprocess``, Da
 workers). Resource limits on one process (``RLIMIT_*``, applied by the kernel launcher) do
 not add up across them, so the app bounds each sandbox as a whole with two mechanisms:
 
-- :class:`Cgroups` (the app runs as root and the host delegates cgroup v1 controllers): the
-  Linux kernel itself enforces a memory ceiling (``memory.limit_in_bytes``, and
-  ``memory.memsw.limit_in_bytes`` where swap accounting exists), a process ceiling
-  (``pids.max``) and a CPU quota (``cpu.cfs_quota_us``) on every process of the sandbox,
-  including the ones that outlive their cell.
+- cgroups (:mod:`workbook.kernels.cgroups`; the app runs as root and the host has cgroup v2
+  or v1 controllers it may write): the Linux kernel itself enforces a memory ceiling, a
+  process ceiling and a CPU quota on every process of the sandbox, including the ones that
+  outlive their cell.
 - :class:`Watchdog` (always): one thread in the app looks at every sandbox's process tree
-  twice a second. Where no memory cgroup is available it adds up the processes' memory
+  twice a second. Where no memory cgroup is available (unprivileged, or as root on a host
+  with no writable controller) it adds up the processes' memory
   (proportional set size, so pages shared with other kernels, like the model weights, are
   not counted twice) and stops the sandbox past the ceiling. It also enforces the quota on
   the student's home folder, and stops processes that keep burning CPU after their cell has
@@ -27,18 +27,18 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cgroups", "CgroupsUnavailable", "Guard", "Watchdog", "cgroup_roots", "watchdog"]
+import psutil
 
-_CGROUP_BASE = Path("/sys/fs/cgroup")
-_GROUP = "workbook"
+from workbook.kernels import cgroups
+
+__all__ = ["Guard", "Watchdog", "home_usage", "remove_stale", "watchdog"]
+
 _TICK_S = 0.5
 _HOME_EVERY = 4  # ticks between two walks of a home folder
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Once its cell has returned, a process that keeps wanting the CPU (runnable, or using half
 # a core) for about two seconds is stopped; a short burst (a write finishing, a DataLoader
 # worker shutting down) is fine. "Runnable" matters on a busy server, where a spinning
@@ -47,110 +47,9 @@ _IDLE_BURN_LIMIT = 0.8
 _IDLE_GRACE_S = 2.0
 
 
-class CgroupsUnavailable(RuntimeError):
-    """The app runs as root but cannot create the cgroups that bound a sandbox."""
-
-
-def cgroup_roots() -> dict[str, Path]:
-    """The cgroup v1 controllers this process may create children in, by name."""
-    roots = {}
-    for name in ("memory", "pids", "cpu"):
-        base = _CGROUP_BASE / name
-        if (base / "cgroup.procs").exists() and os.access(base, os.W_OK):
-            roots[name] = base
-    return roots
-
-
 def remove_stale() -> None:
-    """Delete empty cgroups left behind by an app that was killed (non-empty ones stay)."""
-    for base in cgroup_roots().values():
-        parent = base / _GROUP
-        if parent.is_dir():
-            for child in parent.iterdir():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-
-
-class Cgroups:
-    """One memory, pids and cpu cgroup holding one sandbox (the app runs as root).
-
-    Args:
-        memory_mb: ceiling for all the sandbox's memory together (RAM, plus swap where
-            the host accounts for it; files in its RAM-backed ``/tmp`` count too).
-        max_procs: processes and threads together.
-        cpus: how many cores' worth of CPU time the sandbox may use at most.
-
-    Raises:
-        CgroupsUnavailable: the memory or pids controller is missing or not writable.
-    """
-
-    def __init__(self, memory_mb: int, max_procs: int, cpus: int) -> None:
-        roots = cgroup_roots()
-        missing = [name for name in ("memory", "pids") if name not in roots]
-        if missing:
-            raise CgroupsUnavailable(
-                "Hosted mode cannot start: the app runs as root, where each sandbox's memory "
-                f"and process ceilings need writable cgroup v1 controllers ({', '.join(missing)}"
-                f" missing under {_CGROUP_BASE}). Mount them, or run the app as an "
-                "unprivileged user."
-            )
-        name = uuid.uuid4().hex[:12]
-        self.paths: dict[str, Path] = {}
-        self._procs_fds: list[int] = []
-        try:
-            for controller, base in roots.items():
-                path = base / _GROUP / name
-                path.mkdir(parents=True)
-                self.paths[controller] = path
-            memory = self.paths["memory"]
-            limit = str(memory_mb * 1024 * 1024)
-            (memory / "memory.limit_in_bytes").write_text(limit)
-            if (memory / "memory.memsw.limit_in_bytes").exists():
-                # memsw must stay >= limit_in_bytes; same value = no swap beyond the ceiling.
-                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
-            (self.paths["pids"] / "pids.max").write_text(str(max_procs))
-            if "cpu" in self.paths:
-                period = int(_read(self.paths["cpu"] / "cpu.cfs_period_us") or 100_000)
-                (self.paths["cpu"] / "cpu.cfs_quota_us").write_text(str(period * cpus))
-            for path in self.paths.values():
-                self._procs_fds.append(os.open(path / "cgroup.procs", os.O_WRONLY))
-        except OSError as exc:
-            self.remove()
-            raise CgroupsUnavailable(
-                f"Hosted mode cannot start: creating the sandbox's cgroups failed ({exc})."
-            ) from exc
-
-    def join(self) -> None:
-        """Move the calling process into every cgroup (run in the child before exec)."""
-        pid = str(os.getpid()).encode()
-        for fd in self._procs_fds:
-            os.write(fd, pid)
-
-    def oom_kills(self) -> int:
-        """How many processes the memory ceiling has killed so far."""
-        text = _read(self.paths.get("memory", Path("/nonexistent")) / "memory.oom_control")
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
-
-    def remove(self) -> None:
-        """Delete the cgroups once their processes are gone."""
-        for fd in self._procs_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._procs_fds = []
-        for path in self.paths.values():
-            for _ in range(50):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)  # the killed processes are still being reaped
+    """Delete empty sandbox cgroups left behind by an app that was killed."""
+    cgroups.remove_stale()
 
 
 def _read(path: Path) -> str:
@@ -165,37 +64,32 @@ class _Proc:
     pid: int
     ppid: int
     comm: str
-    state: str  # R = running or waiting for a CPU
-    cpu_ticks: int  # user + system
+    cpu_s: float  # user + system
 
 
 def _processes() -> dict[int, _Proc]:
-    """Every process on the host, from /proc (one small read each)."""
+    """Every process on the host, read once per tick by psutil.
+
+    One table serves every sandbox's check: asking psutil for each sandbox's children
+    would read every process on the host once per sandbox.
+    """
     table: dict[int, _Proc] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                raw = f.read(1024).decode(errors="replace")
-        except OSError:
-            continue
-        # comm is in parentheses and may itself contain spaces or parentheses.
-        head, _, rest = raw.rpartition(")")
-        fields = rest.split()
-        if len(fields) < 20:
-            continue
-        table[int(entry.name)] = _Proc(
-            pid=int(entry.name),
-            ppid=int(fields[1]),
-            comm=head.partition("(")[2],
-            state=fields[0],
-            cpu_ticks=int(fields[11]) + int(fields[12]),
+    for proc in psutil.process_iter(["ppid", "name", "cpu_times"]):
+        info = proc.info
+        times = info["cpu_times"]
+        if info["ppid"] is None or times is None:
+            continue  # it ended, or we may not read it
+        table[proc.pid] = _Proc(
+            pid=proc.pid,
+            ppid=info["ppid"],
+            comm=info["name"] or "",
+            cpu_s=times.user + times.system,
         )
     return table
 
 
 def _tree(root: int, table: dict[int, _Proc]) -> list[_Proc]:
+    """``root`` and every process below it in ``table``."""
     children: dict[int, list[int]] = {}
     for proc in table.values():
         children.setdefault(proc.ppid, []).append(proc.pid)
@@ -215,30 +109,31 @@ def _any_thread_runnable(pid: int) -> bool:
     thread the student started spins.
     """
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+        threads = psutil.Process(pid).threads()
+    except psutil.Error:
         return False
-    for tid in tasks:
+    for thread in threads:
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                raw = f.read(512)
-        except OSError:
+            # A thread id names the thread's own entry, which psutil reads like a process.
+            if psutil.Process(thread.id).status() == psutil.STATUS_RUNNING:
+                return True
+        except psutil.Error:
             continue
-        if raw.rpartition(b")")[2].split()[:1] == [b"R"]:
-            return True
     return False
 
 
 def _pss_bytes(pid: int) -> int:
     """Proportional set size: private pages plus a fair share of the shared ones."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            for line in f.read(4096).splitlines():
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        return psutil.Process(pid).memory_full_info().pss
+    except psutil.Error:
+        return 0
+
+
+def home_usage(home: Path, home_mb: int, home_files: int) -> tuple[int, bool]:
+    """The home's bytes plus entries (a growth measure), and whether it is over its quota."""
+    size, count = _home_usage(home, home_files)
+    return size + count, size > home_mb * 2**20 or count > home_files
 
 
 def _home_usage(home: Path, max_files: int) -> tuple[int, int]:
@@ -272,6 +167,12 @@ class Guard:
         memory_mb: ceiling for the whole sandbox, enforced here only when ``check_memory``.
         home_mb, home_files: quota on the home folder.
         check_memory: ``False`` when a memory cgroup enforces the ceiling already.
+        home_start: the home's bytes plus entries when the kernel started (see
+            :func:`home_usage`), or -1 when not measured (then the first look is the start).
+        home_started_over: the home was over its quota when the kernel started. Such a
+            kernel may delete files but is stopped as soon as the folder grows; one that
+            started under the quota is stopped as soon as the folder is over it, so a burst
+            in the very first cell is caught too.
         kernel_pid: the kernel's own process (told by :meth:`ready`).
         kernel_cpu_s: the CPU seconds the kernel's process has used.
     """
@@ -282,17 +183,22 @@ class Guard:
     home_mb: int
     home_files: int
     check_memory: bool
+    home_start: int = -1
+    home_started_over: bool = False
     kernel_pid: int | None = None
     kernel_cpu_s: float = 0.0
     _busy: int = 1  # starting up counts as busy, until :meth:`ready`
     _idle_since: float = field(default_factory=time.monotonic)
     _reason: str = ""
-    _cpu_seen: dict[int, int] = field(default_factory=dict)
+    _cpu_seen: dict[int, float] = field(default_factory=dict)
     _cpu_seen_at: float = 0.0
     _idle_burn: dict[int, float] = field(default_factory=dict)
     _home_last: int = -1
     _ticks: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._home_last = self.home_start
 
     @contextlib.contextmanager
     def running_cell(self) -> Iterator[None]:
@@ -338,7 +244,7 @@ class Guard:
             return
         inside = [p for p in procs if p.pid != self.root_pid]
         if self.kernel_pid in table:
-            self.kernel_cpu_s = table[self.kernel_pid].cpu_ticks / _CLK_TCK
+            self.kernel_cpu_s = table[self.kernel_pid].cpu_s
         if self.check_memory:
             used_mb = sum(_pss_bytes(p.pid) for p in inside) / 2**20
             if used_mb > self.memory_mb:
@@ -348,8 +254,10 @@ class Guard:
         if self._ticks % _HOME_EVERY == 1:
             size, count = _home_usage(self.home, self.home_files)
             over = size > self.home_mb * 2**20 or count > self.home_files
-            # Only growth is punished: a fresh kernel over the quota may still delete files.
-            if over and size + count > self._home_last >= 0:
+            # A kernel that started over the quota may still delete files: only growth is
+            # punished then. One that started under it is stopped once it is over.
+            grew = size + count > self._home_last >= 0
+            if over and (grew or (self.home_start >= 0 and not self.home_started_over)):
                 self._stop("disk", procs)
                 return
             self._home_last = size + count
@@ -358,14 +266,14 @@ class Guard:
     def _check_idle_cpu(self, inside: list[_Proc], now: float) -> None:
         with self._lock:
             idle = self._busy == 0 and now - self._idle_since > _IDLE_GRACE_S
-        seen, self._cpu_seen = self._cpu_seen, {p.pid: p.cpu_ticks for p in inside}
+        seen, self._cpu_seen = self._cpu_seen, {p.pid: p.cpu_s for p in inside}
         elapsed, self._cpu_seen_at = now - self._cpu_seen_at, now
         if not idle or elapsed <= 0 or elapsed > 10 * _TICK_S:
             return
         for proc in inside:
             if proc.comm == "bwrap":
                 continue
-            delta_s = (proc.cpu_ticks - seen.get(proc.pid, proc.cpu_ticks)) / _CLK_TCK
+            delta_s = proc.cpu_s - seen.get(proc.pid, proc.cpu_s)
             busy = delta_s / elapsed > 0.5 or _any_thread_runnable(proc.pid)
             # An exponential average: about four busy ticks in a row cross the limit.
             burn = self._idle_burn.get(proc.pid, 0.0) * 0.6 + (0.4 if busy else 0.0)

@@ -31,6 +31,7 @@ __all__ = [
     "message_too_big",
     "model_missing_message",
     "over_limit",
+    "over_quota_notice",
     "with_truncation_note",
 ]
 
@@ -216,3 +217,13 @@ def _is_os_error(ename: str) -> bool:
 
     kind = getattr(builtins, ename, None)
     return isinstance(kind, type) and issubclass(kind, OSError)
+
+
+def over_quota_notice(settings: Settings) -> str:
+    """Told when a kernel starts with the student's folder already over its quota."""
+    return (
+        f"Your folder holds more than the {settings.kernel_home_mb} MB (or "
+        f"{settings.kernel_home_files} "
+        "files) it may: your kernel runs, but it will be stopped as soon as your folder "
+        "grows. Delete files you do not need first, e.g. `import os; os.remove('big.bin')`."
+    )

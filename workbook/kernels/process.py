@@ -11,6 +11,7 @@ connection is :class:`workbook.kernels.kernel.StudentKernel`'s job.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -30,13 +31,16 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import cell_clock, limits, sandbox
+from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox
 from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
-from workbook.kernels.notices import death_notice, idle_cull_notice
+from workbook.kernels.notices import death_notice, idle_cull_notice, over_quota_notice
 from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
+from workbook.kernels.spares import SPARE_PREFIX
 
 __all__ = ["KernelProcess"]
+
+log = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
@@ -111,9 +115,10 @@ class KernelProcess:
         self._ipc_dir: Path | None = None
         self._lifeline_w: int | None = None
         self._stderr_fd: int | None = None
-        self._cgroups: limits.Cgroups | None = None
+        self._cgroups: cgroups.CgroupsV1 | cgroups.CgroupsV2 | None = None
         self._oom_seen = 0
         self._guard: limits.Guard | None = None
+        self._home_image = False  # the home folder is a mounted image (home_quota)
         # The Python process running the kernel (inside bubblewrap in hosted mode), found
         # once per start: the cell clock reads its CPU wait, the watchdog its CPU time.
         self._kernel_pid: int | None = None
@@ -215,6 +220,9 @@ class KernelProcess:
             finally:
                 os.close(read_fd)
             if s.sandbox:
+                usage, over = limits.home_usage(self.cwd, s.kernel_home_mb, s.kernel_home_files)
+                if over:
+                    self.pending_notice = f"{self.pending_notice} {over_quota_notice(s)}".strip()
                 self._guard = limits.watchdog().watch(
                     limits.Guard(
                         root_pid=self._proc.pid,
@@ -223,6 +231,8 @@ class KernelProcess:
                         home_mb=s.kernel_home_mb,
                         home_files=s.kernel_home_files,
                         check_memory=self._cgroups is None,
+                        home_start=usage,
+                        home_started_over=over,
                     )
                 )
             # The connection details come from memory: the file the kernel reads sits in a
@@ -260,6 +270,7 @@ class KernelProcess:
         s = self.settings
         sandbox.check_available(s.sandbox_uid)
         assert self._ipc_dir is not None
+        self._mount_home()
         sandbox.prepare_folder(self.cwd, s.sandbox_uid)
         sandbox.prepare_folder(self._ipc_dir, s.sandbox_uid)
         sandbox.give(Path(connection_file), s.sandbox_uid)
@@ -279,15 +290,47 @@ class KernelProcess:
             tmp_mb=s.kernel_tmp_mb,
         )
         if sandbox.runs_as_root():
+            # None where no controller can be written: the watchdog bounds memory instead.
             try:
-                self._cgroups = limits.Cgroups(
+                self._cgroups = cgroups.for_sandbox(
                     s.kernel_memory_mb, s.kernel_max_processes, s.kernel_cpus
                 )
-            except limits.CgroupsUnavailable as exc:
-                raise SandboxUnavailable(str(exc)) from None
-            popen["preexec_fn"] = self._cgroups.join
+            except cgroups.CgroupsUnavailable as exc:
+                raise SandboxUnavailable(f"Hosted mode cannot start a kernel: {exc}") from None
+            if self._cgroups is not None:
+                popen["preexec_fn"] = self._cgroups.join
         popen["cwd"] = "/"
         return argv
+
+    def _mount_home(self) -> None:
+        """As root, put the home folder on its own size-limited filesystem where possible."""
+        s = self.settings
+        if not (s.kernel_home_images and sandbox.runs_as_root()):
+            return
+        problem = home_quota.available()
+        if problem is None:
+            try:
+                home_quota.mount(
+                    self.cwd, size_mb=s.kernel_home_mb, files=s.kernel_home_files, uid=s.sandbox_uid
+                )
+                self._home_image = True
+                return
+            except OSError as exc:
+                problem = str(exc)
+        log.warning("home quota of %s by the watchdog only: %s", self.cwd.name, problem)
+
+    def _release_home(self) -> None:
+        """Unmount the home image (a spare's, never adopted, is deleted)."""
+        if not self._home_image:
+            return
+        self._home_image = False
+        try:
+            if self.cwd.name.startswith(SPARE_PREFIX):
+                home_quota.release(self.cwd)
+            else:
+                home_quota.unmount(self.cwd)
+        except OSError as exc:
+            log.warning("could not unmount %s: %s", self.cwd, exc)
 
     def _stderr_tail(self) -> str:
         """The end of the kernel's error output, read from the app's own descriptor."""
@@ -345,6 +388,7 @@ class KernelProcess:
             self._cgroups.remove()
             self._cgroups = None
         self._oom_seen = 0
+        self._release_home()
         if self._ipc_dir is not None:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
             self._ipc_dir = None

@@ -42,7 +42,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from workbook.kernels import limits
+from workbook.kernels import cgroups
 from workbook.kernels.errors import SandboxUnavailable
 
 SANDBOX_HOME = Path("/home/student")
@@ -280,16 +280,6 @@ def check_available(sandbox_uid: int) -> None:
     if reason is not None:
         raise SandboxUnavailable(f"Hosted mode cannot start: {reason}.")
     if runs_as_root():
-        reason = _cgroups_problem()
-        if reason is not None:
-            raise SandboxUnavailable(reason)
-
-
-@functools.cache
-def _cgroups_problem() -> str | None:
-    """Create and remove a throw-away cgroup once per process; why it failed, or ``None``."""
-    try:
-        limits.Cgroups(memory_mb=256, max_procs=1, cpus=1).remove()
-    except limits.CgroupsUnavailable as exc:
-        return str(exc)
-    return None
+        # Detects v2, v1 or neither once and logs what enforces each limit; with neither,
+        # the watchdog does (hosted mode does not refuse to start for want of cgroups).
+        cgroups.hierarchy()

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbook.kernels import home_quota
 from workbook.kernels.interface import Kernel
 
 __all__ = ["SPARE_PREFIX", "SparePool", "adopt_folder", "remove_stale_folders", "warm_up_code"]
@@ -81,11 +82,17 @@ def remove_stale_folders(work_dir: Path) -> None:
     """Remove spares' folders left by an app that was killed (they hold no student files)."""
     if not work_dir.is_dir():
         return
-    for folder in work_dir.glob(f"{SPARE_PREFIX}*"):
+    images = work_dir / home_quota.IMAGES
+    for folder in [*work_dir.glob(f"{SPARE_PREFIX}*"), *images.glob(f"{SPARE_PREFIX}*.img")]:
         owner = folder.name[len(SPARE_PREFIX) :].split("-", 1)[0]
         if owner.isdigit() and _alive(int(owner)):
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder.suffix == ".img":
+            folder.unlink(missing_ok=True)
+        else:
+            with contextlib.suppress(OSError):
+                home_quota.unmount(folder)  # a spare's own image (app as root)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -109,6 +116,10 @@ def adopt_folder(spare_folder: Path, student_folder: Path) -> None:
         OSError: a move failed; the files already moved are back in the student's folder
             (the caller then starts a fresh kernel there, and the spare's folder is removed).
     """
+    if os.path.ismount(spare_folder):
+        # The spare's home is its own image (home_quota): copy in, then move the mount.
+        home_quota.adopt(spare_folder, student_folder)
+        return
     moved: list[str] = []
     try:
         if student_folder.exists():

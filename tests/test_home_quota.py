@@ -1,0 +1,216 @@
+"""A home quota that holds: one size-limited filesystem per student where the app runs as root.
+
+The burst from issue 25 (eleven 95 MB files written in one cell, against a 500 MB quota) is
+run from a real sandboxed kernel: as root the image's filesystem refuses what does not fit,
+so nothing beyond the quota stays; unprivileged (no loop devices) the watchdog stops the
+kernel and a fresh one may delete the files (``test_sandbox_unprivileged.py`` re-runs this
+file as an ordinary user).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sandbox_support import AS_ROOT, WHO, hosted_pool, needs_sandbox, value_of
+
+from workbook.kernels import home_quota, limits, spares
+
+MB = 1024 * 1024
+HOME_MB = 500
+USABLE = home_quota.available() if AS_ROOT else "the app does not run as root"
+needs_images = pytest.mark.skipif(USABLE is not None, reason=USABLE or "")
+
+
+def _on_disk(folder: Path) -> int:
+    """Bytes the folder's files take on disk (as ``du`` counts them)."""
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+def _fill(folder: Path, megabytes: int) -> tuple[int, str]:
+    """Write 1 MB chunks until ``megabytes`` or an error; (MB written, errno name)."""
+    written = 0
+    try:
+        with open(folder / "fill.bin", "wb") as f:
+            for _ in range(megabytes):
+                f.write(b"x" * MB)
+                f.flush()
+                written += 1
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return written, errno.errorcode[exc.errno]
+    return written, ""
+
+
+@needs_images
+def test_an_image_bounds_the_folder_and_keeps_its_files_between_mounts(tmp_path):
+    folder = tmp_path / "work" / "ada"
+    home_quota.mount(folder, size_mb=20, files=50, uid=os.geteuid())
+    try:
+        assert os.path.ismount(folder) and list(folder.iterdir()) == []
+        written, error = _fill(folder, 40)
+        assert error == "ENOSPC" and written <= 20
+        assert _on_disk(folder) <= 20 * MB
+        for i in range(60):  # and the number of files is bounded too
+            try:
+                (folder / f"f{i}").touch()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+        else:
+            pytest.fail("60 files fitted in an image made for 50")
+    finally:
+        home_quota.unmount(folder)
+    assert not os.path.ismount(folder) and list(folder.iterdir()) == []
+    home_quota.mount(folder, size_mb=20, files=50, uid=os.geteuid())
+    try:
+        assert (folder / "fill.bin").stat().st_size == written * MB
+    finally:
+        home_quota.unmount(folder)
+    assert home_quota.image_of(folder).stat().st_size == 20 * MB
+
+
+@needs_images
+def test_a_spare_image_adopted_by_a_student_holds_their_files(tmp_path):
+    work = tmp_path / "work"
+    student, spare = work / "ada", work / f"{spares.SPARE_PREFIX}1-abc"
+    home_quota.mount(student, size_mb=20, files=50, uid=os.geteuid())
+    (student / "notes.txt").write_text("mine")
+    (student / "data").mkdir()
+    (student / "data" / "x.csv").write_text("1,2")
+    os.chown(student / "notes.txt", 4242, 4242)
+    home_quota.unmount(student)
+    home_quota.mount(spare, size_mb=20, files=50, uid=4242)
+    (spare / "notes.txt").write_text("the warm-up's")
+    try:
+        spares.adopt_folder(spare, student)
+        assert os.path.ismount(student) and not spare.exists()
+        # The top folder stays the sandbox user's, whoever owned the folder it replaced.
+        assert student.stat().st_uid == 4242
+        assert (student / "notes.txt").read_text() == "mine"
+        assert (student / "notes.txt").stat().st_uid == 4242
+        assert (student / "data" / "x.csv").read_text() == "1,2"
+        assert home_quota.image_of(student).exists()
+        assert not home_quota.image_of(spare).exists()
+    finally:
+        home_quota.unmount(student)
+        home_quota.unmount(spare)
+
+
+def _sleeper_guard(home: Path, **quota) -> tuple[subprocess.Popen, limits.Guard]:
+    sleeper = subprocess.Popen(["sleep", "60"])
+    usage, over = limits.home_usage(home, quota["home_mb"], quota["home_files"])
+    guard = limits.Guard(
+        root_pid=sleeper.pid,
+        home=home,
+        memory_mb=1024,
+        check_memory=False,
+        home_start=usage,
+        home_started_over=over,
+        **quota,
+    )
+    return sleeper, guard
+
+
+def _checks(guard: limits.Guard, times: int) -> None:
+    now = time.monotonic()
+    for tick in range(times):  # the home is walked every few ticks
+        guard.check(limits._processes(), now + tick)
+
+
+def test_watchdog_stops_a_kernel_that_went_over_the_quota_in_one_burst(tmp_path):
+    sleeper, guard = _sleeper_guard(tmp_path, home_mb=1, home_files=100)
+    try:
+        (tmp_path / "burst.bin").write_bytes(b"x" * 2_000_000)  # before the first look
+        _checks(guard, 1)  # and never growing again
+        assert guard.reason() == "disk"
+        assert sleeper.wait(timeout=10) == -9
+        assert (tmp_path / "burst.bin").exists()  # nothing deleted
+    finally:
+        sleeper.kill()
+
+
+def test_a_kernel_started_over_the_quota_may_delete_but_not_grow(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.bin").write_bytes(b"x" * 1_000_000)
+    sleeper, guard = _sleeper_guard(tmp_path, home_mb=1, home_files=100)
+    try:
+        assert guard.home_started_over
+        (tmp_path / "0.bin").unlink()
+        _checks(guard, 8)
+        assert guard.reason() == "" and sleeper.poll() is None
+        (tmp_path / "new.bin").write_bytes(b"x" * 10_000)
+        _checks(guard, 8)
+        assert guard.reason() == "disk"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory):
+    pool, settings = hosted_pool(
+        tmp_path_factory,
+        cell_timeout_s=60,
+        kernel_home_mb=HOME_MB,
+        kernel_max_file_mb=100,
+        spare_kernels=0,
+    )
+    yield pool, settings
+    pool.shutdown_all()
+
+
+BURST = textwrap.dedent(
+    """
+    import errno
+    written, error = 0, None
+    for i in range(11):
+        try:
+            with open(f'burst{i}.bin', 'wb') as f:
+                f.write(b'x' * (95 * 1024 * 1024))
+            written += 95
+        except OSError as exc:
+            error = errno.errorcode[exc.errno]
+    (written, error)
+    """
+)
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_eleven_95_mb_files_in_one_cell_leave_no_more_than_the_quota(hosted):
+    pool, _ = hosted
+    alice = pool.kernel_for("alice")
+    result = alice.execute(BURST)
+    left = _on_disk(alice.cwd) / MB
+    print(f"[{WHO}] after the burst the folder holds {left:.0f} MB: {result.message}")
+    if AS_ROOT and USABLE is None:
+        # The filesystem refused what did not fit; the kernel lived on and said why.
+        written, error = value_of(result)
+        assert error == "ENOSPC" and written < 11 * 95
+        assert left <= HOME_MB
+    else:
+        # Unprivileged: the watchdog stops the kernel (during the cell or just after it)
+        # and deletes nothing; the student is told which limit stopped it.
+        told = result.message
+        if result.status != "died":
+            deadline = time.monotonic() + 20
+            while alice.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.25)
+            assert not alice.is_alive()
+            told = pool.kernel_for("alice").execute("1").message
+        assert "your files grew past" in told and f"{HOME_MB} MB" in told
+        assert left > HOME_MB
+    tidy = pool.kernel_for("alice").execute(
+        "import glob, os\nfor name in glob.glob('burst*'):\n    os.remove(name)"
+    )
+    assert tidy.status == "ok" and _on_disk(alice.cwd) < MB
