@@ -156,7 +156,9 @@ def test_a_sandboxed_spare_gets_the_students_home_and_keeps_every_sandbox_rule(t
     (work / "zoe" / "notes.txt").write_text("mine")
     (work / "other").mkdir()
     (work / "other" / "marker-of-another-student.txt").write_text("not zoe's")
-    pool = KernelPool(Settings(work_dir=work, sandbox=True, spare_kernels=1))
+    # The probe below walks the sandbox's whole filesystem: on a loaded machine that can take
+    # longer than the default 30 s cell limit, which is not what this test is about.
+    pool = KernelPool(Settings(work_dir=work, sandbox=True, spare_kernels=1, cell_timeout_s=180))
     try:
         assert pool._spares.fill_one()
         kernel = pool.kernel_for("zoe")

@@ -4,6 +4,7 @@ CI runs as root, where the sandbox drops privileges itself and cgroups bound eac
 An app run by an ordinary user takes other paths (bubblewrap unprivileged, the watchdog
 instead of cgroups, RLIMIT_NPROC instead of a pids cgroup, no per-student filesystem), so
 this test re-runs ``test_sandbox.py``, ``test_sandbox_limits.py`` and ``test_home_quota.py``
+(and the LTI tests, since file permissions such as the tool key's 0600 mean little to root)
 as a dedicated unprivileged user (``workbook-test``, created when missing) and expects every
 test there to pass.
 
@@ -33,7 +34,14 @@ from workbook.kernels import sandbox
 pytestmark = pytest.mark.slow
 
 USER = "workbook-test"
-FILES = ["tests/test_sandbox.py", "tests/test_sandbox_limits.py", "tests/test_home_quota.py"]
+FILES = [
+    "tests/test_sandbox.py",
+    "tests/test_sandbox_limits.py",
+    "tests/test_home_quota.py",
+    # LTI: the tool's private key file (0600, made on first use) and the launch routes
+    "tests/test_db_lti.py",
+    "tests/test_lti_launch.py",
+]
 
 
 def _test_user() -> pwd.struct_passwd:

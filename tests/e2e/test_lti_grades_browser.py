@@ -84,7 +84,7 @@ def test_a_grade_released_in_the_browser_reaches_the_platforms_score_service(
         open_student(page)
         page.get_by_label("Grade", exact=True).click()
         page.get_by_role("option", name=GRADE, exact=True).click()
-        expect(page.get_by_text("Draft saved.")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(page.get_by_text("Draft saved.").first).to_be_visible(timeout=UI_TIMEOUT_MS)
         page.get_by_role("button", name="Release to student").click()
         expect(page.get_by_text("Released: the student sees this").first).to_be_visible(
             timeout=UI_TIMEOUT_MS
