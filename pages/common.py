@@ -227,7 +227,8 @@ def friendly_errors() -> Iterator[None]:
 # Streamlit's widgets only change a border colour, which is easy to miss. Streamlit's code
 # blocks colour their tokens from a fixed palette (grey comments 3.5:1, green strings 2.9:1,
 # blue keywords 3.9:1 on the block's background, below WCAG AA's 4.5:1) that no theme option
-# sets; ours are the code editor's colours, each 6:1 or more (docs/accessibility.md).
+# sets; ours are the code editor's colours, each 6:1 or more (docs/accessibility.md). The
+# header's "Running… Stop" while a script runs is grey on white (3.4:1): darkened too.
 _CODE = '[data-testid="stCode"] .token'
 _PAGE_STYLE = f"""<style>
 :focus-visible {{ outline: 2px solid #1f3fa6 !important; outline-offset: 2px; }}
@@ -242,6 +243,7 @@ _PAGE_STYLE = f"""<style>
 {_CODE}.attr-name, {_CODE}.property, {_CODE}.variable {{ color: #24476b; }}
 {_CODE}.important, {_CODE}.deleted {{ color: #b00020; }}
 {_CODE}.inserted {{ color: #0f6b43; }}
+[data-testid="stStatusWidget"], [data-testid="stStatusWidget"] button {{ color: #3d4350; }}
 </style>"""
 
 

@@ -39,6 +39,7 @@ saved = wb.cells(user.id)
 RUNS_KEY = "notebook:runs"  # step id -> the last CellRun shown in this session
 SEEN_KEY = "notebook:seen_job"  # id of the last job whose results this session took in
 ERRORS_KEY = "notebook:errors"  # step id -> a message about a run that could not happen
+PRESSED_KEY = "notebook:pressed"  # key of the button that started the running job, if any
 runs: dict = st.session_state.setdefault(RUNS_KEY, {})
 errors: dict = st.session_state.setdefault(ERRORS_KEY, {})
 jobs = cell_runs.jobs()
@@ -59,19 +60,20 @@ def _take_in_finished(job: cell_runs.Job | None) -> bool:
     return True
 
 
-def _start(step_ids: list[str], code: str | None = None) -> None:
+def _start(step_ids: list[str], code: str | None = None, pressed: str | None = None) -> None:
     job = jobs.start(wb, user.id, step_ids, code)
     if job is None:
         running = jobs.latest(user.id)
         name = titles.get(running.current or "", "A cell") if running else "A cell"
         st.toast(f"{name} is still running: wait for it to finish, then run again.")
         return
+    st.session_state[PRESSED_KEY] = pressed
     for step_id in step_ids:
         errors.pop(step_id, None)
 
 
 def _run(step_id: str) -> None:
-    _start([step_id], st.session_state.get(f"{step_id}:code"))
+    _start([step_id], st.session_state.get(f"{step_id}:code"), pressed=f"{step_id}:run")
 
 
 def _run_code(step_id: str, code: str) -> None:
@@ -80,7 +82,7 @@ def _run_code(step_id: str, code: str) -> None:
 
 def _run_all_above(step_id: str) -> None:
     above = [step.id for step in steps]
-    _start(above[: above.index(step_id)])
+    _start(above[: above.index(step_id)], pressed=f"{step_id}:run_above")
 
 
 def _restart() -> None:
@@ -95,6 +97,10 @@ def _restart() -> None:
 job = jobs.latest(user.id)
 just_finished = _take_in_finished(job)
 busy = job is not None and job.alive
+# While a job runs, the run buttons are disabled, except the one the student pressed: a
+# disabled button loses keyboard focus, and the student's focus must stay where it was
+# (pressing it again only says the cell is still running).
+pressed = st.session_state.get(PRESSED_KEY) if busy else None
 indicators: dict[str, DeltaGenerator] = {}
 
 
@@ -148,7 +154,7 @@ for step in steps:
             on_click=_run,
             args=(step.id,),
             type="primary",
-            disabled=busy,
+            disabled=busy and pressed != f"{step.id}:run",
         )
         if step is not steps[0]:
             buttons[1].button(
@@ -156,7 +162,7 @@ for step in steps:
                 key=f"{step.id}:run_above",
                 on_click=_run_all_above,
                 args=(step.id,),
-                disabled=busy,
+                disabled=busy and pressed != f"{step.id}:run_above",
             )
         buttons[2].button(
             "Restart kernel", key=f"{step.id}:restart", on_click=_restart, disabled=busy

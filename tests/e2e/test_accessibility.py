@@ -265,8 +265,13 @@ def test_student_pages_and_the_notebook_by_keyboard(app: RunningApp, student_pag
     audit(page, "notebook: a running cell")
     live = page.locator("#wb-live-status")
     expect(live).to_have_attribute("role", "status")
+    # The pressed Run button stays enabled while its cell runs, so it keeps keyboard focus.
+    assert page.locator(".st-key-setup-run button").evaluate("b => b === document.activeElement")
+    expect(page.locator(".st-key-step1-run button")).to_be_disabled()
     expect(running).to_have_count(0, timeout=RUN_TIMEOUT_MS)
     settle(page)
+    # Focus is still on that Run button after the run and the page's reruns.
+    assert page.locator(".st-key-setup-run button").evaluate("b => b === document.activeElement")
     # ...and, once it ends, that it has finished (the setup cell has no check).
     expect(live).to_have_text(f"{setup.title} has finished running.")
     expect(
@@ -413,6 +418,26 @@ def test_main_pages_fit_360_px_without_sideways_scrolling(
                 problems[path or "home"] = found
         assert not problems, problems
         audit(page, "explore at 360 px")
+    finally:
+        context.close()
+    # The staff pages too, as a TA on the same narrow screen.
+    context = browser.new_context(viewport={"width": 360, "height": 780})
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        open_page(page, app.url, "LM Logits Workbook")
+        panel = page.get_by_role("tabpanel")
+        panel.get_by_label("Email").fill(TA_EMAIL)
+        panel.get_by_label("Password", exact=True).fill(TA_PASSWORD)
+        panel.get_by_label("Password", exact=True).press("Enter")
+        expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        wait_for_sign_in_cookie(page)
+        problems = {}
+        for path, heading in {"review": "TA review", "class_view": "Class"}.items():
+            open_page(page, f"{app.url}/{path}", heading)
+            if found := overflow(page):
+                problems[path] = found
+        assert not problems, problems
     finally:
         context.close()
     print("\naxe-core results (elements per rule):\n" + summary())
