@@ -40,6 +40,7 @@ RUNS_KEY = "notebook:runs"  # step id -> the last CellRun shown in this session
 SEEN_KEY = "notebook:seen_job"  # id of the last job whose results this session took in
 ERRORS_KEY = "notebook:errors"  # step id -> a message about a run that could not happen
 PRESSED_KEY = "notebook:pressed"  # key of the button that started the running job, if any
+WATCHED_KEY = "notebook:watched_job"  # id of the last job this session started or saw running
 runs: dict = st.session_state.setdefault(RUNS_KEY, {})
 errors: dict = st.session_state.setdefault(ERRORS_KEY, {})
 jobs = cell_runs.jobs()
@@ -68,6 +69,7 @@ def _start(step_ids: list[str], code: str | None = None, pressed: str | None = N
         st.toast(f"{name} is still running: wait for it to finish, then run again.")
         return
     st.session_state[PRESSED_KEY] = pressed
+    st.session_state[WATCHED_KEY] = job.id
     for step_id in step_ids:
         errors.pop(step_id, None)
 
@@ -101,6 +103,8 @@ busy = job is not None and job.alive
 # disabled button loses keyboard focus, and the student's focus must stay where it was
 # (pressing it again only says the cell is still running).
 pressed = st.session_state.get(PRESSED_KEY) if busy else None
+if busy:
+    st.session_state[WATCHED_KEY] = job.id
 indicators: dict[str, DeltaGenerator] = {}
 
 
@@ -182,9 +186,10 @@ for step in steps:
 
 # Screen readers hear a run's verdict once it ends, and while it runs each change of state
 # (running, or waiting and the place in line), once, through the page's live region. The
-# seconds counter on screen is not a live region: it would be read out every second.
+# seconds counter on screen is not a live region: it would be read out every second. A run
+# that ended before this session saw it (a reload after it finished) is shown, not spoken again.
 spoken = st.empty()
-if just_finished:
+if just_finished and st.session_state.get(WATCHED_KEY) == job.id:
     with spoken:
         widgets.announce(
             cell_runs.verdict(job, titles), key=f"notebook:said:job{job.id}", once=f"job{job.id}"

@@ -285,6 +285,9 @@ def test_student_pages_and_the_notebook_by_keyboard(app: RunningApp, student_pag
     page.reload()
     expect(page.get_by_role("heading", name=step1.title)).to_be_visible(timeout=UI_TIMEOUT_MS)
     settle(page)
+    # The reload shows the setup cell's result but does not say again that it finished.
+    expect(page.get_by_text(re.compile(r"^The model has [\d,]+ parameters"))).to_be_visible()
+    expect(live).not_to_contain_text("has finished running")
     tab_until(page, is_skip_link, "skip link")
     assert focused(page)["text"].endswith(step1.title)
     page.keyboard.press("Enter")
