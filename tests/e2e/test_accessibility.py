@@ -58,6 +58,16 @@ def wait_for_sign_in_cookie(page: Page) -> None:
     raise AssertionError("the sign-in cookie never arrived")
 
 
+def sign_in_as_ta(page: Page, app: RunningApp) -> None:
+    """Sign in with the TA account on Home, pressing Enter in the password field."""
+    open_page(page, app.url, "LM Logits Workbook")
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_label("Email").fill(TA_EMAIL)
+    panel.get_by_label("Password", exact=True).fill(TA_PASSWORD)
+    panel.get_by_label("Password", exact=True).press("Enter")
+    expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+
 def focused(page: Page) -> dict:
     """What has focus: its tag, accessible label or text, and whether a focus ring shows."""
     return page.evaluate(
@@ -323,12 +333,7 @@ def test_ta_releases_feedback_by_keyboard(app: RunningApp, browser: Browser) -> 
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     try:
-        open_page(page, app.url, "LM Logits Workbook")
-        panel = page.get_by_role("tabpanel")
-        panel.get_by_label("Email").fill(TA_EMAIL)
-        panel.get_by_label("Password", exact=True).fill(TA_PASSWORD)
-        panel.get_by_label("Password", exact=True).press("Enter")
-        expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        sign_in_as_ta(page, app)
         settle(page)
         audit(page, "home: TA")
         open_page(page, f"{app.url}/review", "TA review")
@@ -433,12 +438,7 @@ def test_main_pages_fit_360_px_without_sideways_scrolling(
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     try:
-        open_page(page, app.url, "LM Logits Workbook")
-        panel = page.get_by_role("tabpanel")
-        panel.get_by_label("Email").fill(TA_EMAIL)
-        panel.get_by_label("Password", exact=True).fill(TA_PASSWORD)
-        panel.get_by_label("Password", exact=True).press("Enter")
-        expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        sign_in_as_ta(page, app)
         wait_for_sign_in_cookie(page)
         problems = {}
         for path, heading in {"review": "TA review", "class_view": "Class"}.items():
