@@ -474,3 +474,113 @@ def test_instructors_and_tas_without_a_launch_see_every_student(wb, platform, tw
         assert wb.store.visible_student_ids(staff.id) is None
         assert {r["user_id"] for r in wb.lti.roster(staff).records} == everyone
         assert wb.lti.student_review(staff, bea.id).student.id == bea.id
+
+
+# --- the command line's export, and the outbox after a restart ------------------------------
+
+
+def test_an_export_from_the_command_line_tells_the_platform_as_the_page_does(
+    wb, platform, course, tmp_path, capsys
+):
+    from workbook.__main__ import main as cli_main
+
+    ta, ada = course
+    platform.gradable["7"].add("s-bea")
+    bea = launch(
+        wb, platform, sub="s-bea", name="Bea", role="student", lineitem=platform.lineitem_url("7")
+    )
+    argv = ["--db", str(wb.settings.db_path), "export", "--out", str(tmp_path / "out")]
+    assert cli_main([*argv, "--email", ada.email]) == 0  # Ada exports from the command line
+    assert "hand-in queued for 1 course(s)" in capsys.readouterr().out
+    wb.lti.record_export(bea.id, "bea-logits.zip", "b" * 64)  # Bea from the Submit page
+
+    [from_cli] = wb.store.lti_scores_for(ada.id)
+    [from_page] = wb.store.lti_scores_for(bea.id)
+    assert wb.store.exports_for(ada.id)[-1].file_name == from_cli_file(tmp_path / "out")
+
+    def without_who_and_when(score):
+        return {k: v for k, v in score.payload.items() if k not in ("userId", "timestamp")}
+
+    assert (from_cli.kind, from_cli.lineitem) == (from_page.kind, from_page.lineitem)
+    assert without_who_and_when(from_cli) == without_who_and_when(from_page)
+
+    assert wb.lti.outbox.deliver_due() == 2
+    by_user = {s.body["userId"]: s.body for s in platform.received}
+    assert set(by_user) == {"s-ada", "s-bea"}
+    assert (by_user["s-ada"]["activityProgress"], by_user["s-ada"]["gradingProgress"]) == (
+        "Submitted",
+        "PendingManual",
+    )
+    moodle = {r["name"]: r["moodle"] for r in wb.lti.roster(ta).records}
+    assert moodle["Ada"].startswith("Hand-in sent to Moodle")
+
+    # Once graded, a command-line export leaves the grade alone, as the page does.
+    release(wb, ta, ada)
+    assert cli_main([*argv, "--email", ada.email]) == 0
+    assert "Moodle" not in capsys.readouterr().out
+    assert [s.kind for s in wb.store.lti_scores_for(ada.id)] == ["submitted", "grade"]
+    assert len(wb.store.exports_for(ada.id)) == 2
+
+
+def from_cli_file(folder):
+    [zipped] = folder.glob("*.zip")
+    return zipped.name
+
+
+def earlier_run_left_scores(wb, platform, course):
+    """Ada's grade queued but not sent, Bob's released but not queued: then the app stopped."""
+    ta, ada = course
+    platform.gradable["7"].add("s-bob")
+    bob = launch(
+        wb, platform, sub="s-bob", name="Bob", role="student", lineitem=platform.lineitem_url("7")
+    )
+    release(wb, ta, ada)  # queued; this run's outbox never posts (autostart off)
+    review.release_feedback(wb.store, bob.id, ta.id, grade=GRADE, comment="", item_comments={})
+    assert [s.state for s in wb.store.lti_scores_for(ada.id)] == ["queued"]
+    assert wb.store.lti_scores_for(bob.id) == []
+    return ada, bob
+
+
+def wait_for_scores(platform, count, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while len(platform.received) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(s.body["userId"] for s in platform.received)
+
+
+def test_scores_left_by_an_earlier_run_are_sent_when_the_app_starts_without_preload(
+    wb, platform, course
+):
+    ada, bob = earlier_run_left_scores(wb, platform, course)
+    later = Workbook(wb.settings)  # the app started again, WORKBOOK_PRELOAD=0
+    assert later.settings.preload is False
+    later.preload()  # does nothing with preload off ...
+    assert platform.received == []
+    try:
+        later.start_services()  # ... but the server's start-up starts the outbox
+        later.start_services()  # preload's call as well: one catch-up only
+        assert wait_for_scores(platform, 2) == ["s-ada", "s-bob"]
+        assert [s.state for s in later.store.lti_scores_for(bob.id)] == ["sent"]
+        assert [s.state for s in later.store.lti_scores_for(ada.id)] == ["sent"]
+    finally:
+        later.lti.outbox.stop()
+        later.store.close()
+
+
+def test_the_pages_and_the_server_start_up_share_one_workbook(wb):
+    assert Workbook.shared(wb.settings) is Workbook.shared(wb.settings)
+    assert Workbook.shared(wb.settings) is not wb  # only what shared() made is shared
+
+
+@pytest.mark.slow
+def test_the_server_posts_what_an_earlier_run_left_queued_without_a_page_view(wb, platform, course):
+    from e2e.harness import start_app, stop_app
+
+    earlier_run_left_scores(wb, platform, course)
+    # The real server (serve.py) on the same database and key file, preload off, and no
+    # browser: nothing but its start-up can post these.
+    app = start_app(wb.settings.db_path.parent, {"WORKBOOK_PRELOAD": "0"})
+    try:
+        assert wait_for_scores(platform, 2) == ["s-ada", "s-bob"]
+    finally:
+        stop_app(app.process)

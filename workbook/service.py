@@ -39,6 +39,9 @@ DUE_DATE_KEY = "due_date"
 # of a busy server that can take a while, and it must never be cut off for that.
 GIVEN_CELL_TIMEOUT_S = 180
 
+_SHARED: dict[Settings, Workbook] = {}  # Workbook.shared: one per configuration
+_SHARED_LOCK = threading.Lock()
+
 
 class Workbook(Accounts):
     """App-wide services; cheap to build (everything heavy is created on first use).
@@ -93,18 +96,40 @@ class Workbook(Accounts):
                 return
             self._preloaded = True
 
+        self.start_services()  # also started as the server starts (serve.py)
+
         def work() -> None:
             from workbook.kernels import threads
 
             try:
                 threads.configure_app()
-                self.lti.start()  # scores queued before a restart are posted again
                 self.engine()
                 self.kernels.keep_spares(quiet=lambda: self.run_queue.waiting() == 0)
             except Exception as exc:  # noqa: BLE001 - a background warm-up must not crash the app
                 log.warning("preloading failed (it is retried on first use): %s", exc)
 
         threading.Thread(target=work, name="workbook-preload", daemon=True).start()
+
+    @classmethod
+    def shared(cls, settings: Settings) -> Workbook:
+        """The process's one ``Workbook`` for these settings: the pages and the server's
+        start-up share it, so one outbox thread posts the scores (two would post twice)."""
+        with _SHARED_LOCK:
+            if settings not in _SHARED:
+                _SHARED[settings] = cls(settings)
+            return _SHARED[settings]
+
+    def start_services(self) -> None:
+        """Start the LTI score outbox whenever the app serves, preload or not (``serve.py``
+        calls this as the server starts): scores left queued by an earlier run go to Moodle
+        now, not at the next release (``LtiServices.start``). Returns at once."""
+        threading.Thread(target=self._start_lti, name="workbook-lti-start", daemon=True).start()
+
+    def _start_lti(self) -> None:
+        try:
+            self.lti.start()
+        except (DbError, WorkbookError, OSError) as exc:  # the next queued score starts it
+            log.error("the LTI score outbox did not start: %s", exc)
 
     # --- the parts -------------------------------------------------------------------
     @property

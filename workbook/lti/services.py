@@ -94,6 +94,7 @@ class LtiServices:
         self._lock = threading.Lock()
         self._outbox: Outbox | None = None
         self._tokens: AccessTokens | None = None
+        self._started = False
 
     @property
     def store(self) -> Any:
@@ -113,24 +114,42 @@ class LtiServices:
             return self._outbox, self._tokens
 
     def start(self) -> None:
-        """Start posting queued scores in the background (again after a restart).
+        """Start posting queued scores in the background (again after a restart); once.
 
-        A grade released just before the app stopped, before its score was queued, is
-        queued now (``queue_missed_grades``).
+        The thread starts first, so that scores left queued by an earlier run are posted
+        even if the catch-up fails. Then a grade released just before the app stopped,
+        before its score was queued, is queued now (``queue_missed_grades``). Later calls
+        do nothing: two catch-ups at once would queue such a grade twice.
         """
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        outbox = self.outbox
+        outbox.start()
         self.queue_missed_grades()
-        self.outbox.start()
+        outbox.wake()
 
     def queue_missed_grades(self) -> int:
         """Queue the released grades that have a line item but no score queued since.
 
+        A student whose grade cannot be queued is logged and skipped: the others still go.
+
         Returns:
             How many students' grades were queued.
         """
-        missed = self.store.lti_unqueued_releases()
-        for student_id in missed:
-            self._queue_grade(student_id)
-        return len(missed)
+        from db import DbError
+        from workbook.errors import WorkbookError
+
+        queued = 0
+        for student_id in self.store.lti_unqueued_releases():
+            try:
+                self._queue_grade(student_id)
+            except (DbError, WorkbookError) as exc:
+                log.error("the released grade of student %s was not queued: %s", student_id, exc)
+            else:
+                queued += 1
+        return queued
 
     def _tool_key(self) -> SigningKey:
         from workbook.lti.keys import tool_keys
