@@ -360,6 +360,78 @@ def test_a_grade_released_before_the_app_stopped_is_queued_when_it_starts(wb, pl
     assert [s.body["scoreGiven"] for s in platform.received] == [review.grade_points(GRADE)]
 
 
+def test_a_redirect_from_the_score_service_is_an_error_not_a_grade_sent(
+    wb, platform, course, clock
+):
+    ta, ada = course
+    # A site behind a sign-in (or moved to https) redirects, and the page it redirects to
+    # answers 200: followed as a GET, that 200 would have counted as the grade received.
+    platform.redirect_scores = f"{platform.base_url}/login/index.php"
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 0
+    [score] = wb.store.lti_scores_for(ada.id)
+    assert score.state == "error"
+    assert "redirect (HTTP 302 to " + platform.redirect_scores in score.last_error
+    assert platform.received == []
+    assert wb.lti.roster(ta).records[0]["moodle"].startswith("Grade not accepted by Moodle")
+
+
+def second_student(wb, platform, *, sub="s-bob", lineitem=None):
+    platform.gradable.setdefault("7", set()).add(sub)
+    return launch(
+        wb,
+        platform,
+        sub=sub,
+        name=sub[2:].title(),
+        role="student",
+        lineitem=lineitem or platform.lineitem_url("7"),
+    )
+
+
+def test_a_line_item_that_is_not_a_url_is_an_error_and_the_other_grades_still_go(
+    wb, platform, course, clock
+):
+    ta, ada = course
+    # Accepted at launch (it starts with http:// and has no space), unusable as a URL.
+    bob = second_student(wb, platform, lineitem="http://[moodle.example/lineitem?type_id=3")
+    release(wb, ta, bob)  # queued first: posted first in the round
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 1
+    assert [s.body["userId"] for s in platform.received] == ["s-ada"]
+    [refused] = wb.store.lti_scores_for(bob.id)
+    assert refused.state == "error"
+    assert "not a usable URL" in refused.last_error
+
+
+def test_a_fault_while_sending_one_score_keeps_it_queued_and_the_round_goes_on(
+    wb, platform, course, clock, monkeypatch
+):
+    from workbook.lti import outbox as outbox_module
+
+    ta, ada = course
+    bob = second_student(wb, platform)
+    real_post = outbox_module.post_score
+
+    def faulty(lineitem, token, payload):
+        if payload["userId"] == "s-bob":
+            raise RuntimeError("a bug of ours")
+        return real_post(lineitem, token, payload)
+
+    monkeypatch.setattr(outbox_module, "post_score", faulty)
+    release(wb, ta, bob)
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 1  # Ada's went, after Bob's failed
+    [kept] = wb.store.lti_scores_for(bob.id)
+    assert (kept.state, kept.attempts) == ("queued", 1)
+    assert "RuntimeError: a bug of ours" in kept.last_error
+    assert kept.next_try_at == clock.now + timedelta(seconds=BASE_DELAY_S)
+
+    monkeypatch.setattr(outbox_module, "post_score", real_post)  # the bug fixed
+    clock.advance(BASE_DELAY_S)
+    assert wb.lti.outbox.deliver_due() == 1
+    assert sorted(s.body["userId"] for s in platform.received) == ["s-ada", "s-bob"]
+
+
 def test_scores_url_puts_scores_before_the_query_string():
     assert (
         scores_url("https://m.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1")

@@ -9,8 +9,11 @@ the page never waits for Moodle. The thread posts every due score. What becomes 
   a grade is never dropped because Moodle was down;
 - 409 (the platform holds a score at least as new): the score is stamped anew, newer than
   any sent, and posted once more at once; a second 409 is an error for the TA;
-- any other 4xx (400 for a user who cannot be graded, 403, 404 ...): an error the TA sees;
-  not retried, since the same request would be refused again. Releasing again queues anew.
+- any other 4xx (400 for a user who cannot be graded, 403, 404 ...), a redirect, or a line
+  item address that is not a URL: an error the TA sees; not retried, since the same request
+  would be refused again. Releasing again queues anew;
+- a fault of the workbook's own while sending one score: logged, kept queued with the reason
+  and tried again after the back-off; the other scores of the round still go.
 """
 
 from __future__ import annotations
@@ -131,6 +134,22 @@ class Outbox:
         return sent
 
     def _deliver(self, score: Any) -> int:
+        try:
+            return self._deliver_one(score)
+        except Exception as exc:  # noqa: BLE001 - one score's fault must not hold up the rest
+            # Logged with its traceback for the operator, and kept queued with the reason
+            # the TA reads, instead of ending the round for every score after this one.
+            log.exception("score %s could not be sent", score.id)
+            delay = backoff_s(score.attempts + 1, base=self.base_delay_s, cap=self.max_delay_s)
+            self.store.lti_score_retry(
+                score.id,
+                f"The workbook failed while sending it ({type(exc).__name__}: {exc}); "
+                "the server's log has the details.",
+                self.clock() + timedelta(seconds=delay),
+            )
+            return 0
+
+    def _deliver_one(self, score: Any) -> int:
         if not score.token_url:
             self.store.lti_score_refused(
                 score.id,
