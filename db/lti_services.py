@@ -207,7 +207,8 @@ class LtiServicesMixin:
         if kind not in SCORE_KINDS:
             raise ValidationError("kind", f"kind must be one of {', '.join(SCORE_KINDS)}")
         check.text("lineitem", lineitem, check.MAX_URL, allow_empty=False)
-        moment = _millis(now or _now())
+        queued_at = now or _now()
+        moment = _millis(queued_at)  # AGS timestamps carry milliseconds
         with self._write() as db:
             self._require_user(db, user_id)
             stamp = self._next_timestamp(db, user_id, lineitem, moment)
@@ -229,7 +230,9 @@ class LtiServicesMixin:
                     json.dumps(body, ensure_ascii=False),
                     _ts(stamp),
                     _ts(moment),
-                    _ts(moment),
+                    # To the microsecond, as the release it follows: cut to milliseconds it
+                    # could look older than that release (lti_unqueued_releases).
+                    _ts(queued_at),
                 ],
             )
             row = self._score_row(db, cursor.lastrowid)
