@@ -313,17 +313,44 @@ class LtiServicesMixin:
             [error[:MAX_ERROR]],
         )
 
-    def lti_score_status(self, user_ids: Iterable[int] | None = None) -> dict[int, QueuedScore]:
-        """Each student's latest score that was not superseded, by user id."""
+    def lti_score_status(
+        self,
+        user_ids: Iterable[int] | None = None,
+        context_pks: Iterable[int] | None = None,
+    ) -> dict[int, QueuedScore]:
+        """Where each student's grade stands in Moodle: one score per student, by user id.
+
+        Each course's latest score that was not superseded is its state; of a student's
+        courses, the one that most needs a look is shown (refused, then failing, then
+        waiting, then sent; the latest of equals).
+
+        Args:
+            user_ids: these students only (``None``: all).
+            context_pks: these courses only (``None``: all), e.g. a TA's own: a course's
+                gradebook is not shown to the TA of another.
+        """
+        where, params = "", []
+        if context_pks is not None:
+            pks = sorted(set(context_pks))
+            where = f" AND context_pk IN ({', '.join('?' for _ in pks)})"
+            params = pks
         rows = [
             self._score(row)
             for row in self._db().query(
                 _SCORE_SELECT + " JOIN (SELECT max(id) AS id FROM lti_scores"
-                " WHERE state != 'superseded' GROUP BY user_id) latest ON latest.id = s.id"
+                f" WHERE state != 'superseded'{where} GROUP BY user_id, context_pk) latest"
+                " ON latest.id = s.id ORDER BY s.id",
+                params,
             )
         ]
         wanted = None if user_ids is None else set(user_ids)
-        return {r.user_id: r for r in rows if wanted is None or r.user_id in wanted}
+        shown: dict[int, QueuedScore] = {}
+        for row in rows:  # oldest first: among equals the later one wins
+            if wanted is not None and row.user_id not in wanted:
+                continue
+            if row.user_id not in shown or _concern(row) <= _concern(shown[row.user_id]):
+                shown[row.user_id] = row
+        return shown
 
     def lti_scores_for(self, user_id: int) -> list[QueuedScore]:
         """Every score queued for a student, oldest first (for tests and the operator)."""
@@ -511,6 +538,15 @@ class LtiServicesMixin:
             pks,
         )
         return _dt(row["at"]) if row else None
+
+
+def _concern(score: QueuedScore) -> int:
+    """How much a score needs a look: 0 refused, 1 failing, 2 waiting, 3 sent."""
+    if score.state == "error":
+        return 0
+    if score.state == "queued":
+        return 1 if score.attempts else 2
+    return 3
 
 
 def _millis(moment: datetime) -> datetime:

@@ -536,6 +536,31 @@ def test_a_ta_of_one_context_cannot_see_review_grade_or_export_a_student_of_anot
     assert sent == {("7", "type_id=3", "s-ada"), ("8", "type_id=4", "s-bea")}
 
 
+def test_a_ta_reads_only_their_own_courses_gradebook_and_an_instructor_the_one_to_look_at(
+    wb, platform, two_courses, clock
+):
+    ta_a, ta_b, ada, _ = two_courses
+    # Ada is in course B too, where Moodle will not take her grade (not gradable there).
+    wb.store.record_lti_launch(
+        ada.id, issuer=platform.issuer, deployment_id=platform.deployment_id, context_id="B",
+        title="Course B", label="B", role="student", ags_lineitem=platform.lineitem_url("9"),
+        ags_scopes=[SCORE_SCOPE], nrps_url=platform.nrps_url("B"),
+    )  # fmt: skip
+    prof = wb.store.create_user("prof@uni.example", "Prof", "correct horse", role="instructor")
+    release(wb, ta_a, ada)  # to both courses' line items
+    wb.lti.outbox.deliver_due()
+    assert platform.refused == [(400, "s-ada")]
+
+    def moodle(staff):
+        row = next(r for r in wb.lti.roster(staff).records if r["user_id"] == ada.id)
+        assert row["moodle"] == wb.lti.moodle_status(staff, ada.id)  # roster and review agree
+        return row["moodle"]
+
+    assert moodle(ta_a).startswith("Grade sent to Moodle")  # course A's gradebook took it
+    assert moodle(ta_b).startswith("Grade not accepted by Moodle")  # course B's did not
+    assert moodle(prof).startswith("Grade not accepted by Moodle")  # the one to look at
+
+
 def test_instructors_and_tas_without_a_launch_see_every_student(wb, platform, two_courses):
     _, _, ada, bea = two_courses
     prof = wb.store.create_user("prof@uni.example", "Prof", "correct horse", role="instructor")

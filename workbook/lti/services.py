@@ -178,11 +178,12 @@ class LtiServices:
         visible = self.visible(staff)
         rows = [r for r in self.store.roster() if visible is None or r.user_id in visible]
         records = roster_records(rows)
-        status = self.store.lti_score_status([r["user_id"] for r in records])
+        contexts = self.store.lti_staff_contexts(staff.id)
+        # Only the gradebooks of staff's own courses: another course's is not theirs to see.
+        status = self.store.lti_score_status([r["user_id"] for r in records], contexts)
         for record in records:
             score = status.get(record["user_id"])
             record["moodle"] = score_words(score) if score is not None else ""
-        contexts = self.store.lti_staff_contexts(staff.id)
         seen: set[str] = set()
         not_started = []
         for member in self.store.lti_not_started(contexts):
@@ -246,7 +247,8 @@ class LtiServices:
     def moodle_status(self, staff: Any, student_id: int) -> str:
         """Where one student's grade stands in Moodle, in words ("" when nothing was sent)."""
         self._check(staff, student_id)
-        score = self.store.lti_score_status([student_id]).get(student_id)
+        contexts = self.store.lti_staff_contexts(staff.id)
+        score = self.store.lti_score_status([student_id], contexts).get(student_id)
         return score_words(score) if score is not None else ""
 
     # --- scores -------------------------------------------------------------------------
