@@ -113,6 +113,7 @@ class ServicePlatform:
     token_path: str = "/mod/lti/token.php"
     next_base: str = ""  # set: the NRPS "next" links point there (another site)
     redirect_scores: str = ""  # set: the score endpoint answers 302 to there (e.g. a login)
+    members_missing: bool = False  # the NRPS endpoint answers 200 with no "members" list
 
     def lineitem_url(self, lineitem_id: str, type_id: int = 3) -> str:
         """A line item URL the way Moodle writes it (with ``?type_id=``)."""
@@ -245,6 +246,8 @@ class ServicePlatform:
                 base = self.next_base or self.nrps_url(context)
                 headers["Link"] = f'<{base}?page={page + 1}>; rel="next"'
             body = {"id": str(request.url), "context": {"id": context}, "members": chunk}
+            if self.members_missing:
+                del body["members"]
             return JSONResponse(
                 body,
                 headers=headers,

@@ -484,6 +484,19 @@ def test_a_class_list_page_on_another_site_is_not_followed(wb, platform, course)
     assert wb.lti.roster(ta).not_started == []  # the old (empty) list is kept
 
 
+def test_an_answer_without_members_keeps_the_class_list_read_before(wb, platform, course):
+    ta, _ = course
+    platform.members["A"] = [
+        {"user_id": "s-zoe", "name": "Zoë Zed", "email": "zoe@uni.example", "roles": [LEARNER]}
+    ]
+    assert wb.lti.refresh_class_list(ta).students == 1
+    platform.members_missing = True  # e.g. a proxy's own JSON answer, status 200
+    done = wb.lti.refresh_class_list(ta)
+    assert (done.courses, done.students) == (0, 0)
+    assert "not a class list" in done.problems[0]
+    assert wb.lti.roster(ta).not_started == [("Zoë Zed", "zoe@uni.example")]
+
+
 # --- sections kept apart -------------------------------------------------------------------
 
 
