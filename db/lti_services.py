@@ -238,9 +238,14 @@ class LtiServicesMixin:
             row = self._score_row(db, cursor.lastrowid)
         return row
 
-    def lti_unqueued_releases(self) -> list[int]:
+    def lti_unqueued_releases(self, released_before: datetime | None = None) -> list[int]:
         """Students whose latest released grade has no grade score queued after it, though
-        they have a line item (a release the app stopped before queueing)."""
+        they have a line item (a release the app stopped before queueing, or one made
+        before the student first launched with a line item).
+
+        Args:
+            released_before: only releases made before this moment (``None``: all).
+        """
         rows = self._db().query(
             "SELECT f.student_id FROM feedback f JOIN ("
             " SELECT max(id) AS id FROM feedback WHERE released = 1 GROUP BY student_id"
@@ -250,7 +255,8 @@ class LtiServicesMixin:
             " AND m.ags_lineitem IS NOT NULL AND m.ags_lineitem != '')"
             " AND f.created_at > coalesce((SELECT max(s.created_at) FROM lti_scores s"
             " WHERE s.user_id = f.student_id AND s.kind = 'grade'), '')"
-            " ORDER BY f.student_id"
+            " AND f.created_at < ? ORDER BY f.student_id",
+            [_ts(released_before) if released_before else "9999"],
         )
         return [row["student_id"] for row in rows]
 

@@ -432,6 +432,30 @@ def test_a_fault_while_sending_one_score_keeps_it_queued_and_the_round_goes_on(
     assert sorted(s.body["userId"] for s in platform.received) == ["s-ada", "s-bob"]
 
 
+def test_a_grade_released_before_the_student_had_a_line_item_goes_once_they_have_one(
+    wb, platform, course
+):
+    ta, _ = course
+    cy = launch(wb, platform, sub="s-cy", name="Cy", role="student")  # no grades in Moodle yet
+    platform.gradable["7"].add("s-cy")
+    release(wb, ta, cy)
+    assert wb.store.lti_scores_for(cy.id) == []  # nowhere to send it
+    # Cy opens the activity again, now with grade sync on: a line item, and no restart.
+    wb.store.record_lti_launch(
+        cy.id, issuer=platform.issuer, deployment_id=platform.deployment_id, context_id="A",
+        title="Course A", label="A", role="student", ags_lineitem=platform.lineitem_url("7"),
+        ags_scopes=[SCORE_SCOPE],
+    )  # fmt: skip
+    # A release a page may be queueing right now is left to it (a minute, in the app).
+    assert wb.lti.queue_missed_grades(settled_s=60) == 0
+    wb.lti.settled_s = 0.0
+    wb.lti.outbox.catch_up_s = 0.0  # every round here; five minutes in the app
+    wb.lti.outbox.start()
+    assert wait_for_scores(platform, 1) == ["s-cy"]
+    assert wait_for_states(wb.store, [cy.id]) == [["sent"]]  # queued once
+    assert [s.kind for s in wb.store.lti_scores_for(cy.id)] == ["grade"]
+
+
 def test_scores_url_puts_scores_before_the_query_string():
     assert (
         scores_url("https://m.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1")
@@ -658,6 +682,16 @@ def wait_for_scores(platform, count, timeout_s=60.0):
     return sorted(s.body["userId"] for s in platform.received)
 
 
+def wait_for_states(store, user_ids, timeout_s=30.0):
+    def states():
+        return [[s.state for s in store.lti_scores_for(uid)] for uid in user_ids]
+
+    deadline = time.monotonic() + timeout_s
+    while any("queued" in each for each in states()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return states()
+
+
 def test_scores_left_by_an_earlier_run_are_sent_when_the_app_starts_without_preload(
     wb, platform, course
 ):
@@ -670,8 +704,8 @@ def test_scores_left_by_an_earlier_run_are_sent_when_the_app_starts_without_prel
         later.start_services()  # ... but the server's start-up starts the outbox
         later.start_services()  # preload's call as well: one catch-up only
         assert wait_for_scores(platform, 2) == ["s-ada", "s-bob"]
-        assert [s.state for s in later.store.lti_scores_for(bob.id)] == ["sent"]
-        assert [s.state for s in later.store.lti_scores_for(ada.id)] == ["sent"]
+        # Marked sent once the platform's answer is back (a moment after it took them).
+        assert wait_for_states(later.store, [ada.id, bob.id]) == [["sent"], ["sent"]]
     finally:
         later.lti.outbox.stop()
         later.store.close()

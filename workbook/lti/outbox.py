@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,8 @@ BASE_DELAY_S = 30.0
 MAX_DELAY_S = 3600.0
 # How often the thread looks for due scores when nothing wakes it earlier.
 POLL_S = 30.0
+# How often the thread runs its catch-up (released grades with no score queued).
+CATCH_UP_S = 300.0
 
 
 def backoff_s(attempts: int, *, base: float = BASE_DELAY_S, cap: float = MAX_DELAY_S) -> float:
@@ -57,6 +60,9 @@ class Outbox:
         clock: the current time (tests pass their own).
         base_delay_s / max_delay_s: the back-off after a failure (see ``backoff_s``).
         poll_s: the thread's longest sleep.
+        catch_up: queues what should be queued but is not (``LtiServices``: a grade
+            released before the student had a line item); the thread calls it every
+            ``catch_up_s`` seconds, the first time ``catch_up_s`` after it starts.
     """
 
     def __init__(
@@ -68,8 +74,13 @@ class Outbox:
         base_delay_s: float = BASE_DELAY_S,
         max_delay_s: float = MAX_DELAY_S,
         poll_s: float = POLL_S,
+        catch_up: Callable[[], object] | None = None,
+        catch_up_s: float = CATCH_UP_S,
     ) -> None:
         self.store = store
+        self.catch_up = catch_up
+        self.catch_up_s = catch_up_s
+        self._caught_up_at = 0.0
         self.tokens = tokens
         self.clock = clock
         self.base_delay_s = base_delay_s
@@ -104,8 +115,12 @@ class Outbox:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        self._caught_up_at = time.monotonic()
         while not self._stop.is_set():
             try:
+                if self.catch_up and time.monotonic() - self._caught_up_at >= self.catch_up_s:
+                    self._caught_up_at = time.monotonic()
+                    self.catch_up()
                 self.deliver_due()
                 sleep = self._sleep_s()
             except Exception:  # noqa: BLE001 - the thread must outlive any one bad round

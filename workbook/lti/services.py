@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workbook.lti.ags import (
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # The refusal a TA gets for a student outside their sections: the same words as for a student
 # who does not exist, so a TA cannot learn who is enrolled in another section.
 NOT_YOURS = "That student does not exist (any more)."
+# The outbox's periodic catch-up only queues releases at least this old (see _catch_up).
+SETTLED_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class LtiServices:
         self._outbox: Outbox | None = None
         self._tokens: AccessTokens | None = None
         self._started = False
+        self.settled_s = SETTLED_S
 
     @property
     def store(self) -> Any:
@@ -110,7 +113,7 @@ class LtiServices:
         with self._lock:
             if self._outbox is None or self._tokens is None:
                 self._tokens = AccessTokens(self._signer or self._tool_key)
-                self._outbox = Outbox(self.store, self._tokens)
+                self._outbox = Outbox(self.store, self._tokens, catch_up=self._catch_up)
             return self._outbox, self._tokens
 
     def start(self) -> None:
@@ -130,10 +133,19 @@ class LtiServices:
         self.queue_missed_grades()
         outbox.wake()
 
-    def queue_missed_grades(self) -> int:
+    def _catch_up(self) -> None:
+        # The outbox's periodic round: a release the student launched with a line item
+        # after (or a linked password account). Releases of the last minute are left to the
+        # page that is queueing them now; found here too, they would be sent twice.
+        self.queue_missed_grades(settled_s=self.settled_s)
+
+    def queue_missed_grades(self, *, settled_s: float = 0.0) -> int:
         """Queue the released grades that have a line item but no score queued since.
 
         A student whose grade cannot be queued is logged and skipped: the others still go.
+
+        Args:
+            settled_s: only releases at least this many seconds old.
 
         Returns:
             How many students' grades were queued.
@@ -142,7 +154,8 @@ class LtiServices:
         from workbook.errors import WorkbookError
 
         queued = 0
-        for student_id in self.store.lti_unqueued_releases():
+        before = datetime.now(UTC) - timedelta(seconds=settled_s)
+        for student_id in self.store.lti_unqueued_releases(before):
             try:
                 self._queue_grade(student_id)
             except (DbError, WorkbookError) as exc:
