@@ -120,15 +120,14 @@ class Workbook(Accounts):
             return _SHARED[settings]
 
     def start_services(self) -> None:
-        """Start the LTI score outbox whenever the app serves, preload or not (``serve.py``
-        calls this as the server starts): scores left queued by an earlier run go to Moodle
-        now, not at the next release (``LtiServices.start``). Returns at once."""
+        """Start the LTI score outbox (``LtiServices.start``), preload or not: ``serve.py``
+        calls this as the server starts. Returns at once."""
         threading.Thread(target=self._start_lti, name="workbook-lti-start", daemon=True).start()
 
     def _start_lti(self) -> None:
         try:
-            self.lti.start()
-        except (DbError, WorkbookError, OSError) as exc:  # the next queued score starts it
+            self.lti.start()  # the next queued score starts it otherwise
+        except (DbError, WorkbookError, OSError) as exc:
             log.error("the LTI score outbox did not start: %s", exc)
 
     # --- the parts -------------------------------------------------------------------
