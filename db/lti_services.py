@@ -207,7 +207,8 @@ class LtiServicesMixin:
         if kind not in SCORE_KINDS:
             raise ValidationError("kind", f"kind must be one of {', '.join(SCORE_KINDS)}")
         check.text("lineitem", lineitem, check.MAX_URL, allow_empty=False)
-        moment = _millis(now or _now())
+        queued_at = now or _now()
+        moment = _millis(queued_at)  # AGS timestamps carry milliseconds
         with self._write() as db:
             self._require_user(db, user_id)
             stamp = self._next_timestamp(db, user_id, lineitem, moment)
@@ -229,15 +230,22 @@ class LtiServicesMixin:
                     json.dumps(body, ensure_ascii=False),
                     _ts(stamp),
                     _ts(moment),
-                    _ts(moment),
+                    # To the microsecond, as the release it follows: cut to milliseconds it
+                    # could look older than that release (lti_unqueued_releases).
+                    _ts(queued_at),
                 ],
             )
             row = self._score_row(db, cursor.lastrowid)
         return row
 
-    def lti_unqueued_releases(self) -> list[int]:
+    def lti_unqueued_releases(self, released_before: datetime | None = None) -> list[int]:
         """Students whose latest released grade has no grade score queued after it, though
-        they have a line item (a release the app stopped before queueing)."""
+        they have a line item (a release the app stopped before queueing, or one made
+        before the student first launched with a line item).
+
+        Args:
+            released_before: only releases made before this moment (``None``: all).
+        """
         rows = self._db().query(
             "SELECT f.student_id FROM feedback f JOIN ("
             " SELECT max(id) AS id FROM feedback WHERE released = 1 GROUP BY student_id"
@@ -247,7 +255,8 @@ class LtiServicesMixin:
             " AND m.ags_lineitem IS NOT NULL AND m.ags_lineitem != '')"
             " AND f.created_at > coalesce((SELECT max(s.created_at) FROM lti_scores s"
             " WHERE s.user_id = f.student_id AND s.kind = 'grade'), '')"
-            " ORDER BY f.student_id"
+            " AND f.created_at < ? ORDER BY f.student_id",
+            [_ts(released_before) if released_before else "9999"],
         )
         return [row["student_id"] for row in rows]
 
@@ -310,17 +319,44 @@ class LtiServicesMixin:
             [error[:MAX_ERROR]],
         )
 
-    def lti_score_status(self, user_ids: Iterable[int] | None = None) -> dict[int, QueuedScore]:
-        """Each student's latest score that was not superseded, by user id."""
+    def lti_score_status(
+        self,
+        user_ids: Iterable[int] | None = None,
+        context_pks: Iterable[int] | None = None,
+    ) -> dict[int, QueuedScore]:
+        """Where each student's grade stands in Moodle: one score per student, by user id.
+
+        Each course's latest score that was not superseded is its state; of a student's
+        courses, the one that most needs a look is shown (refused, then failing, then
+        waiting, then sent; the latest of equals).
+
+        Args:
+            user_ids: these students only (``None``: all).
+            context_pks: these courses only (``None``: all), e.g. a TA's own: a course's
+                gradebook is not shown to the TA of another.
+        """
+        where, params = "", []
+        if context_pks is not None:
+            pks = sorted(set(context_pks))
+            where = f" AND context_pk IN ({', '.join('?' for _ in pks)})"
+            params = pks
         rows = [
             self._score(row)
             for row in self._db().query(
                 _SCORE_SELECT + " JOIN (SELECT max(id) AS id FROM lti_scores"
-                " WHERE state != 'superseded' GROUP BY user_id) latest ON latest.id = s.id"
+                f" WHERE state != 'superseded'{where} GROUP BY user_id, context_pk) latest"
+                " ON latest.id = s.id ORDER BY s.id",
+                params,
             )
         ]
         wanted = None if user_ids is None else set(user_ids)
-        return {r.user_id: r for r in rows if wanted is None or r.user_id in wanted}
+        shown: dict[int, QueuedScore] = {}
+        for row in rows:  # oldest first: among equals the later one wins
+            if wanted is not None and row.user_id not in wanted:
+                continue
+            if row.user_id not in shown or _concern(row) <= _concern(shown[row.user_id]):
+                shown[row.user_id] = row
+        return shown
 
     def lti_scores_for(self, user_id: int) -> list[QueuedScore]:
         """Every score queued for a student, oldest first (for tests and the operator)."""
@@ -508,6 +544,15 @@ class LtiServicesMixin:
             pks,
         )
         return _dt(row["at"]) if row else None
+
+
+def _concern(score: QueuedScore) -> int:
+    """How much a score needs a look: 0 refused, 1 failing, 2 waiting, 3 sent."""
+    if score.state == "error":
+        return 0
+    if score.state == "queued":
+        return 1 if score.attempts else 2
+    return 3
 
 
 def _millis(moment: datetime) -> datetime:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from db import validation as check
-from db.common import _dt, _now, _ts
+from db.common import _dt, _latest_revision, _latest_revisions, _now, _revision_history, _ts
 from db.errors import ValidationError
 from db.models import TUTORIAL_PATHS, ProjectEntry, TutorialEntry, TutorialLog
 
@@ -113,12 +113,7 @@ class TutorialLogMixin:
         }
         with self._write() as db:
             self._require_user(db, user_id)
-            latest = self._one(
-                db,
-                "SELECT * FROM tutorial_revisions WHERE user_id = ? AND slot = ?"
-                " ORDER BY id DESC LIMIT 1",
-                [user_id, slot],
-            )
+            latest = _latest_revision(db, "tutorial_revisions", "slot", user_id, slot)
             if latest is not None and all(latest[k] == v for k, v in values.items()):
                 return self._tutorial(latest)
             cursor = db.execute(
@@ -137,10 +132,7 @@ class TutorialLogMixin:
             ValidationError: unknown slot.
         """
         check.choice("slot", slot, self.slots)
-        rows = self._db().query(
-            "SELECT * FROM tutorial_revisions WHERE user_id = ? AND slot = ? ORDER BY id",
-            [user_id, slot],
-        )
+        rows = _revision_history(self._db(), "tutorial_revisions", "slot", user_id, slot)
         return [self._tutorial(row) for row in rows]
 
     _PROJECT_SELECT = (
@@ -264,12 +256,7 @@ class TutorialLogMixin:
                 " ORDER BY id DESC LIMIT 1",
                 [user_id],
             )
-            rows = db.query(
-                "SELECT t.* FROM tutorial_revisions t JOIN ("
-                " SELECT max(id) AS id FROM tutorial_revisions WHERE user_id = ? GROUP BY slot"
-                ") latest ON t.id = latest.id",
-                [user_id],
-            )
+            rows = _latest_revisions(db, "tutorial_revisions", "slot", user_id)
             found = {row["slot"]: self._tutorial(row) for row in rows}
             project_row = self._one(
                 db,

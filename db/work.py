@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from db import validation as check
-from db.common import _dt, _now, _ts
+from db.common import _dt, _latest_revision, _latest_revisions, _now, _revision_history, _ts
 from db.errors import NotFoundError, ValidationError
 from db.models import AnswerRevision, CellRevision
 
@@ -46,12 +46,7 @@ class WorkMixin:
         check.text("text", text)
         with self._write() as db:
             self._require_user(db, user_id)
-            latest = self._one(
-                db,
-                "SELECT * FROM answer_revisions WHERE user_id = ? AND question_id = ?"
-                " ORDER BY id DESC LIMIT 1",
-                [user_id, question_id],
-            )
+            latest = _latest_revision(db, "answer_revisions", "question_id", user_id, question_id)
             if latest is not None and latest["text"] == text:
                 return self._answer(latest)
             cursor = db.execute(
@@ -70,24 +65,14 @@ class WorkMixin:
             NotFoundError: nothing saved yet.
         """
         check.choice("question_id", question_id, self.question_ids)
-        row = self._one(
-            self._db(),
-            "SELECT * FROM answer_revisions WHERE user_id = ? AND question_id = ?"
-            " ORDER BY id DESC LIMIT 1",
-            [user_id, question_id],
-        )
+        row = _latest_revision(self._db(), "answer_revisions", "question_id", user_id, question_id)
         if row is None:
             raise NotFoundError(f"no answer to {question_id} saved yet")
         return self._answer(row)
 
     def answers_for(self, user_id: int) -> dict[str, AnswerRevision]:
         """Latest answer per question id that has one, in ``question_ids`` order."""
-        rows = self._db().query(
-            "SELECT a.* FROM answer_revisions a JOIN ("
-            " SELECT max(id) AS id FROM answer_revisions WHERE user_id = ? GROUP BY question_id"
-            ") latest ON a.id = latest.id",
-            [user_id],
-        )
+        rows = _latest_revisions(self._db(), "answer_revisions", "question_id", user_id)
         found = {row["question_id"]: self._answer(row) for row in rows}
         return {qid: found[qid] for qid in self.question_ids if qid in found}
 
@@ -98,9 +83,8 @@ class WorkMixin:
             ValidationError: unknown question id.
         """
         check.choice("question_id", question_id, self.question_ids)
-        rows = self._db().query(
-            "SELECT * FROM answer_revisions WHERE user_id = ? AND question_id = ? ORDER BY id",
-            [user_id, question_id],
+        rows = _revision_history(
+            self._db(), "answer_revisions", "question_id", user_id, question_id
         )
         return [self._answer(row) for row in rows]
 
@@ -174,12 +158,7 @@ class WorkMixin:
         with self._write() as db:
             self._require_user(db, user_id)
             if not is_run:
-                latest = self._one(
-                    db,
-                    "SELECT * FROM cell_revisions WHERE user_id = ? AND step_id = ?"
-                    " ORDER BY id DESC LIMIT 1",
-                    [user_id, step_id],
-                )
+                latest = _latest_revision(db, "cell_revisions", "step_id", user_id, step_id)
                 if latest is not None and latest["code"] == code:
                     return self._cell(latest)
             cursor = db.execute(
@@ -204,12 +183,7 @@ class WorkMixin:
 
     def cells_for(self, user_id: int) -> dict[str, CellRevision]:
         """Latest cell revision per step that has one, in ``step_ids`` order."""
-        rows = self._db().query(
-            "SELECT c.* FROM cell_revisions c JOIN ("
-            " SELECT max(id) AS id FROM cell_revisions WHERE user_id = ? GROUP BY step_id"
-            ") latest ON c.id = latest.id",
-            [user_id],
-        )
+        rows = _latest_revisions(self._db(), "cell_revisions", "step_id", user_id)
         found = {row["step_id"]: self._cell(row) for row in rows}
         return {sid: found[sid] for sid in self.step_ids if sid in found}
 
@@ -220,8 +194,5 @@ class WorkMixin:
             ValidationError: unknown step id.
         """
         check.choice("step_id", step_id, self.step_ids)
-        rows = self._db().query(
-            "SELECT * FROM cell_revisions WHERE user_id = ? AND step_id = ? ORDER BY id",
-            [user_id, step_id],
-        )
+        rows = _revision_history(self._db(), "cell_revisions", "step_id", user_id, step_id)
         return [self._cell(row) for row in rows]

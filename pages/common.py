@@ -64,7 +64,8 @@ def _require_entry_point() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _workbook_for(settings: Settings) -> Workbook:
-    return Workbook(settings)
+    # The one serve.py's start-up uses too: one score outbox per process.
+    return Workbook.shared(settings)
 
 
 @st.cache_resource(show_spinner="Checking the server set-up…")

@@ -300,7 +300,9 @@ def _snippets(wb: Any, grader: Any, comment_key: str, save_draft: Any) -> None:
         before = st.session_state.get(comment_key, "")
         joined = (before.rstrip("\n") + "\n\n" if before.strip() else "") + texts[snippet_id]
         st.session_state[comment_key] = joined
-        save_draft(joined)
+        # Noted under the comment like its own autosave: a failed save (too long) says why,
+        # and the text stays in the field to shorten, instead of a traceback.
+        widgets.note_save(lambda: save_draft(joined), f"{comment_key}:status")
 
     with st.expander(f"Comment snippets ({len(snippets)})"):
         if texts:

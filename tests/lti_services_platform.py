@@ -13,8 +13,10 @@ once), and the score endpoint follows Moodle's rules:
   one taken for that (line item, user) is 409;
 - a user who cannot be graded in that line item (not enrolled as a learner) is 400.
 
-The NRPS endpoint pages its members (``Link: <...>; rel="next"``). Served by uvicorn on its own
-127.0.0.x address, in a thread that the fixture stops.
+A score endpoint told to (``redirect_scores``) answers 302 to a login page that answers 200,
+as a site behind a sign-in or an http-to-https redirect does. The NRPS endpoint pages its
+members (``Link: <...>; rel="next"``). Served by uvicorn on its own 127.0.0.x address, in a
+thread that the fixture stops.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class ServicePlatform:
     base_url: str = ""
     token_path: str = "/mod/lti/token.php"
     next_base: str = ""  # set: the NRPS "next" links point there (another site)
+    redirect_scores: str = ""  # set: the score endpoint answers 302 to there (e.g. a login)
+    members_missing: bool = False  # the NRPS endpoint answers 200 with no "members" list
 
     def lineitem_url(self, lineitem_id: str, type_id: int = 3) -> str:
         """A line item URL the way Moodle writes it (with ``?type_id=``)."""
@@ -203,6 +207,8 @@ class ServicePlatform:
                 return JSONResponse({"error": "unauthorized"}, 401)
             if not request.query_params.get("type_id"):
                 return Response("No such line item", 404)
+            if self.redirect_scores:
+                return Response(status_code=302, headers={"Location": self.redirect_scores})
             if self.fail_next:
                 return Response("Service unavailable", self.fail_next.pop(0))
             body = json.loads(await request.body())
@@ -240,15 +246,22 @@ class ServicePlatform:
                 base = self.next_base or self.nrps_url(context)
                 headers["Link"] = f'<{base}?page={page + 1}>; rel="next"'
             body = {"id": str(request.url), "context": {"id": context}, "members": chunk}
+            if self.members_missing:
+                del body["members"]
             return JSONResponse(
                 body,
                 headers=headers,
                 media_type="application/vnd.ims.lti-nrps.v2.membershipcontainer+json",
             )
 
+        async def login_page(request: Request) -> Response:
+            # What a redirected request finds: a page that answers 200 to anyone.
+            return Response("<html><body>Log in to the site</body></html>", 200)
+
         own_token = [] if authorized is not None else [(self.token_path, token, ["POST"])]
         return [
             *own_token,
+            ("/login/index.php", login_page, ["GET"]),
             ("/mod/lti/services.php/2/lineitems/{lineitem}/lineitem/scores", scores, ["POST"]),
             (
                 "/mod/lti/services.php/CourseSection/{context}/bindings/2/memberships",

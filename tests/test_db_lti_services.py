@@ -150,3 +150,20 @@ def test_a_refreshed_class_list_replaces_the_old_one(store, course):
     # A member who already has an account by email has opened the workbook.
     store.create_user("bo@uni.example", "Bo", "correct horse battery")
     assert [m.sub for m in store.lti_not_started([context])] == ["c"]
+
+
+def test_a_grade_queued_within_the_millisecond_of_its_release_is_not_queued_again(store, course):
+    student, context = course
+    ta = make_ta(store)
+    released = store.save_feedback(student.id, ta.id, grade=3, released=True)
+    assert store.lti_unqueued_releases() == [student.id]  # released, nothing queued yet
+    # Queued right after the release, within the same millisecond (a fast machine): the
+    # score's own timestamp keeps milliseconds only, but that must not make the release
+    # look newer than its score, or every start of the app would send the grade again.
+    floor_ms = released.created_at.replace(
+        microsecond=released.created_at.microsecond // 1000 * 1000
+    )
+    store.queue_lti_score(
+        student.id, context, LINEITEM, {"userId": "u"}, now=floor_ms + timedelta(microseconds=999)
+    )
+    assert store.lti_unqueued_releases() == []

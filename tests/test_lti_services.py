@@ -360,6 +360,102 @@ def test_a_grade_released_before_the_app_stopped_is_queued_when_it_starts(wb, pl
     assert [s.body["scoreGiven"] for s in platform.received] == [review.grade_points(GRADE)]
 
 
+def test_a_redirect_from_the_score_service_is_an_error_not_a_grade_sent(
+    wb, platform, course, clock
+):
+    ta, ada = course
+    # A site behind a sign-in (or moved to https) redirects, and the page it redirects to
+    # answers 200: followed as a GET, that 200 would have counted as the grade received.
+    platform.redirect_scores = f"{platform.base_url}/login/index.php"
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 0
+    [score] = wb.store.lti_scores_for(ada.id)
+    assert score.state == "error"
+    assert "redirect (HTTP 302 to " + platform.redirect_scores in score.last_error
+    assert platform.received == []
+    assert wb.lti.roster(ta).records[0]["moodle"].startswith("Grade not accepted by Moodle")
+
+
+def second_student(wb, platform, *, sub="s-bob", lineitem=None):
+    platform.gradable.setdefault("7", set()).add(sub)
+    return launch(
+        wb,
+        platform,
+        sub=sub,
+        name=sub[2:].title(),
+        role="student",
+        lineitem=lineitem or platform.lineitem_url("7"),
+    )
+
+
+def test_a_line_item_that_is_not_a_url_is_an_error_and_the_other_grades_still_go(
+    wb, platform, course, clock
+):
+    ta, ada = course
+    # Accepted at launch (it starts with http:// and has no space), unusable as a URL.
+    bob = second_student(wb, platform, lineitem="http://[moodle.example/lineitem?type_id=3")
+    release(wb, ta, bob)  # queued first: posted first in the round
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 1
+    assert [s.body["userId"] for s in platform.received] == ["s-ada"]
+    [refused] = wb.store.lti_scores_for(bob.id)
+    assert refused.state == "error"
+    assert "not a usable URL" in refused.last_error
+
+
+def test_a_fault_while_sending_one_score_keeps_it_queued_and_the_round_goes_on(
+    wb, platform, course, clock, monkeypatch
+):
+    from workbook.lti import outbox as outbox_module
+
+    ta, ada = course
+    bob = second_student(wb, platform)
+    real_post = outbox_module.post_score
+
+    def faulty(lineitem, token, payload):
+        if payload["userId"] == "s-bob":
+            raise RuntimeError("a bug of ours")
+        return real_post(lineitem, token, payload)
+
+    monkeypatch.setattr(outbox_module, "post_score", faulty)
+    release(wb, ta, bob)
+    release(wb, ta, ada)
+    assert wb.lti.outbox.deliver_due() == 1  # Ada's went, after Bob's failed
+    [kept] = wb.store.lti_scores_for(bob.id)
+    assert (kept.state, kept.attempts) == ("queued", 1)
+    assert "RuntimeError: a bug of ours" in kept.last_error
+    assert kept.next_try_at == clock.now + timedelta(seconds=BASE_DELAY_S)
+
+    monkeypatch.setattr(outbox_module, "post_score", real_post)  # the bug fixed
+    clock.advance(BASE_DELAY_S)
+    assert wb.lti.outbox.deliver_due() == 1
+    assert sorted(s.body["userId"] for s in platform.received) == ["s-ada", "s-bob"]
+
+
+def test_a_grade_released_before_the_student_had_a_line_item_goes_once_they_have_one(
+    wb, platform, course
+):
+    ta, _ = course
+    cy = launch(wb, platform, sub="s-cy", name="Cy", role="student")  # no grades in Moodle yet
+    platform.gradable["7"].add("s-cy")
+    release(wb, ta, cy)
+    assert wb.store.lti_scores_for(cy.id) == []  # nowhere to send it
+    # Cy opens the activity again, now with grade sync on: a line item, and no restart.
+    wb.store.record_lti_launch(
+        cy.id, issuer=platform.issuer, deployment_id=platform.deployment_id, context_id="A",
+        title="Course A", label="A", role="student", ags_lineitem=platform.lineitem_url("7"),
+        ags_scopes=[SCORE_SCOPE],
+    )  # fmt: skip
+    # A release a page may be queueing right now is left to it (a minute, in the app).
+    assert wb.lti.queue_missed_grades(settled_s=60) == 0
+    wb.lti.settled_s = 0.0
+    wb.lti.outbox.catch_up_s = 0.0  # every round here; five minutes in the app
+    wb.lti.outbox.start()
+    assert wait_for_scores(platform, 1) == ["s-cy"]
+    assert wait_for_states(wb.store, [cy.id]) == [["sent"]]  # queued once
+    assert [s.kind for s in wb.store.lti_scores_for(cy.id)] == ["grade"]
+
+
 def test_scores_url_puts_scores_before_the_query_string():
     assert (
         scores_url("https://m.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1")
@@ -410,6 +506,19 @@ def test_a_class_list_page_on_another_site_is_not_followed(wb, platform, course)
     assert "another site" in done.problems[0]
     assert platform.nrps_pages == 1
     assert wb.lti.roster(ta).not_started == []  # the old (empty) list is kept
+
+
+def test_an_answer_without_members_keeps_the_class_list_read_before(wb, platform, course):
+    ta, _ = course
+    platform.members["A"] = [
+        {"user_id": "s-zoe", "name": "Zoë Zed", "email": "zoe@uni.example", "roles": [LEARNER]}
+    ]
+    assert wb.lti.refresh_class_list(ta).students == 1
+    platform.members_missing = True  # e.g. a proxy's own JSON answer, status 200
+    done = wb.lti.refresh_class_list(ta)
+    assert (done.courses, done.students) == (0, 0)
+    assert "not a class list" in done.problems[0]
+    assert wb.lti.roster(ta).not_started == [("Zoë Zed", "zoe@uni.example")]
 
 
 # --- sections kept apart -------------------------------------------------------------------
@@ -464,6 +573,31 @@ def test_a_ta_of_one_context_cannot_see_review_grade_or_export_a_student_of_anot
     assert sent == {("7", "type_id=3", "s-ada"), ("8", "type_id=4", "s-bea")}
 
 
+def test_a_ta_reads_only_their_own_courses_gradebook_and_an_instructor_the_one_to_look_at(
+    wb, platform, two_courses, clock
+):
+    ta_a, ta_b, ada, _ = two_courses
+    # Ada is in course B too, where Moodle will not take her grade (not gradable there).
+    wb.store.record_lti_launch(
+        ada.id, issuer=platform.issuer, deployment_id=platform.deployment_id, context_id="B",
+        title="Course B", label="B", role="student", ags_lineitem=platform.lineitem_url("9"),
+        ags_scopes=[SCORE_SCOPE], nrps_url=platform.nrps_url("B"),
+    )  # fmt: skip
+    prof = wb.store.create_user("prof@uni.example", "Prof", "correct horse", role="instructor")
+    release(wb, ta_a, ada)  # to both courses' line items
+    wb.lti.outbox.deliver_due()
+    assert platform.refused == [(400, "s-ada")]
+
+    def moodle(staff):
+        row = next(r for r in wb.lti.roster(staff).records if r["user_id"] == ada.id)
+        assert row["moodle"] == wb.lti.moodle_status(staff, ada.id)  # roster and review agree
+        return row["moodle"]
+
+    assert moodle(ta_a).startswith("Grade sent to Moodle")  # course A's gradebook took it
+    assert moodle(ta_b).startswith("Grade not accepted by Moodle")  # course B's did not
+    assert moodle(prof).startswith("Grade not accepted by Moodle")  # the one to look at
+
+
 def test_instructors_and_tas_without_a_launch_see_every_student(wb, platform, two_courses):
     _, _, ada, bea = two_courses
     prof = wb.store.create_user("prof@uni.example", "Prof", "correct horse", role="instructor")
@@ -474,3 +608,123 @@ def test_instructors_and_tas_without_a_launch_see_every_student(wb, platform, tw
         assert wb.store.visible_student_ids(staff.id) is None
         assert {r["user_id"] for r in wb.lti.roster(staff).records} == everyone
         assert wb.lti.student_review(staff, bea.id).student.id == bea.id
+
+
+# --- the command line's export, and the outbox after a restart ------------------------------
+
+
+def test_an_export_from_the_command_line_tells_the_platform_as_the_page_does(
+    wb, platform, course, tmp_path, capsys
+):
+    from workbook.__main__ import main as cli_main
+
+    ta, ada = course
+    platform.gradable["7"].add("s-bea")
+    bea = launch(
+        wb, platform, sub="s-bea", name="Bea", role="student", lineitem=platform.lineitem_url("7")
+    )
+    argv = ["--db", str(wb.settings.db_path), "export", "--out", str(tmp_path / "out")]
+    assert cli_main([*argv, "--email", ada.email]) == 0  # Ada exports from the command line
+    assert "hand-in queued for 1 course(s)" in capsys.readouterr().out
+    wb.lti.record_export(bea.id, "bea-logits.zip", "b" * 64)  # Bea from the Submit page
+
+    [from_cli] = wb.store.lti_scores_for(ada.id)
+    [from_page] = wb.store.lti_scores_for(bea.id)
+    assert wb.store.exports_for(ada.id)[-1].file_name == from_cli_file(tmp_path / "out")
+
+    def without_who_and_when(score):
+        return {k: v for k, v in score.payload.items() if k not in ("userId", "timestamp")}
+
+    assert (from_cli.kind, from_cli.lineitem) == (from_page.kind, from_page.lineitem)
+    assert without_who_and_when(from_cli) == without_who_and_when(from_page)
+
+    assert wb.lti.outbox.deliver_due() == 2
+    by_user = {s.body["userId"]: s.body for s in platform.received}
+    assert set(by_user) == {"s-ada", "s-bea"}
+    assert (by_user["s-ada"]["activityProgress"], by_user["s-ada"]["gradingProgress"]) == (
+        "Submitted",
+        "PendingManual",
+    )
+    moodle = {r["name"]: r["moodle"] for r in wb.lti.roster(ta).records}
+    assert moodle["Ada"].startswith("Hand-in sent to Moodle")
+
+    # Once graded, a command-line export leaves the grade alone, as the page does.
+    release(wb, ta, ada)
+    assert cli_main([*argv, "--email", ada.email]) == 0
+    assert "Moodle" not in capsys.readouterr().out
+    assert [s.kind for s in wb.store.lti_scores_for(ada.id)] == ["submitted", "grade"]
+    assert len(wb.store.exports_for(ada.id)) == 2
+
+
+def from_cli_file(folder):
+    [zipped] = folder.glob("*.zip")
+    return zipped.name
+
+
+def earlier_run_left_scores(wb, platform, course):
+    """Ada's grade queued but not sent, Bob's released but not queued: then the app stopped."""
+    ta, ada = course
+    platform.gradable["7"].add("s-bob")
+    bob = launch(
+        wb, platform, sub="s-bob", name="Bob", role="student", lineitem=platform.lineitem_url("7")
+    )
+    release(wb, ta, ada)  # queued; this run's outbox never posts (autostart off)
+    review.release_feedback(wb.store, bob.id, ta.id, grade=GRADE, comment="", item_comments={})
+    assert [s.state for s in wb.store.lti_scores_for(ada.id)] == ["queued"]
+    assert wb.store.lti_scores_for(bob.id) == []
+    return ada, bob
+
+
+def wait_for_scores(platform, count, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while len(platform.received) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(s.body["userId"] for s in platform.received)
+
+
+def wait_for_states(store, user_ids, timeout_s=30.0):
+    def states():
+        return [[s.state for s in store.lti_scores_for(uid)] for uid in user_ids]
+
+    deadline = time.monotonic() + timeout_s
+    while any("queued" in each for each in states()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return states()
+
+
+def test_scores_left_by_an_earlier_run_are_sent_when_the_app_starts_without_preload(
+    wb, platform, course
+):
+    ada, bob = earlier_run_left_scores(wb, platform, course)
+    later = Workbook(wb.settings)  # the app started again, WORKBOOK_PRELOAD=0
+    assert later.settings.preload is False
+    later.preload()  # does nothing with preload off ...
+    assert platform.received == []
+    try:
+        later.start_services()  # ... but the server's start-up starts the outbox
+        later.start_services()  # preload's call as well: one catch-up only
+        assert wait_for_scores(platform, 2) == ["s-ada", "s-bob"]
+        # Marked sent once the platform's answer is back (a moment after it took them).
+        assert wait_for_states(later.store, [ada.id, bob.id]) == [["sent"], ["sent"]]
+    finally:
+        later.lti.outbox.stop()
+        later.store.close()
+
+
+def test_the_pages_and_the_server_start_up_share_one_workbook(wb):
+    assert Workbook.shared(wb.settings) is Workbook.shared(wb.settings)
+    assert Workbook.shared(wb.settings) is not wb  # only what shared() made is shared
+
+
+@pytest.mark.slow
+def test_the_server_posts_what_an_earlier_run_left_queued_without_a_page_view(wb, platform, course):
+    from e2e.harness import start_app, stop_app
+
+    earlier_run_left_scores(wb, platform, course)
+    # The real server (serve.py) on the same database and key file, preload off, and no
+    # browser: nothing but its start-up can post these.
+    app = start_app(wb.settings.db_path.parent, {"WORKBOOK_PRELOAD": "0"})
+    try:
+        assert wait_for_scores(platform, 2) == ["s-ada", "s-bob"]
+    finally:
+        stop_app(app.process)

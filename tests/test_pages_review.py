@@ -202,6 +202,25 @@ def test_snippet_can_be_saved_and_inserted_into_the_comment(db_path, people):
         assert store.feedback_for(ada.id).comment == "Mention tokens."
 
 
+def test_a_snippet_that_cannot_be_saved_says_why_and_keeps_the_comment(db_path, people):
+    from db.validation import MAX_TEXT
+
+    ada, _, ta = people
+    at = open_student(open_review(ta.id), ada.id)
+    comment_key = f"review:{ada.id}:comment"
+    typed = ("Careful work. " * MAX_TEXT)[: MAX_TEXT - 5]  # just under the limit: saved
+    at.text_area(key=comment_key).input(typed).run()
+    at.text_area(key=f"{comment_key}:new_snippet").input("Mention tokens.").run()
+    at.button(key=f"{comment_key}:new_snippet:save").click().run()
+    at.button(key=f"{comment_key}:snippet:insert").click().run()  # now over the limit
+
+    assert not at.exception
+    assert any(e.value.startswith("Not saved:") for e in at.error)
+    assert at.text_area(key=comment_key).value == typed.rstrip("\n") + "\n\nMention tokens."
+    with open_store(db_path) as store:
+        assert store.feedback_for(ada.id).comment == typed  # the last text that fitted
+
+
 def test_export_view_offers_worksheet_and_responses_downloads(people):
     _, _, ta = people
     at = open_review(ta.id)

@@ -3,7 +3,8 @@
 Commands::
 
     python -m workbook export --email E --out DIR [--files] [--no-record]
-        build the student's Moodle bundle (the same zip the Submit page offers) into DIR
+        build the student's Moodle bundle (the same zip the Submit page offers) into DIR;
+        recorded as the Submit page records it, "handed in" queued for Moodle (LTI)
     python -m workbook checklist --email E
         print the pre-submission checklist of a student
     python -m workbook class-report --as STAFF_EMAIL [--json] [--since MINUTES]
@@ -21,9 +22,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbook.config import Settings, SettingsError
 from workbook.errors import WorkbookError
+
+if TYPE_CHECKING:
+    from workbook.service import Workbook
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,13 +86,15 @@ def _class_report(store, user, args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
+def _export(wb: Workbook, user, args: argparse.Namespace) -> int:
     import zipfile
 
+    from workbook.lti.services import LtiServices
     from workbook.submission.bundle import BUNDLE_FILES, build_bundle
     from workbook.submission.snapshot import gather_submission
 
-    submission = gather_submission(store, user.id, model_name=settings.model_name)
+    store = wb.store
+    submission = gather_submission(store, user.id, model_name=wb.settings.model_name)
     bundle = build_bundle(submission)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / bundle.file_name
@@ -96,11 +103,21 @@ def _export(store, user, settings: Settings, args: argparse.Namespace) -> int:
         with zipfile.ZipFile(target) as archive:
             for name in BUNDLE_FILES:
                 (args.out / name).write_bytes(archive.read(name))
+    queued = 0
     if not args.no_record:
-        store.record_export(user.id, bundle.file_name, bundle.notebook_sha256)
+        # The Submit page's path: the export is recorded and Moodle is told the homework is
+        # handed in. The score is only queued here; the app's outbox thread posts it (this
+        # process may end before a post would be done, and a post cut off might be sent twice).
+        before = len(store.lti_scores_for(user.id))
+        LtiServices(wb, autostart=False).record_export(
+            user.id, bundle.file_name, bundle.notebook_sha256
+        )
+        queued = len(store.lti_scores_for(user.id)) - before
     print(target)
     print(f"sha256 {bundle.sha256}")
     print(f"notebook sha256 {bundle.notebook_sha256}")
+    if queued:
+        print(f"Moodle: hand-in queued for {queued} course(s); the running app sends it")
     return 0
 
 
@@ -118,8 +135,8 @@ def _checklist(store, user, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 1 refused, 2 export blocked)."""
     args = _parser().parse_args(argv)
-    from db import DbError, NotFoundError, Store
-    from workbook.exercise import content
+    from db import DbError, NotFoundError
+    from workbook.service import Workbook
 
     try:
         settings = Settings.from_env()
@@ -135,19 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: no database at {settings.db_path} (set WORKBOOK_DB or --db)", file=sys.stderr
         )
         return 1
+    # The app's facade (the same store, the same export path as the pages); it starts
+    # nothing in the background here.
+    wb = Workbook(settings)
     try:
-        with Store(
-            settings.db_path,
-            question_ids=content.question_ids(),
-            step_ids=content.step_ids(),
-        ) as store:
+        with wb.store as store:
             try:
                 user = store.user_by_email(args.email)
             except NotFoundError:
                 print(f"error: no account with email {args.email!r}", file=sys.stderr)
                 return 1
             if args.command == "export":
-                return _export(store, user, settings, args)
+                return _export(wb, user, args)
             if args.command == "class-report":
                 return _class_report(store, user, args)
             return _checklist(store, user, settings)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from db import AuthenticationError, DbError, NotFoundError, Store, ThrottledError, User
+from db import DbError, NotFoundError, Store, User
+from workbook.accounts import Accounts
 from workbook.config import Settings
-from workbook.errors import SignInThrottled, WorkbookError, wait_words
+from workbook.errors import WorkbookError
 from workbook.exercise import content
 from workbook.kernels.errors import KernelError
 from workbook.kernels.run_queue import RunQueue, RunState
@@ -39,9 +39,15 @@ DUE_DATE_KEY = "due_date"
 # of a busy server that can take a while, and it must never be cut off for that.
 GIVEN_CELL_TIMEOUT_S = 180
 
+_SHARED: dict[Settings, Workbook] = {}  # Workbook.shared: one per configuration
+_SHARED_LOCK = threading.Lock()
 
-class Workbook:
-    """App-wide services; cheap to build (everything heavy is created on first use)."""
+
+class Workbook(Accounts):
+    """App-wide services; cheap to build (everything heavy is created on first use).
+
+    Accounts, sign-in and remembered sessions come from ``workbook.accounts.Accounts``.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -90,18 +96,39 @@ class Workbook:
                 return
             self._preloaded = True
 
+        self.start_services()  # also started as the server starts (serve.py)
+
         def work() -> None:
             from workbook.kernels import threads
 
             try:
                 threads.configure_app()
-                self.lti.start()  # scores queued before a restart are posted again
                 self.engine()
                 self.kernels.keep_spares(quiet=lambda: self.run_queue.waiting() == 0)
             except Exception as exc:  # noqa: BLE001 - a background warm-up must not crash the app
                 log.warning("preloading failed (it is retried on first use): %s", exc)
 
         threading.Thread(target=work, name="workbook-preload", daemon=True).start()
+
+    @classmethod
+    def shared(cls, settings: Settings) -> Workbook:
+        """The process's one ``Workbook`` for these settings: the pages and the server's
+        start-up share it, so one outbox thread posts the scores (two would post twice)."""
+        with _SHARED_LOCK:
+            if settings not in _SHARED:
+                _SHARED[settings] = cls(settings)
+            return _SHARED[settings]
+
+    def start_services(self) -> None:
+        """Start the LTI score outbox (``LtiServices.start``), preload or not: ``serve.py``
+        calls this as the server starts. Returns at once."""
+        threading.Thread(target=self._start_lti, name="workbook-lti-start", daemon=True).start()
+
+    def _start_lti(self) -> None:
+        try:
+            self.lti.start()  # the next queued score starts it otherwise
+        except (DbError, WorkbookError, OSError) as exc:
+            log.error("the LTI score outbox did not start: %s", exc)
 
     # --- the parts -------------------------------------------------------------------
     @property
@@ -155,65 +182,6 @@ class Workbook:
         """The notebook's cells for the configured model (setup first)."""
         return content.steps(self.settings.model_name)
 
-    # --- accounts --------------------------------------------------------------------
-    def user(self, user_id: int) -> User:
-        try:
-            return self.store.user(user_id)
-        except NotFoundError as exc:
-            raise WorkbookError("That account no longer exists.") from exc
-
-    def register(self, name: str, email: str, password: str) -> User:
-        """Create a student account; the message says what is wrong with the input."""
-        if len(password) < 8:
-            raise WorkbookError("Choose a password of at least 8 characters.")
-        try:
-            return self.store.create_user(email=email, name=name, password=password)
-        except DbError as exc:
-            raise WorkbookError(str(exc)) from exc
-
-    def sign_in(
-        self, email: str, password: str, *, client: str = "", browser: str | None = None
-    ) -> User:
-        """Check a password; repeated failures are slowed down (``db.SignInPolicy``).
-
-        Args:
-            email: the account's email.
-            password: the password typed.
-            client: where the attempt comes from (the connection's IP address; empty when
-                unknown). Failures are counted per (email, client).
-            browser: this browser's sign-in token (an HttpOnly cookie), if it has one. A
-                browser that signed in to the account before is not held back by failures
-                from elsewhere; after a success the token is trusted for the account.
-
-        Raises:
-            SignInThrottled: too many recent failures; the message says how long to wait.
-            WorkbookError: wrong email or password.
-        """
-        try:
-            user = self.store.authenticate(email, password, client=client, browser=browser)
-        except ThrottledError as exc:
-            raise SignInThrottled(
-                "Too many failed sign-ins for this account. "
-                f"Try again in {wait_words(exc.retry_after_s)}.",
-                retry_after_s=exc.retry_after_s,
-            ) from exc
-        except AuthenticationError as exc:
-            raise WorkbookError("Wrong email or password.") from exc
-        self.store.confirm_lti_links(user.id)  # the password proves a pending Moodle link
-        return user
-
-    def trust_browser(self, user_id: int, browser: str) -> None:
-        """Trust this browser's token for the user (after registering in it)."""
-        try:
-            self.store.trust_browser(user_id, browser)
-        except NotFoundError as exc:
-            raise WorkbookError("That account no longer exists.") from exc
-
-    @staticmethod
-    def new_browser_token() -> str:
-        """A fresh random token for a browser that has none yet (see ``sign_in``)."""
-        return secrets.token_urlsafe(32)
-
     # --- course settings (the instructor's) -------------------------------------------------
     def due_date(self) -> date | None:
         """The homework's due date, if the instructor set one."""
@@ -229,22 +197,6 @@ class Workbook:
         if user.role != "instructor":
             raise WorkbookError("Only the instructor can change the due date.")
         self.store.set_setting(DUE_DATE_KEY, due.isoformat() if due else None)
-
-    # --- remembered sign-ins (a browser cookie holds the token) -------------------------
-    def start_session(self, user_id: int) -> str:
-        """A new sign-in token for the browser to keep across reloads."""
-        return self.store.start_session(user_id)
-
-    def session_user(self, token: str) -> User | None:
-        """The user a browser's token belongs to, or None (unknown, expired or archived)."""
-        try:
-            return self.store.session_user(token, idle_seconds=self.settings.session_idle_min * 60)
-        except NotFoundError:
-            return None
-
-    def end_session(self, token: str) -> None:
-        """Sign out: the token no longer signs anyone in."""
-        self.store.end_session(token)
 
     # --- progress and feedback ---------------------------------------------------------
     def progress(self, user_id: int) -> Progress:

@@ -58,10 +58,11 @@ class PlatformRefused(LtiServiceError):
     """The platform answered and refused; sending the same again would not help.
 
     Attributes:
-        status: the HTTP status.
+        status: the HTTP status (``None``: the request could not even be made, e.g. a line
+            item address that is not a URL).
     """
 
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, status: int | None) -> None:
         super().__init__(message)
         self.status = status
 
@@ -156,10 +157,18 @@ class AccessTokens:
         }
         try:
             response = requests.post(
-                token_url, data=form, headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT_S
+                token_url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=HTTP_TIMEOUT_S,
+                allow_redirects=False,  # see post_score
             )
         except requests.RequestException as exc:
             raise PlatformUnavailable(f"Moodle's token URL could not be reached ({exc}).") from exc
+        if response.is_redirect:
+            raise PlatformRefused(
+                _redirect_text(response, "token URL"), status=response.status_code
+            )
         if response.status_code != 200:
             error = _error_text(response)
             if 400 <= response.status_code < 500:
@@ -232,14 +241,18 @@ def post_score(lineitem: str, token: str, payload: Mapping[str, Any]) -> int:
 
     Raises:
         PlatformRefused: the platform answered 4xx other than 401, 408 and 429 (the
-            message carries what it said). 409 is raised too: the caller decides.
+            message carries what it said). 409 is raised too: the caller decides. Also a
+            redirect, and a line item address that is not a URL: trying again cannot help.
         PlatformUnavailable: no answer, a 5xx, 401 (token no longer valid), 408 or 429.
     """
     import requests
 
     try:
+        url = scores_url(lineitem)
+        # Redirects are not followed: requests would turn the POST into a GET (301, 302,
+        # 303), and whatever page answered that GET would count as the score received.
         response = requests.post(
-            scores_url(lineitem),
+            url,
             json=dict(payload),
             headers={
                 "Authorization": f"Bearer {token}",
@@ -247,18 +260,37 @@ def post_score(lineitem: str, token: str, payload: Mapping[str, Any]) -> int:
                 "Accept": "application/json",
             },
             timeout=HTTP_TIMEOUT_S,
+            allow_redirects=False,
         )
+    except ValueError as exc:  # also requests' InvalidURL, MissingSchema, InvalidSchema
+        raise PlatformRefused(
+            f"The grade's line item address from Moodle is not a usable URL ({exc}); launch "
+            "the activity again from Moodle, then release the grade again.",
+            status=None,
+        ) from exc
     except requests.RequestException as exc:
         raise PlatformUnavailable(f"Moodle could not be reached ({exc}).") from exc
     status = response.status_code
     if 200 <= status < 300:
         return status
+    if response.is_redirect:
+        raise PlatformRefused(_redirect_text(response, "grade service"), status=status)
     error = _error_text(response)
     if status in (401, 408, 429) or status >= 500:
         raise PlatformUnavailable(
             f"Moodle did not take the score now (HTTP {status}: {error}).", status=status
         )
     raise PlatformRefused(f"Moodle refused the score (HTTP {status}: {error}).", status=status)
+
+
+def _redirect_text(response: Any, what: str) -> str:
+    """Why a redirect is refused, with where it pointed (the address, never a token)."""
+    where = " ".join(str(response.headers.get("location", "")).split())[:200] or "nowhere"
+    return (
+        f"Moodle's {what} answered with a redirect (HTTP {response.status_code} to {where}); "
+        "check that the site's address in the tool's registration is the one Moodle uses "
+        "(https, host name)."
+    )
 
 
 def _error_text(response: Any, limit: int = 300) -> str:

@@ -49,7 +49,7 @@ def fetch_members(url: str, token: str) -> list[Member]:
     Raises:
         PlatformRefused: the platform refused (4xx).
         PlatformUnavailable: no answer, a 5xx, a 401 (token no longer valid), or a body that
-            is not a membership container.
+            is not a membership container (no ``members`` list).
     """
     import requests
 
@@ -80,9 +80,13 @@ def fetch_members(url: str, token: str) -> list[Member]:
                 status=status,
             )
         try:
-            listed = response.json().get("members", [])
-        except (ValueError, AttributeError) as exc:
+            body = response.json()
+        except ValueError as exc:
             raise PlatformUnavailable("Moodle's class list was not readable JSON.") from exc
+        listed = body.get("members") if isinstance(body, dict) else None
+        if not isinstance(listed, list):
+            # Read as "nobody", it would replace the class list kept so far with an empty one.
+            raise PlatformUnavailable("Moodle's answer was not a class list (no members).")
         members += [_member(entry) for entry in listed if isinstance(entry, dict)]
         next_url = response.links.get("next", {}).get("url")
         if next_url and _origin(next_url) != _origin(url):

@@ -9,14 +9,18 @@ the page never waits for Moodle. The thread posts every due score. What becomes 
   a grade is never dropped because Moodle was down;
 - 409 (the platform holds a score at least as new): the score is stamped anew, newer than
   any sent, and posted once more at once; a second 409 is an error for the TA;
-- any other 4xx (400 for a user who cannot be graded, 403, 404 ...): an error the TA sees;
-  not retried, since the same request would be refused again. Releasing again queues anew.
+- any other 4xx (400 for a user who cannot be graded, 403, 404 ...), a redirect, or a line
+  item address that is not a URL: an error the TA sees; not retried, since the same request
+  would be refused again. Releasing again queues anew;
+- a fault of the workbook's own while sending one score: logged, kept queued with the reason
+  and tried again after the back-off; the other scores of the round still go.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +41,8 @@ BASE_DELAY_S = 30.0
 MAX_DELAY_S = 3600.0
 # How often the thread looks for due scores when nothing wakes it earlier.
 POLL_S = 30.0
+# How often the thread runs its catch-up (released grades with no score queued).
+CATCH_UP_S = 300.0
 
 
 def backoff_s(attempts: int, *, base: float = BASE_DELAY_S, cap: float = MAX_DELAY_S) -> float:
@@ -54,6 +60,9 @@ class Outbox:
         clock: the current time (tests pass their own).
         base_delay_s / max_delay_s: the back-off after a failure (see ``backoff_s``).
         poll_s: the thread's longest sleep.
+        catch_up: queues what should be queued but is not (``LtiServices``: a grade
+            released before the student had a line item); the thread calls it every
+            ``catch_up_s`` seconds, the first time ``catch_up_s`` after it starts.
     """
 
     def __init__(
@@ -65,8 +74,13 @@ class Outbox:
         base_delay_s: float = BASE_DELAY_S,
         max_delay_s: float = MAX_DELAY_S,
         poll_s: float = POLL_S,
+        catch_up: Callable[[], object] | None = None,
+        catch_up_s: float = CATCH_UP_S,
     ) -> None:
         self.store = store
+        self.catch_up = catch_up
+        self.catch_up_s = catch_up_s
+        self._caught_up_at = 0.0
         self.tokens = tokens
         self.clock = clock
         self.base_delay_s = base_delay_s
@@ -101,8 +115,12 @@ class Outbox:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        self._caught_up_at = time.monotonic()
         while not self._stop.is_set():
             try:
+                if self.catch_up and time.monotonic() - self._caught_up_at >= self.catch_up_s:
+                    self._caught_up_at = time.monotonic()
+                    self.catch_up()
                 self.deliver_due()
                 sleep = self._sleep_s()
             except Exception:  # noqa: BLE001 - the thread must outlive any one bad round
@@ -131,6 +149,22 @@ class Outbox:
         return sent
 
     def _deliver(self, score: Any) -> int:
+        try:
+            return self._deliver_one(score)
+        except Exception as exc:  # noqa: BLE001 - one score's fault must not hold up the rest
+            # Logged with its traceback for the operator, and kept queued with the reason
+            # the TA reads, instead of ending the round for every score after this one.
+            log.exception("score %s could not be sent", score.id)
+            delay = backoff_s(score.attempts + 1, base=self.base_delay_s, cap=self.max_delay_s)
+            self.store.lti_score_retry(
+                score.id,
+                f"The workbook failed while sending it ({type(exc).__name__}: {exc}); "
+                "the server's log has the details.",
+                self.clock() + timedelta(seconds=delay),
+            )
+            return 0
+
+    def _deliver_one(self, score: Any) -> int:
         if not score.token_url:
             self.store.lti_score_refused(
                 score.id,

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workbook.lti.ags import (
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # The refusal a TA gets for a student outside their sections: the same words as for a student
 # who does not exist, so a TA cannot learn who is enrolled in another section.
 NOT_YOURS = "That student does not exist (any more)."
+# The outbox's periodic catch-up only queues releases at least this old (see _catch_up).
+SETTLED_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class LtiServices:
         self._lock = threading.Lock()
         self._outbox: Outbox | None = None
         self._tokens: AccessTokens | None = None
+        self._started = False
+        self.settled_s = SETTLED_S
 
     @property
     def store(self) -> Any:
@@ -109,28 +113,56 @@ class LtiServices:
         with self._lock:
             if self._outbox is None or self._tokens is None:
                 self._tokens = AccessTokens(self._signer or self._tool_key)
-                self._outbox = Outbox(self.store, self._tokens)
+                self._outbox = Outbox(self.store, self._tokens, catch_up=self._catch_up)
             return self._outbox, self._tokens
 
     def start(self) -> None:
-        """Start posting queued scores in the background (again after a restart).
+        """Start posting queued scores in the background (again after a restart); once.
 
-        A grade released just before the app stopped, before its score was queued, is
-        queued now (``queue_missed_grades``).
+        The thread starts first, so that scores left queued by an earlier run are posted
+        even if the catch-up fails. Then a grade released just before the app stopped,
+        before its score was queued, is queued now (``queue_missed_grades``). Later calls
+        do nothing: two catch-ups at once would queue such a grade twice.
         """
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        outbox = self.outbox
+        outbox.start()
         self.queue_missed_grades()
-        self.outbox.start()
+        outbox.wake()
 
-    def queue_missed_grades(self) -> int:
+    def _catch_up(self) -> None:
+        # The outbox's periodic round: a release the student launched with a line item
+        # after (or a linked password account). Releases of the last minute are left to the
+        # page that is queueing them now; found here too, they would be sent twice.
+        self.queue_missed_grades(settled_s=self.settled_s)
+
+    def queue_missed_grades(self, *, settled_s: float = 0.0) -> int:
         """Queue the released grades that have a line item but no score queued since.
+
+        A student whose grade cannot be queued is logged and skipped: the others still go.
+
+        Args:
+            settled_s: only releases at least this many seconds old.
 
         Returns:
             How many students' grades were queued.
         """
-        missed = self.store.lti_unqueued_releases()
-        for student_id in missed:
-            self._queue_grade(student_id)
-        return len(missed)
+        from db import DbError
+        from workbook.errors import WorkbookError
+
+        queued = 0
+        before = datetime.now(UTC) - timedelta(seconds=settled_s)
+        for student_id in self.store.lti_unqueued_releases(before):
+            try:
+                self._queue_grade(student_id)
+            except (DbError, WorkbookError) as exc:
+                log.error("the released grade of student %s was not queued: %s", student_id, exc)
+            else:
+                queued += 1
+        return queued
 
     def _tool_key(self) -> SigningKey:
         from workbook.lti.keys import tool_keys
@@ -159,11 +191,12 @@ class LtiServices:
         visible = self.visible(staff)
         rows = [r for r in self.store.roster() if visible is None or r.user_id in visible]
         records = roster_records(rows)
-        status = self.store.lti_score_status([r["user_id"] for r in records])
+        contexts = self.store.lti_staff_contexts(staff.id)
+        # Only the gradebooks of staff's own courses: another course's is not theirs to see.
+        status = self.store.lti_score_status([r["user_id"] for r in records], contexts)
         for record in records:
             score = status.get(record["user_id"])
             record["moodle"] = score_words(score) if score is not None else ""
-        contexts = self.store.lti_staff_contexts(staff.id)
         seen: set[str] = set()
         not_started = []
         for member in self.store.lti_not_started(contexts):
@@ -227,7 +260,8 @@ class LtiServices:
     def moodle_status(self, staff: Any, student_id: int) -> str:
         """Where one student's grade stands in Moodle, in words ("" when nothing was sent)."""
         self._check(staff, student_id)
-        score = self.store.lti_score_status([student_id]).get(student_id)
+        contexts = self.store.lti_staff_contexts(staff.id)
+        score = self.store.lti_score_status([student_id], contexts).get(student_id)
         return score_words(score) if score is not None else ""
 
     # --- scores -------------------------------------------------------------------------
