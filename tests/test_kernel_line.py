@@ -115,7 +115,13 @@ def test_the_cap_follows_the_memory_and_the_measured_kernels(make_pool, monkeypa
         pool.kernel_for(user)
     monkeypatch.setattr(capacity, "kernels_pss_mb", lambda pids: [250.0] * len(pids))
     assert pool.measure() == 250.0
-    assert pool.capacity() == math.floor((AVAILABLE_MB - RESERVE_MB) / 250.0)
+    # What is available now, plus what the pool's two kernels hold, is theirs to share.
+    held = 2 * 250.0
+    assert pool.capacity() == math.floor((AVAILABLE_MB + held - RESERVE_MB) / 250.0)
+    # Another program takes 2 GB: the next measurement (every 10 s) brings the cap down.
+    monkeypatch.setattr(capacity, "available_mb", lambda: AVAILABLE_MB - 2048)
+    pool.measure()
+    assert pool.capacity() == math.floor((AVAILABLE_MB - 2048 + held - RESERVE_MB) / 250.0)
     fixed, _ = make_pool(max_kernels=3)
     assert fixed.capacity() == 3  # WORKBOOK_MAX_KERNELS still overrides
 

@@ -66,7 +66,8 @@ class KernelPool:
         self._notices: dict[str, str] = {}  # why a culled kernel's variables are gone
         # A spare's folder is moved to its student on adoption; a gateway kernel's folder
         # lives on the gateway's host, out of reach, so a gateway pool keeps no spares.
-        # Available memory is read here, once, before this pool starts any kernel.
+        # Available memory is read here, before this pool starts any kernel, then again at
+        # each measure() (capacity.Sizing.observe).
         self.sizing = capacity.Sizing(
             settings.max_kernels,
             settings.memory_reserve_mb,
@@ -127,12 +128,12 @@ class KernelPool:
         return self.sizing.cap()
 
     def measure(self) -> float:
-        """Measure every running kernel's memory into the estimate; returns the estimate."""
+        """Measure the kernels' memory into the estimate, re-read what is available."""
         with self._lock:
             kernels = list(self._kernels.values())
         kernels += self._spares.kernels()
         pids = [kernel.pid for kernel in kernels if kernel.is_alive()]
-        estimate = self.sizing.memory.observe(capacity.kernels_pss_mb(pids))
+        estimate = self.sizing.observe(capacity.kernels_pss_mb(pids))
         with self._room:
             self._room.notify_all()  # the cap may have grown
         return estimate
