@@ -32,7 +32,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 __all__ = [
@@ -183,13 +183,16 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def mounts_under(folder: Path, mountinfo: str | None = None) -> list[Path]:
+def mounts_under(
+    folder: Path, mountinfo: str | None = None, *, sources: Collection[str] | None = None
+) -> list[Path]:
     """Mount points at or below ``folder`` in this process's mount namespace, deepest first.
 
     Args:
         folder: the folder to look under (resolved; a sibling that merely shares its name's
             beginning is not under it).
         mountinfo: the text of ``/proc/self/mountinfo`` (read when not given).
+        sources: only mounts of these devices (e.g. ``/dev/loop3``); any when None.
     """
     if mountinfo is None:
         mountinfo = Path("/proc/self/mountinfo").read_text()
@@ -197,12 +200,16 @@ def mounts_under(folder: Path, mountinfo: str | None = None) -> list[Path]:
     found = []
     for line in mountinfo.splitlines():
         fields = line.split(" ")
-        if len(fields) < 5:
+        # "ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTIONS"
+        if len(fields) < 5 or "-" not in fields[5:]:
             continue
         point = Path(_unescape(fields[4]))
+        source = fields[fields.index("-", 5) + 2 :][:1]
+        if sources is not None and not (source and _unescape(source[0]) in sources):
+            continue
         if point == root or root in point.parents:
             found.append(point)
-    # Deepest first, and each point once (a folder mounted twice is unmounted twice).
+    # Deepest first; a folder mounted twice is listed (and so unmounted) twice.
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
@@ -222,8 +229,9 @@ def _loop_devices_of(images: Path) -> list[str]:
 def unmount_stale(work_dir: Path, keep: Callable[[Path], bool] = lambda _point: False) -> int:
     """Unmount what a killed app left mounted under ``work_dir``; free its loop devices.
 
-    Only mounts at or below ``work_dir`` are touched, and only loop devices backed by an
-    image in ``work_dir/.homes``. The images are kept (they hold the students' files).
+    Only mounts at or below ``work_dir`` of a loop device backed by an image in
+    ``work_dir/.homes`` are touched (whatever else the operator mounted there stays), and
+    only those loop devices are released. The images are kept (they hold students' files).
 
     Args:
         work_dir: the app's ``WORKBOOK_WORK_DIR``.
@@ -235,10 +243,11 @@ def unmount_stale(work_dir: Path, keep: Callable[[Path], bool] = lambda _point: 
     work_dir = Path(work_dir).resolve()
     if not work_dir.is_dir():
         return 0
+    images = work_dir / IMAGES
     gone = 0
-    for point in mounts_under(work_dir):
+    for point in mounts_under(work_dir, sources=set(_loop_devices_of(images))):
         if point == work_dir or keep(point):
-            continue  # the work folder itself may be a mount the operator made
+            continue
         try:
             _run("umount", str(point))
         except OSError:
@@ -248,7 +257,7 @@ def unmount_stale(work_dir: Path, keep: Callable[[Path], bool] = lambda _point: 
                 log.warning("could not unmount %s left by an earlier app: %s", point, exc)
                 continue
         gone += 1
-    for device in _loop_devices_of(work_dir / IMAGES):
+    for device in _loop_devices_of(images):
         # A device still in use is only marked to be freed when it is let go.
         with contextlib.suppress(OSError):
             _run("losetup", "--detach", device)
