@@ -24,6 +24,7 @@ def test_a_cell_gets_at_least_its_limit_and_less_than_a_second_more(used, cell):
 
 
 def test_the_lifetime_budget_still_wins():
-    assert cell_soft_limit(2.5, 120, 60) == 60
-    assert cell_soft_limit(58.2, 1, 60) == 60
-    assert cell_soft_limit(10.2, 1, 60) == 12
+    hard = 60
+    assert cell_soft_limit(2.5, 120, hard) == hard
+    assert cell_soft_limit(58.2, 1, hard) == hard
+    assert cell_soft_limit(10.2, 1, hard) == math.ceil(10.2) + 1 < hard
