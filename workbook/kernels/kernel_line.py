@@ -21,7 +21,12 @@ import time
 from workbook.config import Settings
 from workbook.kernels.interface import Kernel
 
-__all__ = ["LineWatch", "line_stalled_notice", "stop_culled"]
+__all__ = ["LineWatch", "line_stalled_notice", "stall_bound_s", "stop_culled"]
+
+
+def stall_bound_s(settings: Settings) -> float:
+    """How long a line may stand still before it is given up (see the module's text)."""
+    return 2 * settings.kernel_idle_when_full_s + settings.cell_timeout_s
 
 
 class LineWatch:
@@ -32,7 +37,7 @@ class LineWatch:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.bound_s = 2 * settings.kernel_idle_when_full_s + settings.cell_timeout_s
+        self.bound_s = stall_bound_s(settings)
         self._moved = time.monotonic()
 
     def moved(self, now: float | None = None) -> None:
@@ -50,7 +55,7 @@ class LineWatch:
 
 def line_stalled_notice(settings: Settings) -> str:
     """What a student reads when they waited for a kernel and the line did not move."""
-    minutes = max(1, round(LineWatch(settings).bound_s / 60))
+    minutes = max(1, round(stall_bound_s(settings) / 60))
     return (
         "The server is full: every kernel it can hold has been in use for the last "
         f"{minutes} minute{'' if minutes == 1 else 's'}, so no place came free for you. "
