@@ -157,3 +157,36 @@ def test_max_kernels_is_auto_unless_a_number_is_given():
         {"WORKBOOK_MEMORY_RESERVE_MB": "1024", "WORKBOOK_KERNEL_IDLE_WHEN_FULL": "120"}
     )
     assert (settings.memory_reserve_mb, settings.kernel_idle_when_full_s) == (1024, 120)
+
+
+def test_the_cap_follows_memory_freed_or_taken_by_others():
+    reserve, start = 1000, 10_000.0
+    sizing = capacity.Sizing(None, reserve, 2, available=start)
+    assert sizing.cap() == capacity.kernel_cap(start, reserve, capacity.DEFAULT_KERNEL_MB)
+    # Three kernels hold 600 MB each; 8,200 MB is available besides: 10,000 in all.
+    kernels = [600.0, 600.0, 600.0]
+    assert sizing.observe(kernels, available=8_200) == 600.0
+    assert sizing.available_mb == 8_200 + sum(kernels)
+    assert sizing.cap() == math.floor((8_200 + sum(kernels) - reserve) / 600.0)
+    # Another program takes 3,000 MB: the cap falls (the kernels' own growth would not).
+    sizing.observe(kernels, available=5_200)
+    assert sizing.cap() == math.floor((5_200 + sum(kernels) - reserve) / 600.0)
+    # ... and frees it again, and more: the cap rises.
+    sizing.observe(kernels, available=12_000)
+    assert sizing.cap() == math.floor((12_000 + sum(kernels) - reserve) / 600.0)
+    # One kernel grows by 300 MB: available falls by as much, the memory shared is the same.
+    grown = [900.0, 600.0, 600.0]
+    before = sizing.available_mb
+    sizing.observe(grown, available=12_000 - 300)
+    assert sizing.available_mb == before
+
+
+def test_without_any_pss_reading_the_available_memory_is_kept():
+    sizing = capacity.Sizing(None, 1000, 2, available=10_000)
+    sizing.observe([0.0, 0.0], available=2_000)  # kernels run, but no PSS could be read
+    assert sizing.available_mb == 10_000
+    sizing.observe([], available=7_000)  # no kernels: what is available is all there is
+    assert sizing.available_mb == 7_000
+    fixed = capacity.Sizing(5, 1000, 2)
+    fixed.observe([600.0], available=100)
+    assert fixed.cap() == 5  # WORKBOOK_MAX_KERNELS is not touched by memory

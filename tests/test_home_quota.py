@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -214,3 +215,104 @@ def test_eleven_95_mb_files_in_one_cell_leave_no_more_than_the_quota(hosted):
         "import glob, os\nfor name in glob.glob('burst*'):\n    os.remove(name)"
     )
     assert tidy.status == "ok" and _on_disk(alice.cwd) < MB
+
+
+# What a killed app leaves: a student's image and a spare's, mounted by a process that is
+# then SIGKILLed (an app holds its mounts the same way: they belong to the mount namespace).
+_KILLED_APP = """
+import os, sys, time
+from pathlib import Path
+from workbook.kernels import home_quota
+student, spare = Path(sys.argv[1]), Path(sys.argv[2])
+home_quota.mount(student, size_mb=20, files=50, uid=0)
+(student / "notes.txt").write_text("mine")
+home_quota.mount(spare, size_mb=20, files=50, uid=0)
+print("mounted", flush=True)
+time.sleep(120)
+"""
+
+
+def _loop_backings() -> set[str]:
+    found = set()
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            found.add(backing.read_text().strip().removesuffix(" (deleted)"))
+        except OSError:
+            continue
+    return found
+
+
+@needs_images
+def test_a_new_start_unmounts_what_a_killed_app_left_and_keeps_the_files(tmp_path):
+    work = tmp_path / "work"
+    student, spare = work / "ada", work / f"{spares.SPARE_PREFIX}999999999-abc"
+    # A folder beside the work folder whose name begins the same way is not under it.
+    other = tmp_path / "work-other" / "ada"
+    home_quota.mount(other, size_mb=20, files=50, uid=0)
+    # What the operator mounted inside the work folder is not the app's to unmount.
+    theirs = work / "course-data"
+    theirs.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(theirs)], check=True)
+    app = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_APP, str(student), str(spare)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert app.stdout.readline().strip() == "mounted"
+        app.kill()
+        app.wait()
+        images = {str(home_quota.image_of(student)), str(home_quota.image_of(spare))}
+        mounted = {str(student), str(spare), str(theirs)}
+        assert set(map(str, home_quota.mounts_under(work))) == mounted
+        assert images <= _loop_backings()
+
+        spares.remove_stale_folders(work)  # what a new pool does before any kernel starts
+
+        assert home_quota.mounts_under(work) == [theirs]
+        assert os.path.ismount(other)  # nothing outside the work folder is touched
+        for _ in range(100):  # a loop device let go is detached by the kernel's worker
+            if not images & _loop_backings():
+                break
+            time.sleep(0.1)
+        assert not images & _loop_backings()
+        assert not spare.exists() and not home_quota.image_of(spare).exists()
+        # The student's image is kept and their file is there on the next mount.
+        assert list(student.iterdir()) == []
+        home_quota.mount(student, size_mb=20, files=50, uid=0)
+        try:
+            assert (student / "notes.txt").read_text() == "mine"
+        finally:
+            home_quota.unmount(student)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        for point in home_quota.mounts_under(tmp_path):
+            subprocess.run(["umount", "--lazy", str(point)], check=False)
+
+
+def test_mounts_under_a_folder_are_read_from_mountinfo_with_escapes_and_sources():
+    mountinfo = "\n".join(
+        [
+            "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+            "90 22 7:3 / /srv/work/ada rw,nosuid,nodev shared:50 - ext4 /dev/loop3 rw",
+            "91 22 7:4 / /srv/work/two\\040words rw shared:51 - ext4 /dev/loop4 rw",
+            "92 22 0:60 / /srv/work/data rw - tmpfs tmpfs rw,size=1024k",
+            "93 22 7:5 / /srv/work-other/ada rw - ext4 /dev/loop5 rw",
+            "94 90 7:3 /sub /srv/work/ada/deeper rw master:2 - ext4 /dev/loop3 rw",
+        ]
+    )
+    work = Path("/srv/work")
+    assert home_quota.mounts_under(work, mountinfo) == [
+        work / "ada" / "deeper",
+        work / "ada",
+        work / "two words",
+        work / "data",
+    ]
+    loops = {"/dev/loop3", "/dev/loop5"}
+    assert home_quota.mounts_under(work, mountinfo, sources=loops) == [
+        work / "ada" / "deeper",
+        work / "ada",
+    ]

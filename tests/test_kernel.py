@@ -269,5 +269,15 @@ def test_a_cell_over_its_cpu_budget_is_stopped_and_the_next_cell_runs(tmp_path):
         assert "CPU time" in result.message
         # The budget is per cell: a cheap cell afterwards runs, variables intact.
         assert kernel.execute("kept + 1").outputs[-1]["data"]["text/plain"] == "2"
+        # Each cell gets its whole second, whatever fraction of a second the kernel had
+        # used before it (RLIMIT_CPU counts whole seconds; the used time is rounded up, so
+        # a cell starting at 2.9 s used is not stopped at 3 s). Cells that burn 0.8 s of
+        # the kernel's own CPU time start at ever different fractions.
+        burn = (
+            "import time\nt0 = time.process_time()\nwhile time.process_time() - t0 < 0.8:\n    pass"
+        )
+        for _ in range(4):
+            burnt = kernel.execute(burn)
+            assert burnt.status == "ok", burnt.outputs
     finally:
         pool.shutdown_all()

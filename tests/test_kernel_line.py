@@ -12,6 +12,8 @@ import pytest
 from workbook.config import Settings
 from workbook.kernels import capacity
 from workbook.kernels import pool as pool_module
+from workbook.kernels.errors import ServerBusy
+from workbook.kernels.kernel_line import LineWatch, line_stalled_notice
 from workbook.kernels.pool import KernelPool
 from workbook.kernels.result import ExecutionResult
 
@@ -115,7 +117,13 @@ def test_the_cap_follows_the_memory_and_the_measured_kernels(make_pool, monkeypa
         pool.kernel_for(user)
     monkeypatch.setattr(capacity, "kernels_pss_mb", lambda pids: [250.0] * len(pids))
     assert pool.measure() == 250.0
-    assert pool.capacity() == math.floor((AVAILABLE_MB - RESERVE_MB) / 250.0)
+    # What is available now, plus what the pool's two kernels hold, is theirs to share.
+    held = 2 * 250.0
+    assert pool.capacity() == math.floor((AVAILABLE_MB + held - RESERVE_MB) / 250.0)
+    # Another program takes 2 GB: the next measurement (every 10 s) brings the cap down.
+    monkeypatch.setattr(capacity, "available_mb", lambda: AVAILABLE_MB - 2048)
+    pool.measure()
+    assert pool.capacity() == math.floor((AVAILABLE_MB - 2048 + held - RESERVE_MB) / 250.0)
     fixed, _ = make_pool(max_kernels=3)
     assert fixed.capacity() == 3  # WORKBOOK_MAX_KERNELS still overrides
 
@@ -186,6 +194,54 @@ def test_when_full_a_kernel_idle_less_than_the_minimum_is_not_culled(make_pool):
     pool._kernels["ada"].last_used = time.monotonic() - 601  # now past the minimum
     waiter.join(10)  # the line looks again by itself
     assert pool.running() == ["bob"]
+
+
+def test_a_line_that_does_not_move_is_given_up_with_a_clear_message(make_pool):
+    # Small settings: kernels idle 0.2 s make room; a line stalled 2 * 0.2 + 1 s is given up.
+    pool, _ = make_pool(
+        max_kernels=1, kernel_idle_s=3600, kernel_idle_when_full_s=0.2, cell_timeout_s=1
+    )
+    ada = pool.kernel_for("ada")
+    ada.lock.acquire()  # a cell runs in ada's kernel: it is never culled meanwhile
+    try:
+        outcome: dict[str, BaseException] = {}
+
+        def wait_in_line(user: str) -> None:
+            try:
+                pool.kernel_for(user)
+            except ServerBusy as exc:
+                outcome[user] = exc
+
+        waiters = [_in_background(wait_in_line, user) for user in ("bob", "cy")]
+        for waiter in waiters:
+            waiter.join(10)
+        assert not any(waiter.is_alive() for waiter in waiters)  # nobody waits forever
+    finally:
+        ada.lock.release()
+    assert sorted(outcome) == ["bob", "cy"]  # everyone in the stalled line is told
+    words = str(outcome["bob"])
+    assert "The server is full" in words and "Your code is saved" in words
+    assert "Try **Run** again in a few minutes" in words
+    assert pool.place_in_line("bob") is None and pool.running() == ["ada"]
+    # Once ada's cell is over and her kernel idle past the minimum, the next student gets in.
+    ada.last_used = time.monotonic() - 1
+    assert pool.kernel_for("bob") is not None and pool.running() == ["bob"]
+
+
+def test_a_line_is_given_up_only_after_it_stood_still_for_the_whole_bound():
+    settings = Settings(kernel_idle_when_full_s=600, cell_timeout_s=30)
+    watch = LineWatch(settings)
+    bound = 2 * settings.kernel_idle_when_full_s + settings.cell_timeout_s
+    assert watch.bound_s == bound
+    watch.moved(now=1000.0)
+    assert not watch.stalled(joined=900.0, now=1000.0 + bound)
+    assert watch.stalled(joined=900.0, now=1000.0 + bound + 1)
+    # The line moved meanwhile: the clock starts again for everyone in it.
+    watch.moved(now=1500.0)
+    assert not watch.stalled(joined=900.0, now=1000.0 + bound + 1)
+    # A student who joined after the line last moved counts from when they joined.
+    assert not watch.stalled(joined=2000.0, now=1500.0 + bound + 1)
+    assert str(round(bound / 60)) + " minutes" in line_stalled_notice(settings)
 
 
 def test_a_cap_grown_by_a_new_measurement_lets_the_line_in(make_pool, monkeypatch):

@@ -202,10 +202,19 @@ def test_sandboxed_kernel_dies_when_the_app_dies(tmp_path):
         time.sleep(0.2)
     else:
         pytest.fail("the sandboxed kernel outlived the app")
-    # A killed app cannot unmount its kernels' home images (as root): a restarted app would
-    # reuse them; here we release them ourselves.
-    for folder in tmp_path.iterdir():
-        home_quota.unmount(folder)
+    # A killed app cannot unmount its kernels' home images (as root): the next app's pool
+    # does, before it starts any kernel, and the student's file is kept in the image.
+    left = home_quota.mounts_under(tmp_path)
+    restarted = KernelPool(Settings(work_dir=tmp_path, sandbox=True))
+    try:
+        assert home_quota.mounts_under(tmp_path) == []
+        if AS_ROOT and home_quota.available() is None:  # the home was an image
+            assert left == [tmp_path.resolve() / "dave"]
+        kernel = restarted.kernel_for("dave")
+        kept = kernel.execute("open('pid').read()")
+        assert kept.outputs[-1]["data"]["text/plain"] == repr("x")
+    finally:
+        restarted.shutdown_all()
 
 
 @pytest.mark.skipif(PROBLEM is None, reason="the sandbox works here")

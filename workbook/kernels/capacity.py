@@ -6,10 +6,14 @@ that could hold it; too high, and the machine runs out of memory. So by default
 
     cap = max(1, floor((available - reserve) / per_kernel))
 
-- ``available``: the memory available when the pool starts (``MemAvailable``, via psutil),
-  or the headroom left under the app's own cgroup memory limit when that is lower
-  (cgroup v2 ``memory.max`` minus ``memory.current``; v1 ``memory.limit_in_bytes`` minus
-  ``memory.usage_in_bytes``);
+- ``available``: the memory the pool's kernels may share: the memory available now
+  (``MemAvailable``, via psutil, or the headroom left under the app's own cgroup memory
+  limit when that is lower: cgroup v2 ``memory.max`` minus ``memory.current``; v1
+  ``memory.limit_in_bytes`` minus ``memory.usage_in_bytes``) plus what the pool's own
+  kernels hold (their PSS). It is read when the pool starts and again each time the pool
+  measures its kernels (:meth:`Sizing.observe`, every 10 s), so the cap follows memory that
+  other programs free or take; a kernel growing only moves memory from one term to the
+  other. A cap that falls stops nothing: no new kernel starts until it fits again;
 - ``reserve``: kept for the app itself and the page cache (``WORKBOOK_MEMORY_RESERVE_MB``);
 - ``per_kernel``: the proportional memory (PSS) of one kernel, so the model weights that
   every kernel maps are counted once in all, not once per kernel. It starts at
@@ -129,7 +133,8 @@ class Sizing:
         reserve_mb: memory kept for the app and the page cache.
         spares: spares kept when nobody is arriving (0: none at all).
         gateway: kernels run on a gateway host, whose memory this app cannot measure.
-        available: memory available now, in MB (read once, here, when following memory).
+        available: memory available now, in MB (read here when following memory; again
+            at each :meth:`observe`).
     """
 
     def __init__(
@@ -156,6 +161,27 @@ class Sizing:
         if self.fixed is not None:
             return self.fixed
         return kernel_cap(self.available_mb, self.reserve_mb, self.memory.mb)
+
+    def observe(self, kernels_mb: list[float], available: float | None = None) -> float:
+        """Fold one round of the kernels' PSS in, and re-read the memory available.
+
+        Args:
+            kernels_mb: the PSS of each of the pool's kernels and spares (0: gone, or PSS
+                cannot be read here), measured just now.
+            available: memory available now, in MB (read from the system when None).
+
+        Returns:
+            The new estimate of one kernel's memory (:class:`MemoryEstimate`).
+
+        What the kernels hold is added back to what is available now, so the pool's own
+        kernels never count against its cap twice. Where no kernel's PSS could be read
+        (while kernels run), the memory they hold is unknown and ``available_mb`` is kept.
+        """
+        estimate = self.memory.observe(kernels_mb)
+        held = sum(kernels_mb)
+        if self.fixed is None and (held > 0 or not kernels_mb):
+            self.available_mb = (available_mb() if available is None else available) + held
+        return estimate
 
     def arrived(self, now: float | None = None) -> None:
         """Count a student who arrived without a kernel (``time.monotonic()``)."""

@@ -19,4 +19,9 @@ KERNEL_ENV: dict[str, str] = {
     # ipywidgets is missing).
     "TQDM_DISABLE": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    # glibc gives each new thread that allocates its own malloc arena, reserving 64 MB of
+    # address space each (up to 8 per core): a fresh ipykernel reserved 740 MB here where
+    # it needs 150. Against the kernel's RLIMIT_AS (WORKBOOK_KERNEL_MEMORY_MB) that made
+    # starts at 400 MB fail (threads refused, then aborts: exit 134, 139, or no answer).
+    "MALLOC_ARENA_MAX": "2",
 }

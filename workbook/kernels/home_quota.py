@@ -12,6 +12,12 @@ A spare kernel starts with an empty image of its own; when a student takes it,
 mounts it on the student's folder too and unmounts it from the spare's (the running sandbox
 keeps its own view), and renames the image to the student's.
 
+An app that is killed (SIGKILL, a crash) cannot unmount its kernels' images: the mounts and
+their loop devices outlive it. The next app's pool calls :func:`unmount_stale` before it
+starts any kernel: every mount under its own work folder (as ``/proc/self/mountinfo`` lists
+them, nothing else) is unmounted and the loop devices behind its images are released. The
+images, and so the students' files, stay; each is mounted again when its kernel starts.
+
 Unprivileged, or where this cannot be had, the watchdog in :mod:`workbook.kernels.limits`
 measures the folder instead (see README, "Per-student limits").
 """
@@ -20,16 +26,31 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-__all__ = ["adopt", "available", "image_of", "mount", "release", "unmount"]
+__all__ = [
+    "adopt",
+    "available",
+    "image_of",
+    "mount",
+    "mounts_under",
+    "release",
+    "unmount",
+    "unmount_stale",
+]
 
 IMAGES = ".homes"
 _TOOLS = ("mkfs.ext4", "mount", "umount", "losetup")
+_SYS_BLOCK = Path("/sys/block")
+
+log = logging.getLogger(__name__)
 
 
 def _run(*argv: str) -> None:
@@ -155,3 +176,91 @@ def adopt(spare_folder: Path, student_folder: Path) -> None:
     os.replace(image_of(spare_folder), image_of(student_folder))
     with contextlib.suppress(OSError):
         spare_folder.rmdir()
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes a space, tab, newline or backslash in a path as an octal escape.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_under(
+    folder: Path, mountinfo: str | None = None, *, sources: Collection[str] | None = None
+) -> list[Path]:
+    """Mount points at or below ``folder`` in this process's mount namespace, deepest first.
+
+    Args:
+        folder: the folder to look under (resolved; a sibling that merely shares its name's
+            beginning is not under it).
+        mountinfo: the text of ``/proc/self/mountinfo`` (read when not given).
+        sources: only mounts of these devices (e.g. ``/dev/loop3``); any when None.
+    """
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    root = Path(folder).resolve()
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        # "ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTIONS"
+        if len(fields) < 5 or "-" not in fields[5:]:
+            continue
+        point = Path(_unescape(fields[4]))
+        source = fields[fields.index("-", 5) + 2 :][:1]
+        if sources is not None and not (source and _unescape(source[0]) in sources):
+            continue
+        if point == root or root in point.parents:
+            found.append(point)
+    # Deepest first; a folder mounted twice is listed (and so unmounted) twice.
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def _loop_devices_of(images: Path) -> list[str]:
+    """The loop devices whose backing file is (or was, if deleted) an image in ``images``."""
+    devices = []
+    for backing in _SYS_BLOCK.glob("loop*/loop/backing_file"):
+        try:
+            name = backing.read_text().strip().removesuffix(" (deleted)")
+        except OSError:
+            continue  # detached meanwhile
+        if Path(name).parent == images:
+            devices.append(f"/dev/{backing.parent.parent.name}")
+    return devices
+
+
+def unmount_stale(work_dir: Path, keep: Callable[[Path], bool] = lambda _point: False) -> int:
+    """Unmount what a killed app left mounted under ``work_dir``; free its loop devices.
+
+    Only mounts at or below ``work_dir`` of a loop device backed by an image in
+    ``work_dir/.homes`` are touched (whatever else the operator mounted there stays), and
+    only those loop devices are released. The images are kept (they hold students' files).
+
+    Args:
+        work_dir: the app's ``WORKBOOK_WORK_DIR``.
+        keep: mount points to leave alone (a spare folder of an app still running).
+
+    Returns:
+        How many mounts were unmounted.
+    """
+    work_dir = Path(work_dir).resolve()
+    if not work_dir.is_dir():
+        return 0
+    images = work_dir / IMAGES
+    gone = 0
+    for point in mounts_under(work_dir, sources=set(_loop_devices_of(images))):
+        if point == work_dir or keep(point):
+            continue
+        try:
+            _run("umount", str(point))
+        except OSError:
+            try:  # something still holds a file there: detach it now, free it when let go
+                _run("umount", "--lazy", str(point))
+            except OSError as exc:
+                log.warning("could not unmount %s left by an earlier app: %s", point, exc)
+                continue
+        gone += 1
+    for device in _loop_devices_of(images):
+        # A device still in use is only marked to be freed when it is let go.
+        with contextlib.suppress(OSError):
+            _run("losetup", "--detach", device)
+    if gone:
+        log.info("unmounted %d home image(s) left mounted under %s", gone, work_dir)
+    return gone

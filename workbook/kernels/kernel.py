@@ -71,8 +71,8 @@ class StudentKernel(KernelProcess, CellRunner):
 
     def _replace_kernel(self, *, told: bool) -> None:
         self.start()  # records why the old one stopped in pending_notice
-        if told:
-            self.pending_notice = ""  # told just now, in this run's message
+        if told:  # told just now, in this run's message; what the new one found stays
+            self.pending_notice = self.start_notice
 
     def _limit_notice(self) -> str:
         cgroups = self._cgroups

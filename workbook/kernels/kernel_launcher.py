@@ -10,7 +10,9 @@ everything it starts:
 - ``--memory-mb``: RLIMIT_AS. A too-large allocation raises ``MemoryError`` (or torch's
   ``RuntimeError``) inside the kernel instead of exhausting the server.
 - ``--cell-cpu-s``: CPU seconds one cell may use. Before each cell the soft RLIMIT_CPU is
-  moved to "used so far + limit"; when it is crossed, SIGXCPU raises ``CellCPUTimeExceeded``.
+  moved to "used so far, rounded up to a whole second, + limit"; when it is crossed, SIGXCPU
+  raises ``CellCPUTimeExceeded``. RLIMIT_CPU counts whole seconds, so a cell gets at least
+  its limit and at most one second more (:func:`cell_soft_limit`).
 - ``--cpu-budget-s``: the hard RLIMIT_CPU, the CPU seconds the kernel process (and each
   process it starts) may use in its whole life. It is set before any student code runs and
   an unprivileged process can never raise a hard limit, so no cell can lift the soft one
@@ -28,6 +30,7 @@ everything it starts:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import shutil
@@ -61,17 +64,26 @@ def _watch_lifeline(fd: int, ipc_dir: str) -> None:
         os._exit(3)
 
 
+def cell_soft_limit(used_cpu_s: float, cell_cpu_s: int, hard: int) -> int:
+    """The soft RLIMIT_CPU that gives the next cell ``cell_cpu_s`` CPU seconds.
+
+    RLIMIT_CPU is in whole seconds of the process's total CPU time. The time used so far is
+    rounded up, never down, so the cell gets at least its limit (and less than one second
+    more); the hard limit (the kernel's lifetime budget) still wins.
+    """
+    soft = math.ceil(used_cpu_s) + cell_cpu_s
+    return soft if hard == resource.RLIM_INFINITY else min(soft, hard)
+
+
 def _install_cpu_limit(shell: object, cell_cpu_s: int) -> None:
-    def used_cpu_s() -> int:
+    def used_cpu_s() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return int(usage.ru_utime + usage.ru_stime)
+        return usage.ru_utime + usage.ru_stime
 
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
 
     def arm(*_args: object) -> None:
-        soft = used_cpu_s() + cell_cpu_s
-        if hard != resource.RLIM_INFINITY:
-            soft = min(soft, hard)
+        soft = cell_soft_limit(used_cpu_s(), cell_cpu_s, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
     def disarm(*_args: object) -> None:

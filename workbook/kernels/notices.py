@@ -39,7 +39,9 @@ __all__ = [
 SERVER_BUSY = "The server is busy: all student kernels are in use. Please try again in a minute."
 
 
-def death_notice(settings: Settings, reason: str, *, while_idle: bool) -> str:
+def death_notice(
+    settings: Settings, reason: str, *, while_idle: bool, restarted: bool = True
+) -> str:
     """Plain words for the student: why the kernel stopped, and what to do now.
 
     Args:
@@ -47,6 +49,8 @@ def death_notice(settings: Settings, reason: str, *, while_idle: bool) -> str:
         reason: which limit stopped the kernel (``memory``, ``disk``, ``cpu``,
             ``cpu_budget``), or ``""`` when none did.
         while_idle: the kernel stopped between runs, not during the one just made.
+        restarted: a fresh kernel took its place (``False``: the words stop at why; the
+            caller says why no fresh one started).
     """
     s = settings
     why = {
@@ -68,6 +72,8 @@ def death_notice(settings: Settings, reason: str, *, while_idle: bool) -> str:
             f"{what}. It has been restarted, so the variables from your earlier cells are "
             "gone: click **Run all above** to rebuild them, then run this cell again."
         )
+    if not restarted:
+        return f"Your kernel was stopped because {why}." if why else "Your kernel stopped."
     if why:
         return (
             f"Your kernel was stopped because {why}. It has been restarted: click **Run all "

@@ -13,7 +13,6 @@ student waits in line, first come first served, until one is free.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import re
 import threading
@@ -24,10 +23,11 @@ from pathlib import Path
 
 from workbook.config import Settings
 from workbook.kernels import capacity, limits, sandbox, spares, threads
-from workbook.kernels.errors import KernelError
+from workbook.kernels.errors import KernelError, ServerBusy
 from workbook.kernels.gateway import GatewayKernel
 from workbook.kernels.interface import Kernel
 from workbook.kernels.kernel import StudentKernel
+from workbook.kernels.kernel_line import LineWatch, line_stalled_notice, stop_culled
 from workbook.kernels.run_queue import StartSlots
 
 __all__ = ["KernelPool"]
@@ -63,10 +63,12 @@ class KernelPool:
         # Signalled whenever a kernel's place may have come free (or the cap grown).
         self._room = threading.Condition(self._lock)
         self._line: deque[tuple[str, object]] = deque()  # students waiting for a kernel
+        self._line_watch = LineWatch(settings)  # a line that stalls is given up (kernel_line)
         self._notices: dict[str, str] = {}  # why a culled kernel's variables are gone
         # A spare's folder is moved to its student on adoption; a gateway kernel's folder
         # lives on the gateway's host, out of reach, so a gateway pool keeps no spares.
-        # Available memory is read here, once, before this pool starts any kernel.
+        # Available memory is read here, before this pool starts any kernel, then again at
+        # each measure() (capacity.Sizing.observe).
         self.sizing = capacity.Sizing(
             settings.max_kernels,
             settings.memory_reserve_mb,
@@ -127,12 +129,12 @@ class KernelPool:
         return self.sizing.cap()
 
     def measure(self) -> float:
-        """Measure every running kernel's memory into the estimate; returns the estimate."""
+        """Measure the kernels' memory into the estimate, re-read what is available."""
         with self._lock:
             kernels = list(self._kernels.values())
         kernels += self._spares.kernels()
         pids = [kernel.pid for kernel in kernels if kernel.is_alive()]
-        estimate = self.sizing.memory.observe(capacity.kernels_pss_mb(pids))
+        estimate = self.sizing.observe(capacity.kernels_pss_mb(pids))
         with self._room:
             self._room.notify_all()  # the cap may have grown
         return estimate
@@ -218,6 +220,7 @@ class KernelPool:
         Raises:
             KernelError: ``user_id`` cannot be used as a folder name.
             KernelDied: the kernel could not start.
+            ServerBusy: the line did not move for too long (:mod:`workbook.kernels.kernel_line`).
         """
         return self._kernel(user_id)
 
@@ -294,6 +297,7 @@ class KernelPool:
             if kernel is not None:
                 return kernel, False
             self._line.append(entry)
+        joined = time.monotonic()
         try:
             while True:
                 culled: list[Kernel] = []
@@ -303,13 +307,16 @@ class KernelPool:
                         return kernel, False
                     if self._line[0] is entry:  # first come, first served
                         if len(self._kernels) < self.capacity():
+                            self._line_watch.moved()
                             return self._reserve_locked(user_id), True
                         culled = self._take_culled_locked() or self._take_culled_locked(
                             self.settings.kernel_idle_when_full_s, most=1
                         )
+                    if not culled and self._line_watch.stalled(joined):
+                        raise ServerBusy(line_stalled_notice(self.settings))
                     if not culled:
                         self._room.wait(_LINE_RECHECK_S)
-                _stop_culled(culled)  # outside the pool's lock: a stop may take seconds
+                stop_culled(culled)  # outside the pool's lock: a stop may take seconds
         finally:
             with self._lock:
                 self._line.remove(entry)
@@ -375,7 +382,7 @@ class KernelPool:
             most: take at most this many, the longest idle first.
 
         Each kernel returned is still locked by this thread, so nothing runs or restarts it
-        before the caller stops it with :func:`_stop_culled`, after letting go of ``_lock``.
+        before the caller stops it with :func:`stop_culled`, after letting go of ``_lock``.
         """
         limit = self.settings.kernel_idle_s if idle_s is None else idle_s
         now = time.monotonic()
@@ -404,7 +411,7 @@ class KernelPool:
         """
         with self._lock:
             culled = self._take_culled_locked()
-        _stop_culled(culled)
+        stop_culled(culled)
         return [kernel.user_id for kernel in culled]
 
     def running(self) -> list[str]:
@@ -435,12 +442,3 @@ def _tend_forever(pool: KernelPool, every_s: float) -> None:
 def _check_user_id(user_id: str) -> None:
     if not _USER_ID.match(user_id):
         raise KernelError(f"Cannot start a kernel for user id {user_id!r}.")
-
-
-def _stop_culled(culled: list[Kernel]) -> None:
-    """Stop kernels taken out by :meth:`KernelPool._take_culled_locked`, then unlock them."""
-    with contextlib.ExitStack() as held:
-        for kernel in culled:
-            held.callback(kernel.lock.release)
-        for kernel in culled:
-            kernel.shutdown()  # its lock is ours (reentrant): taking it again is at once

@@ -127,6 +127,8 @@ class KernelProcess:
         self.starts = 0
         # Told to the student on their next run: why their variables are gone.
         self.pending_notice = ""
+        # What the last start found, also in pending_notice (a folder over its quota).
+        self.start_notice = ""
 
     # ----------------------------------------------------------------- life cycle
     def _env(self) -> dict[str, str]:
@@ -221,8 +223,8 @@ class KernelProcess:
                 os.close(read_fd)
             if s.sandbox:
                 usage, over = limits.home_usage(self.cwd, s.kernel_home_mb, s.kernel_home_files)
-                if over:
-                    self.pending_notice = f"{self.pending_notice} {over_quota_notice(s)}".strip()
+                self.start_notice = over_quota_notice(s) if over else ""
+                self.pending_notice = f"{self.pending_notice} {self.start_notice}".strip()
                 self._guard = limits.watchdog().watch(
                     limits.Guard(
                         root_pid=self._proc.pid,

@@ -257,14 +257,15 @@ class CellRunner(ABC):
                 )
             elif status == "died":
                 if not self._died():
-                    message = (
-                        f"{over_limit(stopped_by, limit)} and did not stop when interrupted, "
-                        "so your kernel was restarted. Run the cells above again."
-                    )
+                    why = f"{over_limit(stopped_by, limit)} and did not stop when interrupted"
+                    message = f"{why}, so your kernel was restarted. Run the cells above again."
+                    why += "."
                     status = "timeout"
                 else:
-                    message = death_notice(self.settings, self.stop_reason(), while_idle=False)
-                self._replace_kernel(told=True)
+                    reason = self.stop_reason()
+                    message = death_notice(self.settings, reason, while_idle=False)
+                    why = death_notice(self.settings, reason, while_idle=False, restarted=False)
+                message = self._replaced(message, why)
             if collector.truncated:
                 message = with_truncation_note(message, self.settings)
             parts = (notice, limit_notice, message)
@@ -274,6 +275,29 @@ class CellRunner(ABC):
                 status=status,
                 message=" ".join(part for part in parts if part),
             )
+
+    def _replaced(self, message: str, why: str) -> str:
+        """Replace the kernel that died mid-cell; the words the student reads in this result.
+
+        Args:
+            message: what the result says (why the kernel stopped, and that it restarted).
+            why: why it stopped, alone: said when no fresh kernel can start.
+
+        Returns:
+            ``message``, and what the fresh kernel's start found (a folder still over its
+            quota), so that neither is lost with the replacement.
+
+        Raises:
+            KernelError: as from ``_replace_kernel``, its message led by ``why``.
+        """
+        try:
+            self._replace_kernel(told=True)
+        except KernelError as exc:
+            self.pending_notice = ""  # told now; the next run starts a kernel afresh
+            exc.args = (f"{why} {exc}", *exc.args[1:])
+            raise
+        fresh, self.pending_notice = self.pending_notice, ""
+        return " ".join(part for part in (message, fresh) if part)
 
     def inspect(self, code: str, timeout: float | None = None) -> Any:
         """Run ``code`` silently and return the JSON value it binds to ``__workbook_result__``.

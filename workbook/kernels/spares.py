@@ -79,13 +79,18 @@ def spare_name() -> str:
 
 
 def remove_stale_folders(work_dir: Path) -> None:
-    """Remove spares' folders left by an app that was killed (they hold no student files)."""
+    """Remove spares' folders left by an app that was killed (they hold no student files).
+
+    As root, every home image still mounted under ``work_dir`` is unmounted first and its
+    loop device released (:func:`home_quota.unmount_stale`); the students' images stay.
+    """
     if not work_dir.is_dir():
         return
+    if os.geteuid() == 0:
+        home_quota.unmount_stale(work_dir, keep=_of_live_app)
     images = work_dir / home_quota.IMAGES
     for folder in [*work_dir.glob(f"{SPARE_PREFIX}*"), *images.glob(f"{SPARE_PREFIX}*.img")]:
-        owner = folder.name[len(SPARE_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and _alive(int(owner)):
+        if _of_live_app(folder):
             continue
         if folder.suffix == ".img":
             folder.unlink(missing_ok=True)
@@ -93,6 +98,14 @@ def remove_stale_folders(work_dir: Path) -> None:
             with contextlib.suppress(OSError):
                 home_quota.unmount(folder)  # a spare's own image (app as root)
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _of_live_app(path: Path) -> bool:
+    """Whether ``path`` is a spare's folder (or image) of an app still running."""
+    if not path.name.startswith(SPARE_PREFIX):
+        return False
+    owner = path.name[len(SPARE_PREFIX) :].split("-", 1)[0]
+    return owner.isdigit() and _alive(int(owner))
 
 
 def _alive(pid: int) -> bool:
