@@ -31,12 +31,12 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox
+from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox, template
 from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice, over_quota_notice
 from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
-from workbook.kernels.spares import SPARE_PREFIX
+from workbook.kernels.spares import SPARE_PREFIX, warm_up_code
 
 __all__ = ["KernelProcess"]
 
@@ -110,7 +110,7 @@ class KernelProcess:
         self.extra_env = dict(extra_env or {})
         self.last_used = time.monotonic()
         self.lock = threading.RLock()
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen | template.ForkedKernel | None = None
         self._client: BlockingKernelClient | None = None
         self._ipc_dir: Path | None = None
         self._lifeline_w: int | None = None
@@ -213,7 +213,17 @@ class KernelProcess:
                     argv = [sys.executable, str(_LAUNCHER), "-f", str(connection_file)]
                     argv += limits_args
                     popen["cwd"] = str(self.cwd)
-                self._proc = _spawn(argv, **popen)
+                    if s.kernel_template:  # forked from a warm process; None: as below
+                        self._proc = template.start_kernel(
+                            argv[2:],
+                            env=popen["env"],
+                            cwd=self.cwd,
+                            stderr_fd=self._stderr_fd,
+                            lifeline_fd=read_fd,
+                            warm_up=warm_up_code(s.model_name),
+                        )
+                if self._proc is None:
+                    self._proc = _spawn(argv, **popen)
             except BaseException:
                 self._stop()
                 raise

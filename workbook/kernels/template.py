@@ -1,0 +1,329 @@
+"""The app's side of the kernel template: cheap local kernel starts by forking a warm process.
+
+A fresh local kernel is a new Python process that imports ipykernel, torch, transformers and
+pandas and loads the model: about five CPU-seconds each, so thirty students arriving at once
+keep two cores busy for minutes. The kernel template (``kernel_template.py``, beside
+``kernel_launcher.py``) does that work once; each local kernel is then forked from it, and
+``kernel_launcher.main`` applies the same limits in the child as in a started process.
+
+:func:`start_kernel` asks the template for one kernel and returns a :class:`ForkedKernel`
+(what ``subprocess.Popen`` offers the app: ``pid``, ``poll``, ``wait``, ``kill``), or None
+when the template cannot serve (not started yet and failing, died, another environment): the
+caller then starts the kernel as before, and the reason is logged. A template that failed is
+started again on a later request, at most once per :data:`RETRY_S`.
+
+There is one template per kernel environment (a pool's kernels all share one). Its own
+memory is counted once (:func:`memory_mb`); each kernel's proportional memory already
+shares the pages it inherited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["RETRY_S", "ForkedKernel", "TemplateFailed", "memory_mb", "start_kernel", "stop_all"]
+
+log = logging.getLogger(__name__)
+
+_SCRIPT = Path(__file__).resolve().with_name("kernel_template.py")
+# The template imports torch and transformers and warms the model up before it answers.
+_READY_TIMEOUT_S = 180.0
+_REPLY_TIMEOUT_S = 30.0
+# After a failure, the next try to start a template waits this long (kernels start as before).
+RETRY_S = 60.0
+# Templates kept at once, one per kernel environment; the least recently used goes first.
+_MOST = 2
+_STDERR_TAIL = 2000
+
+
+class TemplateFailed(Exception):
+    """The template could not start or serve a kernel."""
+
+
+class ForkedKernel:
+    """A kernel process forked by the template: what the app needs of a ``Popen``.
+
+    The app holds a pidfd of the process (no pid reuse can fool it) and a socket on which the
+    template reports its exit status once it has reaped it.
+    """
+
+    def __init__(self, pid: int, pidfd: int, conn: socket.socket) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._pidfd = pidfd
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def _exited(self, timeout: float | None) -> bool:
+        with self._lock:
+            if self.returncode is not None:
+                return True
+            if self._pidfd < 0:
+                return True
+            readable, _, _ = select.select([self._pidfd], [], [], timeout)
+            if not readable:
+                return False
+            # It has exited; the template tells its status once it has reaped it.
+            self.returncode = -1  # unknown, if the template is gone
+            ready, _, _ = select.select([self._conn], [], [], 2.0)
+            if ready:
+                with contextlib.suppress(OSError, ValueError):
+                    self.returncode = int(json.loads(self._conn.recv(4096))["exit"])
+            os.close(self._pidfd)
+            self._pidfd = -1
+            self._conn.close()
+            return True
+
+    def poll(self) -> int | None:
+        """The exit status if the process has ended (``-1``: unknown), else None."""
+        self._exited(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the process to end; its exit status.
+
+        Raises:
+            subprocess.TimeoutExpired: it still runs after ``timeout`` seconds.
+        """
+        if not self._exited(timeout):
+            raise subprocess.TimeoutExpired(["forked kernel", str(self.pid)], timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the process (through its pidfd: never another process with its pid)."""
+        with self._lock:
+            if self._pidfd >= 0:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signum)
+
+    def kill(self) -> None:
+        """Kill the process."""
+        self.send_signal(signal.SIGKILL)
+
+    def __del__(self) -> None:
+        if self._pidfd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+        self._conn.close()
+
+
+class _Template:
+    """One running template process and the app's end of its control socket."""
+
+    def __init__(self, env: Mapping[str, str], warm_up: str) -> None:
+        self.env = dict(env)
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._stderr = os.open("/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+        self._lock = threading.Lock()
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own script, no shell
+                [sys.executable, str(_SCRIPT), "--control-fd", str(theirs.fileno())]
+                + (["--warm-up", warm_up] if warm_up else []),
+                env=self.env,
+                cwd="/",
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,  # a Ctrl-C meant for the app does not stop it
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+            )
+        finally:
+            theirs.close()
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Wait for the template's "ready" (it imports and warms up first).
+
+        Raises:
+            TemplateFailed: it said it could not prepare, exited, or took too long.
+        """
+        ready, _, _ = select.select([self.control], [], [], _READY_TIMEOUT_S)
+        reply = self._reply(self.control) if ready else {"error": "no answer in time"}
+        if not reply.get("ready"):
+            self.stop()
+            raise TemplateFailed(f"{reply.get('error', 'it ended')}. {self.stderr_tail()}")
+        self.ready = True
+
+    @staticmethod
+    def _reply(conn: socket.socket) -> dict:
+        try:
+            data = conn.recv(4096)
+            return json.loads(data) if data else {}
+        except (OSError, ValueError):
+            return {}
+
+    def fork(
+        self, args: list[str], env: Mapping[str, str], cwd: str, stderr_fd: int, lifeline_fd: int
+    ) -> ForkedKernel:
+        """Ask for one kernel; raises :class:`TemplateFailed` if none came."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        request = json.dumps({"args": args, "env": dict(env), "cwd": cwd}).encode()
+        try:
+            with self._lock:  # one request at a time on the control socket
+                socket.send_fds(self.control, [request], [theirs.fileno(), stderr_fd, lifeline_fd])
+            theirs.close()
+            ready, _, _ = select.select([ours], [], [], _REPLY_TIMEOUT_S)
+            if not ready:
+                raise TemplateFailed("the template did not answer")
+            data, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+            reply = json.loads(data) if data else {}
+            if "pid" not in reply or len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                raise TemplateFailed(reply.get("error", "the template stopped"))
+        except (OSError, ValueError) as exc:
+            ours.close()
+            raise TemplateFailed(f"the template stopped: {exc}") from None
+        except TemplateFailed:
+            ours.close()
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                theirs.close()
+        return ForkedKernel(int(reply["pid"]), fds[0], ours)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            size = os.fstat(self._stderr).st_size
+            data = os.pread(self._stderr, _STDERR_TAIL, max(0, size - _STDERR_TAIL))
+            return data.decode(errors="replace").strip()
+        return ""
+
+    def stop(self) -> None:
+        """Close the control socket: the template reaps its children and exits."""
+        with contextlib.suppress(OSError):
+            self.control.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            os.close(self._stderr)
+
+
+_templates: dict[tuple[tuple[str, str], ...], _Template] = {}
+_failed_at: dict[tuple[tuple[str, str], ...], float] = {}
+_registry = threading.Lock()
+# One lock per environment: the first request starts the template, the others wait for it.
+_starting: dict[tuple[tuple[str, str], ...], threading.Lock] = {}
+
+
+def _key(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """What picks a kernel's template: the part of its environment that is not the app's.
+
+    That part (``PYTHONPATH``, the kernels' threads, the pool's ``extra_env``) is the same for
+    every kernel of a pool and is what libraries read at import. A variable the app's own
+    environment gains later (a test's name, say) still reaches the kernel's ``os.environ``.
+    """
+    return tuple(sorted((k, v) for k, v in env.items() if os.environ.get(k) != v))
+
+
+def _template_for(env: Mapping[str, str], warm_up: str) -> _Template:
+    """The running template for ``env``, started (and waited for) if needed."""
+    key = _key(env)
+    with _registry:
+        gate = _starting.setdefault(key, threading.Lock())
+    with gate:
+        with _registry:
+            template = _templates.get(key)
+            if template is not None and template.alive():
+                _templates[key] = _templates.pop(key)  # most recently used last
+                return template
+            _templates.pop(key, None)
+            since = time.monotonic() - _failed_at.get(key, -RETRY_S)
+            if since < RETRY_S:
+                raise TemplateFailed(f"it failed {since:.0f} s ago; trying again later")
+            old = list(_templates.values())[: max(0, len(_templates) - _MOST + 1)]
+            for stale in old:
+                del _templates[next(k for k, t in _templates.items() if t is stale)]
+        for stale in old:
+            stale.stop()  # its kernels go on; only their exit statuses are lost
+        if template is not None:
+            log.warning("the kernel template had stopped: %s", template.stderr_tail())
+            template.stop()
+        try:
+            template = _Template(env, warm_up)
+            template.wait_ready()
+        except (OSError, TemplateFailed) as exc:
+            with _registry:
+                _failed_at[key] = time.monotonic()
+            raise TemplateFailed(f"the kernel template could not start: {exc}") from None
+        with _registry:
+            _templates[key] = template
+        return template
+
+
+def start_kernel(
+    args: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    stderr_fd: int,
+    lifeline_fd: int,
+    warm_up: str = "",
+) -> ForkedKernel | None:
+    """A kernel forked from the template for ``env``, or None (start it as before).
+
+    Args:
+        args: ``kernel_launcher.py``'s arguments (connection file and limits).
+        env: the kernel's whole environment; the template runs with the same one.
+        cwd: the kernel's working folder.
+        stderr_fd: where the kernel's error output goes.
+        lifeline_fd: the read end of the kernel's lifeline pipe.
+        warm_up: code the template runs once before serving (the spares' warm-up).
+    """
+    try:
+        template = _template_for(env, warm_up)
+        return template.fork(args, env, str(cwd), stderr_fd, lifeline_fd)
+    except TemplateFailed as exc:
+        key = _key(env)
+        with _registry:
+            if _templates.get(key) is not None and not _templates[key].alive():
+                _failed_at[key] = time.monotonic()
+        log.warning("kernel started without the template: %s", exc)
+        return None
+
+
+def memory_mb() -> float:
+    """The running templates' own proportional memory (PSS), in MB, counted once."""
+    import psutil
+
+    with _registry:
+        pids = [t.proc.pid for t in _templates.values() if t.alive()]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error, AttributeError):
+            total += psutil.Process(pid).memory_full_info().pss / 2**20
+    return total
+
+
+def pids() -> list[int]:
+    """The running templates' process ids (for tests and measurements)."""
+    with _registry:
+        return [t.proc.pid for t in _templates.values() if t.alive()]
+
+
+def stop_all() -> None:
+    """Stop every template (their kernels go on; the app's exit stops them too)."""
+    with _registry:
+        templates = list(_templates.values())
+        _templates.clear()
+    for template in templates:
+        template.stop()
