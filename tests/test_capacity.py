@@ -56,6 +56,17 @@ def test_sizing_follows_memory_unless_a_cap_is_set():
     assert capacity.Sizing(None, 1000, 2, gateway=True).cap() == capacity.GATEWAY_MAX_KERNELS
 
 
+def test_the_kernel_templates_own_memory_is_counted_once():
+    sizing = capacity.Sizing(None, 1000, 2, available=10_000)
+    sizing.observe([300.0] * 4, template_mb=450.0)
+    assert sizing.cap() == math.floor((10_000 - 450 - 1000) / 300)
+    sizing.observe([300.0] * 4, template_mb=0.0)  # the template stopped: its memory is back
+    assert sizing.cap() == math.floor(9000 / 300)
+    fixed = capacity.Sizing(12, 1000, 2, available=10_000)
+    fixed.observe([300.0], template_mb=450.0)
+    assert fixed.cap() == 12
+
+
 def test_the_memory_estimate_rises_at_once_and_falls_slowly():
     estimate = capacity.MemoryEstimate(start_mb=400.0)
     assert estimate.observe([]) == 400.0  # nothing measured: the default stays

@@ -15,6 +15,10 @@ that could hold it; too high, and the machine runs out of memory. So by default
   every kernel maps are counted once in all, not once per kernel. It starts at
   :data:`DEFAULT_KERNEL_MB` and follows what the running kernels really use
   (:class:`MemoryEstimate`).
+- local kernels forked from the kernel template (:mod:`workbook.kernels.template`) share
+  its pages, and each one's PSS holds only its share of them; the template's own PSS,
+  measured with the kernels, is counted once: ``available`` less what the template has
+  come to use since the pool started.
 
 Spare kernels count against the cap like students' kernels. Their number grows with the
 rate at which students arrive (:func:`spare_target`).
@@ -28,6 +32,8 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
+
+from workbook.kernels import template
 
 __all__ = [
     "ARRIVAL_WINDOW_S",
@@ -146,8 +152,13 @@ class Sizing:
         self.spares = spares
         self.memory = MemoryEstimate()
         self.available_mb = 0.0
+        # The kernel templates' own memory, counted once, beyond what `available` saw.
+        self.template_mb = 0.0
+        self._template_mb_at_start = 0.0
         if self.fixed is None:
             self.available_mb = available_mb() if available is None else available
+            if available is None:
+                self._template_mb_at_start = template.memory_mb()
         self._arrivals: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -155,7 +166,18 @@ class Sizing:
         """How many kernels, spares included, may run at once now."""
         if self.fixed is not None:
             return self.fixed
-        return kernel_cap(self.available_mb, self.reserve_mb, self.memory.mb)
+        return kernel_cap(self.available_mb - self.template_mb, self.reserve_mb, self.memory.mb)
+
+    def observe(self, samples_mb: Iterable[float], template_mb: float | None = None) -> float:
+        """Fold one round of kernels' PSS in, with the templates' (default: measured now).
+
+        Returns:
+            The new per-kernel estimate.
+        """
+        if template_mb is None:
+            template_mb = template.memory_mb() if self.fixed is None else 0.0
+        self.template_mb = max(0.0, template_mb - self._template_mb_at_start)
+        return self.memory.observe(samples_mb)
 
     def arrived(self, now: float | None = None) -> None:
         """Count a student who arrived without a kernel (``time.monotonic()``)."""

@@ -132,7 +132,7 @@ class KernelPool:
             kernels = list(self._kernels.values())
         kernels += self._spares.kernels()
         pids = [kernel.pid for kernel in kernels if kernel.is_alive()]
-        estimate = self.sizing.memory.observe(capacity.kernels_pss_mb(pids))
+        estimate = self.sizing.observe(capacity.kernels_pss_mb(pids))
         with self._room:
             self._room.notify_all()  # the cap may have grown
         return estimate

@@ -220,7 +220,7 @@ class KernelProcess:
                             cwd=self.cwd,
                             stderr_fd=self._stderr_fd,
                             lifeline_fd=read_fd,
-                            warm_up=warm_up_code(s.model_name),
+                            warm_up=warm_up_code(s.model_name, tables=False),
                         )
                 if self._proc is None:
                     self._proc = _spawn(argv, **popen)

@@ -155,6 +155,8 @@ class _Template:
         if not reply.get("ready"):
             self.stop()
             raise TemplateFailed(f"{reply.get('error', 'it ended')}. {self.stderr_tail()}")
+        if reply.get("threads") != 1:  # a library started a thread: forks copy it half-alive
+            log.warning("the kernel template runs %s threads, not 1", reply.get("threads"))
         self.ready = True
 
     @staticmethod
@@ -218,14 +220,15 @@ class _Template:
             os.close(self._stderr)
 
 
-_templates: dict[tuple[tuple[str, str], ...], _Template] = {}
-_failed_at: dict[tuple[tuple[str, str], ...], float] = {}
+_Key = tuple[tuple[str, str], ...]
+_templates: dict[_Key, _Template] = {}  # ready to serve, the least recently used first
+_failed_at: dict[_Key, float] = {}  # when the template for an environment last failed
+_pending: set[_Key] = set()  # being started
 _registry = threading.Lock()
-# One lock per environment: the first request starts the template, the others wait for it.
-_starting: dict[tuple[tuple[str, str], ...], threading.Lock] = {}
+_started = threading.Condition(_registry)  # a start ended (well or not)
 
 
-def _key(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def _key(env: Mapping[str, str]) -> _Key:
     """What picks a kernel's template: the part of its environment that is not the app's.
 
     That part (``PYTHONPATH``, the kernels' threads, the pool's ``extra_env``) is the same for
@@ -236,38 +239,73 @@ def _key(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def _template_for(env: Mapping[str, str], warm_up: str) -> _Template:
-    """The running template for ``env``, started (and waited for) if needed."""
+    """The running template for ``env``.
+
+    The first request for an environment starts the template and waits for it (the others
+    wait too). Once one has failed or stopped, it is started again in the background, at
+    most once per :data:`RETRY_S`, and requests meanwhile get :class:`TemplateFailed`.
+    """
     key = _key(env)
-    with _registry:
-        gate = _starting.setdefault(key, threading.Lock())
-    with gate:
-        with _registry:
+    with _started:
+        while True:
             template = _templates.get(key)
             if template is not None and template.alive():
-                _templates[key] = _templates.pop(key)  # most recently used last
+                _templates[key] = _templates.pop(key)  # the most recently used last
                 return template
-            _templates.pop(key, None)
-            since = time.monotonic() - _failed_at.get(key, -RETRY_S)
-            if since < RETRY_S:
-                raise TemplateFailed(f"it failed {since:.0f} s ago; trying again later")
-            old = list(_templates.values())[: max(0, len(_templates) - _MOST + 1)]
-            for stale in old:
-                del _templates[next(k for k, t in _templates.items() if t is stale)]
-        for stale in old:
-            stale.stop()  # its kernels go on; only their exit statuses are lost
-        if template is not None:
-            log.warning("the kernel template had stopped: %s", template.stderr_tail())
-            template.stop()
-        try:
-            template = _Template(env, warm_up)
-            template.wait_ready()
-        except (OSError, TemplateFailed) as exc:
-            with _registry:
-                _failed_at[key] = time.monotonic()
-            raise TemplateFailed(f"the kernel template could not start: {exc}") from None
-        with _registry:
-            _templates[key] = template
-        return template
+            if template is not None:
+                del _templates[key]
+                _failed_at[key] = time.monotonic() - RETRY_S  # restart it now
+                log.warning("the kernel template stopped: %s", template.stderr_tail() or "?")
+                template.stop()
+            if key not in _pending or key in _failed_at:
+                break
+            _started.wait()  # the first start, by another request
+        if key in _pending:
+            raise TemplateFailed("the kernel template is being started again")
+        failed = _failed_at.get(key)
+        if failed is not None and time.monotonic() - failed < RETRY_S:
+            raise TemplateFailed(
+                f"it failed {time.monotonic() - failed:.0f} s ago; it is tried again later"
+            )
+        _pending.add(key)
+    if failed is None:
+        return _start(key, env, warm_up)
+    threading.Thread(
+        target=_restart, args=(key, env, warm_up), name="kernel-template", daemon=True
+    ).start()
+    raise TemplateFailed("the kernel template had stopped; it is being started again")
+
+
+def _start(key: _Key, env: Mapping[str, str], warm_up: str) -> _Template:
+    """Start a template and wait until it serves; ``key`` is in ``_pending`` meanwhile."""
+    try:
+        template = _Template(env, warm_up)
+        template.wait_ready()
+    except (OSError, TemplateFailed) as exc:
+        with _started:
+            _failed_at[key] = time.monotonic()
+            _pending.discard(key)
+            _started.notify_all()
+        raise TemplateFailed(f"the kernel template could not start: {exc}") from None
+    with _started:
+        _templates[key] = template
+        _failed_at.pop(key, None)
+        _pending.discard(key)
+        _started.notify_all()
+        stale = list(_templates.values())[: max(0, len(_templates) - _MOST)]
+        for old in stale:
+            del _templates[next(k for k, t in _templates.items() if t is old)]
+    for old in stale:
+        old.stop()  # its kernels go on; only their exit statuses are lost
+    return template
+
+
+def _restart(key: _Key, env: Mapping[str, str], warm_up: str) -> None:
+    try:
+        _start(key, env, warm_up)
+        log.info("the kernel template serves again")
+    except TemplateFailed as exc:
+        log.warning("%s", exc)
 
 
 def start_kernel(
@@ -293,10 +331,7 @@ def start_kernel(
         template = _template_for(env, warm_up)
         return template.fork(args, env, str(cwd), stderr_fd, lifeline_fd)
     except TemplateFailed as exc:
-        key = _key(env)
-        with _registry:
-            if _templates.get(key) is not None and not _templates[key].alive():
-                _failed_at[key] = time.monotonic()
+        # A template that stopped mid-request is noticed (and restarted) on the next one.
         log.warning("kernel started without the template: %s", exc)
         return None
 
