@@ -132,7 +132,7 @@ def report(
     if off is not None:
         print(
             f"one student alone, WORKBOOK_KERNEL_TEMPLATE=0: setup {_row(off.setup)} s, "
-            f"sign-in to step 2 passed {_row(off.to_step2)} s, peak PSS {off.peak_pss_mb:.0f} MB, "
+            f"sign-in to step 2 passed {_row(off.to_step2)} s, "
             f"errors {len(off.refused) + len(off.errors)}"
         )
     for line in (one.refused + many.refused + one.errors + many.errors)[:20]:

@@ -29,6 +29,7 @@ after reaping its children (each ends by itself when its own lifeline closes).
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import gc
 import json
@@ -97,6 +98,9 @@ def _child(request: dict, stderr_fd: int, lifeline_fd: int, keep_closed: list[in
     except BaseException:  # noqa: BLE001 - reported on the kernel's error output
         traceback.print_exc()
     finally:
+        # What a kernel process does when it exits (IPython saves its history, say).
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # exiting anyway
                 stream.flush()

@@ -36,7 +36,7 @@ from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice, over_quota_notice
 from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
-from workbook.kernels.spares import SPARE_PREFIX, warm_up_code
+from workbook.kernels.spares import SPARE_PREFIX
 
 __all__ = ["KernelProcess"]
 
@@ -214,14 +214,7 @@ class KernelProcess:
                     argv += limits_args
                     popen["cwd"] = str(self.cwd)
                     if s.kernel_template:  # forked from a warm process; None: as below
-                        self._proc = template.start_kernel(
-                            argv[2:],
-                            env=popen["env"],
-                            cwd=self.cwd,
-                            stderr_fd=self._stderr_fd,
-                            lifeline_fd=read_fd,
-                            warm_up=warm_up_code(s.model_name, tables=False),
-                        )
+                        self._proc = template.start_kernel(argv[2:], popen, read_fd, s.model_name)
                 if self._proc is None:
                     self._proc = _spawn(argv, **popen)
             except BaseException:

@@ -32,6 +32,9 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from workbook.kernels.spares import warm_up_code
 
 __all__ = ["RETRY_S", "ForkedKernel", "TemplateFailed", "memory_mb", "start_kernel", "stop_all"]
 
@@ -309,27 +312,23 @@ def _restart(key: _Key, env: Mapping[str, str], warm_up: str) -> None:
 
 
 def start_kernel(
-    args: list[str],
-    *,
-    env: Mapping[str, str],
-    cwd: Path,
-    stderr_fd: int,
-    lifeline_fd: int,
-    warm_up: str = "",
+    args: list[str], popen: Mapping[str, Any], lifeline_fd: int, model_name: str
 ) -> ForkedKernel | None:
-    """A kernel forked from the template for ``env``, or None (start it as before).
+    """A kernel forked from the template for its environment, or None (start it as before).
 
     Args:
         args: ``kernel_launcher.py``'s arguments (connection file and limits).
-        env: the kernel's whole environment; the template runs with the same one.
-        cwd: the kernel's working folder.
-        stderr_fd: where the kernel's error output goes.
+        popen: what a plain start gives ``subprocess.Popen``; its ``env`` (the kernel's
+            whole environment, the template's too), ``cwd`` and ``stderr`` (a descriptor)
+            are the kernel's.
         lifeline_fd: the read end of the kernel's lifeline pipe.
-        warm_up: code the template runs once before serving (the spares' warm-up).
+        model_name: the model the template warms up once (the spares' warm-up, without
+            the pandas table: see :func:`workbook.kernels.spares.warm_up_code`).
     """
+    env = popen["env"]
     try:
-        template = _template_for(env, warm_up)
-        return template.fork(args, env, str(cwd), stderr_fd, lifeline_fd)
+        template = _template_for(env, warm_up_code(model_name, tables=False))
+        return template.fork(args, env, str(popen["cwd"]), popen["stderr"], lifeline_fd)
     except TemplateFailed as exc:
         # A template that stopped mid-request is noticed (and restarted) on the next one.
         log.warning("kernel started without the template: %s", exc)
