@@ -49,6 +49,8 @@ RETRY_S = 60.0
 # Templates kept at once, one per kernel environment; the least recently used goes first.
 _MOST = 2
 _STDERR_TAIL = 2000
+# A stopped template reaps its kernels' exits this long (it waits 15 s itself), then is killed.
+_LINGER_S = 20.0
 
 
 class TemplateFailed(Exception):
@@ -143,6 +145,10 @@ class _Template:
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
             )
+        except OSError:
+            self.control.close()
+            os.close(self._stderr)
+            raise
         finally:
             theirs.close()
         self.ready = False
@@ -156,8 +162,9 @@ class _Template:
         ready, _, _ = select.select([self.control], [], [], _READY_TIMEOUT_S)
         reply = self._reply(self.control) if ready else {"error": "no answer in time"}
         if not reply.get("ready"):
+            tail = self.stderr_tail()
             self.stop()
-            raise TemplateFailed(f"{reply.get('error', 'it ended')}. {self.stderr_tail()}")
+            raise TemplateFailed(f"{reply.get('error', 'it ended')}. {tail}")
         if reply.get("threads") != 1:  # a library started a thread: forks copy it half-alive
             log.warning("the kernel template runs %s threads, not 1", reply.get("threads"))
         self.ready = True
@@ -204,6 +211,9 @@ class _Template:
         return self.proc.poll() is None
 
     def stderr_tail(self) -> str:
+        """The end of the template's error output (read before :meth:`stop`)."""
+        if self._stderr < 0:
+            return ""
         with contextlib.suppress(OSError):
             size = os.fstat(self._stderr).st_size
             data = os.pread(self._stderr, _STDERR_TAIL, max(0, size - _STDERR_TAIL))
@@ -211,16 +221,24 @@ class _Template:
         return ""
 
     def stop(self) -> None:
-        """Close the control socket: the template reaps its children and exits."""
+        """Close the control socket: the template reaps its children a while, then exits.
+
+        Returns at once; a thread reaps the template (and kills it if it lingers).
+        """
         with contextlib.suppress(OSError):
             self.control.close()
+        threading.Thread(target=self._reap, name="kernel-template-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=_LINGER_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        with self._lock:
+            fd, self._stderr = self._stderr, -1
         with contextlib.suppress(OSError):
-            os.close(self._stderr)
+            os.close(fd)
 
 
 _Key = tuple[tuple[str, str], ...]
