@@ -57,6 +57,16 @@ class TemplateFailed(Exception):
     """The template could not start or serve a kernel."""
 
 
+def _readable(fd: int, timeout: float | None) -> bool:
+    """Whether ``fd`` is readable (or closed at the other end) within ``timeout`` seconds.
+
+    ``poll``, not ``select``: an app with many kernels holds descriptors past 1024.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+
+
 class ForkedKernel:
     """A kernel process forked by the template: what the app needs of a ``Popen``.
 
@@ -77,13 +87,11 @@ class ForkedKernel:
                 return True
             if self._pidfd < 0:
                 return True
-            readable, _, _ = select.select([self._pidfd], [], [], timeout)
-            if not readable:
+            if not _readable(self._pidfd, timeout):
                 return False
             # It has exited; the template tells its status once it has reaped it.
             self.returncode = -1  # unknown, if the template is gone
-            ready, _, _ = select.select([self._conn], [], [], 2.0)
-            if ready:
+            if _readable(self._conn.fileno(), 2.0):
                 with contextlib.suppress(OSError, ValueError):
                     self.returncode = int(json.loads(self._conn.recv(4096))["exit"])
             os.close(self._pidfd)
@@ -159,7 +167,7 @@ class _Template:
         Raises:
             TemplateFailed: it said it could not prepare, exited, or took too long.
         """
-        ready, _, _ = select.select([self.control], [], [], _READY_TIMEOUT_S)
+        ready = _readable(self.control.fileno(), _READY_TIMEOUT_S)
         reply = self._reply(self.control) if ready else {"error": "no answer in time"}
         if not reply.get("ready"):
             tail = self.stderr_tail()
@@ -187,8 +195,7 @@ class _Template:
             with self._lock:  # one request at a time on the control socket
                 socket.send_fds(self.control, [request], [theirs.fileno(), stderr_fd, lifeline_fd])
             theirs.close()
-            ready, _, _ = select.select([ours], [], [], _REPLY_TIMEOUT_S)
-            if not ready:
+            if not _readable(ours.fileno(), _REPLY_TIMEOUT_S):
                 raise TemplateFailed("the template did not answer")
             data, fds, _, _ = socket.recv_fds(ours, 4096, 1)
             reply = json.loads(data) if data else {}
