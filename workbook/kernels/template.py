@@ -36,7 +36,15 @@ from typing import Any
 
 from workbook.kernels.spares import warm_up_code
 
-__all__ = ["RETRY_S", "ForkedKernel", "TemplateFailed", "memory_mb", "start_kernel", "stop_all"]
+__all__ = [
+    "RETRY_S",
+    "ForkedKernel",
+    "TemplateFailed",
+    "memory_mb",
+    "pids",
+    "start_kernel",
+    "stop_all",
+]
 
 log = logging.getLogger(__name__)
 
