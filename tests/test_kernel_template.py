@@ -141,3 +141,9 @@ def test_a_killed_template_means_a_plain_start_then_a_new_template(pool):
 def test_the_setting_turns_the_template_off():
     assert Settings.from_env({}).kernel_template is True
     assert Settings.from_env({"WORKBOOK_KERNEL_TEMPLATE": "0"}).kernel_template is False
+
+
+def test_a_kernel_whose_torch_may_start_more_threads_is_not_forked():
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    popen = {"env": env, "cwd": "/", "stderr": 2}
+    assert template.start_kernel(["-f", "unused.json"], popen, -1, "smollm2-135m") is None

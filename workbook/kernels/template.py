@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workbook.kernels import threads
 from workbook.kernels.spares import warm_up_code
 
 __all__ = [
@@ -359,6 +360,10 @@ def start_kernel(
             the pandas table: see :func:`workbook.kernels.spares.warm_up_code`).
     """
     env = popen["env"]
+    if any(env.get(name) != value for name, value in threads.kernel_env().items()):
+        # A template must fork with one thread; this kernel's torch would start more.
+        log.info("kernel started without the template: its environment allows more threads")
+        return None
     try:
         template = _template_for(env, warm_up_code(model_name, tables=False))
         return template.fork(args, env, str(popen["cwd"]), popen["stderr"], lifeline_fd)
