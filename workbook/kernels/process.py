@@ -6,7 +6,8 @@ the resource limits): forked from the kernel template when local
 (:mod:`workbook.kernels.sandbox`) and watched by :mod:`workbook.kernels.limits`. It
 connects a ``jupyter_client`` client to it over IPC sockets in a private folder. It knows
 why the process stopped (which limit) and tells the student through
-:mod:`workbook.kernels.notices`. Running cells over that connection is :class:`workbook.kernels.kernel.StudentKernel`'s job.
+:mod:`workbook.kernels.notices`. Running cells over that connection is
+:class:`workbook.kernels.kernel.StudentKernel`'s job.
 """
 
 from __future__ import annotations
