@@ -1,12 +1,11 @@
 """A local kernel's process: its environment, its start (sandboxed in hosted mode), its stop.
 
 :class:`KernelProcess` starts an IPython kernel through ``kernel_launcher.py`` (which applies
-the resource limits): forked from the kernel template when local
-(:mod:`workbook.kernels.template`), wrapped in bubblewrap in hosted mode
-(:mod:`workbook.kernels.sandbox`) and watched by :mod:`workbook.kernels.limits`. It
-connects a ``jupyter_client`` client to it over IPC sockets in a private folder. It knows
-why the process stopped (which limit) and tells the student through
-:mod:`workbook.kernels.notices`. Running cells over that connection is
+the resource limits; a local one is forked from :mod:`workbook.kernels.template`), in hosted
+mode wrapped in bubblewrap (:mod:`workbook.kernels.sandbox`) and watched by
+:mod:`workbook.kernels.limits`, then connects a ``jupyter_client`` client to it over IPC
+sockets in a private folder. It knows why the process stopped (which limit) and tells the
+student through :mod:`workbook.kernels.notices`. Running cells over that connection is
 :class:`workbook.kernels.kernel.StudentKernel`'s job.
 """
 
