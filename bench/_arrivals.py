@@ -9,7 +9,8 @@ runs the setup cell, step 1 and step 2 with the course's solutions.
 
 Printed side by side with one student alone on the same quiet server: students refused
 (must be 0 while memory allows), other errors, setup cell p50/p95/max, time from sign-in to a
-passed step 2, peak memory (PSS of the app and its kernels) and the pool's cap.
+passed step 2, peak memory (PSS of the app and its kernels) and the pool's cap; and one line
+for one student alone with the kernel template off (``WORKBOOK_KERNEL_TEMPLATE=0``).
 """
 
 from __future__ import annotations
@@ -96,8 +97,18 @@ def arrival_round(wb, emails: list[str], over_s: float, *, warm: bool = True) ->
     return figures
 
 
-def report(one: Arrivals, many: Arrivals, over_s: float, working: int, cold_one: float) -> None:
-    """Print one student alone and the arrivals side by side."""
+def report(
+    one: Arrivals,
+    many: Arrivals,
+    over_s: float,
+    working: int,
+    cold_one: float,
+    off: Arrivals | None = None,
+) -> None:
+    """Print one student alone and the arrivals side by side.
+
+    ``off``: one student alone with ``WORKBOOK_KERNEL_TEMPLATE=0`` (the default before).
+    """
     n = many.students
     head = f"{n} arrive over {over_s:g} s" + (f" ({working} working)" if working else "")
     print(f"\n{'figure':<34}{'1 student alone':>22}{head:>34}")
@@ -118,6 +129,12 @@ def report(one: Arrivals, many: Arrivals, over_s: float, working: int, cold_one:
         f"one student alone, kernel asked for at Run only (as before warm_kernel): "
         f"setup {cold_one:.2f} s; target setup p95 <= 2 s, refused 0"
     )
+    if off is not None:
+        print(
+            f"one student alone, WORKBOOK_KERNEL_TEMPLATE=0: setup {_row(off.setup)} s, "
+            f"sign-in to step 2 passed {_row(off.to_step2)} s, "
+            f"errors {len(off.refused) + len(off.errors)}"
+        )
     for line in (one.refused + many.refused + one.errors + many.errors)[:20]:
         print("ERROR", line)
 
@@ -156,6 +173,16 @@ def main(arrive: int, over_s: float, working: int) -> None:
             cold = arrival_round(wb, emails[1:2], 0.0, warm=False)
         finally:
             wb.kernels.shutdown_all()
+        # The same lone student with the template off (the default before it), for comparison.
+        wb_off = Workbook(replace(settings, kernel_template=False))
+        try:
+            wb_off.preload()
+            wb_off.engine()
+            _wait_for_spares(wb_off)
+            print("1 student alone, WORKBOOK_KERNEL_TEMPLATE=0 ...", flush=True)
+            off = arrival_round(wb_off, emails[:1], 0.0)
+        finally:
+            wb_off.kernels.shutdown_all()
         # A new app instance: its own pool, the memory read again, spares warmed again.
         wb2 = Workbook(settings)
         try:
@@ -169,4 +196,4 @@ def main(arrive: int, over_s: float, working: int) -> None:
             many = arrival_round(wb2, emails[2 + working :], over_s)
         finally:
             wb2.kernels.shutdown_all()
-    report(one, many, over_s, working, cold.setup[0] if cold.setup else float("nan"))
+    report(one, many, over_s, working, cold.setup[0] if cold.setup else float("nan"), off)

@@ -57,7 +57,8 @@ def test_the_arrival_report_shows_refusals_and_setup_times_beside_one_student(ca
         students=3, setup=[0.5, 0.9, 3.0], to_step2=[2.0, 2.5, 5.0], cap=38, kernel_mb=420.0
     )
     many.refused.append("student3@example.org: WorkbookError: busy, try again")
-    _arrivals.report(one, many, 60.0, working=10, cold_one=4.5)
+    off = _arrivals.Arrivals(students=1, setup=[4.8], to_step2=[6.1], peak_pss_mb=900.0)
+    _arrivals.report(one, many, 60.0, working=10, cold_one=4.5, off=off)
     out = capsys.readouterr().out
     lines = {line.split("  ")[0]: line for line in out.splitlines()}
     assert lines["refused (told to try again)"].split()[-2:] == ["0", "1"]
@@ -66,3 +67,5 @@ def test_the_arrival_report_shows_refusals_and_setup_times_beside_one_student(ca
     assert "3 arrive over 60 s (10 working)" in out
     assert "38 / 420 MB" in out and "setup 4.50 s" in out
     assert "ERROR student3@example.org" in out
+    [template_off] = [line for line in out.splitlines() if "WORKBOOK_KERNEL_TEMPLATE=0" in line]
+    assert load._row(off.setup) in template_off and load._row(off.to_step2) in template_off

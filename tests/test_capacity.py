@@ -56,6 +56,16 @@ def test_sizing_follows_memory_unless_a_cap_is_set():
     assert capacity.Sizing(None, 1000, 2, gateway=True).cap() == capacity.GATEWAY_MAX_KERNELS
 
 
+def test_the_kernel_templates_own_memory_is_counted_once():
+    # 10,000 MB available at start; then a template takes 450 MB and four kernels forked
+    # from it hold 300 MB each (their PSS: their share of its pages, not the template's).
+    sizing = capacity.Sizing(None, 1000, 2, available=10_000)
+    sizing.observe([300.0] * 4, available=10_000 - 450 - 4 * 300)
+    assert sizing.cap() == math.floor((10_000 - 450 - 1000) / 300)
+    sizing.observe([300.0] * 4, available=10_000 - 4 * 300)  # the template stopped
+    assert sizing.cap() == math.floor((10_000 - 1000) / 300)
+
+
 def test_the_memory_estimate_rises_at_once_and_falls_slowly():
     estimate = capacity.MemoryEstimate(start_mb=400.0)
     assert estimate.observe([]) == 400.0  # nothing measured: the default stays

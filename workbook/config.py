@@ -191,6 +191,7 @@ class Settings:
     memory_reserve_mb: int = 2048
     kernel_idle_when_full_s: int = 600
     kernel_home_images: bool = True
+    kernel_template: bool = True
 
     def timezone(self) -> tzinfo | None:
         """The course's time zone; ``None`` means this server's local time zone."""
@@ -243,4 +244,5 @@ class Settings:
                 env, "WORKBOOK_KERNEL_IDLE_WHEN_FULL", cls.kernel_idle_when_full_s, 0
             ),
             kernel_home_images=_bool(env, "WORKBOOK_KERNEL_HOME_IMAGES", cls.kernel_home_images),
+            kernel_template=_bool(env, "WORKBOOK_KERNEL_TEMPLATE", cls.kernel_template),
         )

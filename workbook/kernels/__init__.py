@@ -14,6 +14,9 @@
 - ``errors``: the kernel errors (``KernelError`` and its kinds);
 - ``kernel_launcher``: the kernel process's entry point (resource limits, then ipykernel),
   run as a script, never imported;
+- ``template`` / ``kernel_template``: local kernels forked from one warm process that has
+  imported ipykernel, torch and transformers once (the app's side, and the template script,
+  which calls ``kernel_launcher.main`` in each child);
 - ``sandbox`` / ``limits`` / ``cgroups`` / ``home_quota``: hosted mode: bubblewrap without
   privilege, and per-student totals (cgroups v2 or v1 as root, a watchdog otherwise; a
   size-limited filesystem per home folder as root);

@@ -19,6 +19,10 @@ that could hold it; too high, and the machine runs out of memory. So by default
   every kernel maps are counted once in all, not once per kernel. It starts at
   :data:`DEFAULT_KERNEL_MB` and follows what the running kernels really use
   (:class:`MemoryEstimate`).
+- local kernels forked from the kernel template (:mod:`workbook.kernels.template`) share
+  its pages, and each one's PSS holds only its share of them; the template's own share is
+  not a kernel's, so it stays out of what is added back to ``available`` at each re-read
+  (:meth:`Sizing.observe`) and is counted once, like any other program's memory.
 
 Spare kernels count against the cap like students' kernels. Their number grows with the
 rate at which students arrive (:func:`spare_target`).

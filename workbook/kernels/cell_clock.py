@@ -23,7 +23,9 @@ from pathlib import Path
 
 __all__ = ["WALL_BACKSTOP_FACTOR", "CellClock", "kernel_process"]
 
-_LAUNCHER_SCRIPT = "kernel_launcher.py"
+# A kernel started as a process runs the launcher; one forked from the kernel template
+# (workbook.kernels.template) still shows the template's command line.
+_LAUNCHER_SCRIPTS = ("kernel_launcher.py", "kernel_template.py")
 # However busy the server, a cell is stopped after this many times its limit in wall time.
 WALL_BACKSTOP_FACTOR = 10
 
@@ -49,7 +51,7 @@ def kernel_process(pid: int | None) -> int | None:
                 command = proc.cmdline()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            if len(command) > 1 and command[1].endswith(_LAUNCHER_SCRIPT):
+            if len(command) > 1 and command[1].endswith(_LAUNCHER_SCRIPTS):
                 return proc.pid
     except Exception:  # noqa: BLE001 - psutil missing or the process is gone: fall back
         return None

@@ -1,11 +1,12 @@
 """A local kernel's process: its environment, its start (sandboxed in hosted mode), its stop.
 
 :class:`KernelProcess` starts an IPython kernel through ``kernel_launcher.py`` (which applies
-the resource limits), in hosted mode wrapped in bubblewrap (:mod:`workbook.kernels.sandbox`)
-and watched by :mod:`workbook.kernels.limits`, then connects a ``jupyter_client`` client to
-it over IPC sockets in a private folder. It knows why the process stopped (which limit) and
-tells the student through :mod:`workbook.kernels.notices`. Running cells over that
-connection is :class:`workbook.kernels.kernel.StudentKernel`'s job.
+the resource limits; a local one is forked from :mod:`workbook.kernels.template`), in hosted
+mode wrapped in bubblewrap (:mod:`workbook.kernels.sandbox`) and watched by
+:mod:`workbook.kernels.limits`, then connects a ``jupyter_client`` client to it over IPC
+sockets in a private folder. It knows why the process stopped (which limit) and tells the
+student through :mod:`workbook.kernels.notices`. Running cells over that connection is
+:class:`workbook.kernels.kernel.StudentKernel`'s job.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox
+from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox, template
 from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice, over_quota_notice
@@ -110,7 +111,7 @@ class KernelProcess:
         self.extra_env = dict(extra_env or {})
         self.last_used = time.monotonic()
         self.lock = threading.RLock()
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen | template.ForkedKernel | None = None
         self._client: BlockingKernelClient | None = None
         self._ipc_dir: Path | None = None
         self._lifeline_w: int | None = None
@@ -215,7 +216,13 @@ class KernelProcess:
                     argv = [sys.executable, str(_LAUNCHER), "-f", str(connection_file)]
                     argv += limits_args
                     popen["cwd"] = str(self.cwd)
-                self._proc = _spawn(argv, **popen)
+                    if s.kernel_template:  # forked from a warm process; None: as below
+                        spare = self.cwd.name.startswith(SPARE_PREFIX)  # may wait for it
+                        self._proc = template.start_kernel(
+                            argv[2:], popen, read_fd, s.model_name, wait=spare
+                        )
+                if self._proc is None:
+                    self._proc = _spawn(argv, **popen)
             except BaseException:
                 self._stop()
                 raise

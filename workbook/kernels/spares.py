@@ -55,7 +55,8 @@ def __workbook_warm_up__(model_name):
     model = AutoModelForCausalLM.from_pretrained(src.path)
     with torch.no_grad():
         model(tokenizer("warm up", return_tensors="pt")["input_ids"])
-    pandas.DataFrame({{"warm": [1]}}).to_html()
+    if {tables!r}:
+        pandas.DataFrame({{"warm": [1]}}).to_html()
     return len(tokenizer)
 
 
@@ -65,9 +66,17 @@ __import__("gc").collect()
 """
 
 
-def warm_up_code(model_name: str) -> str:
-    """The silent snippet that readies a spare kernel for ``model_name``."""
-    return _WARM_UP.format(model_name=model_name)
+def warm_up_code(model_name: str, *, tables: bool = True) -> str:
+    """The silent snippet that readies a spare kernel for ``model_name``.
+
+    Args:
+        model_name: the model the setup cell loads.
+        tables: also render a pandas table once. The kernel template
+            (:mod:`workbook.kernels.template`) leaves it out: pyarrow's allocator reserves
+            1 GB of address space at the first table, which every forked kernel would then
+            carry against its ``RLIMIT_AS`` from the start.
+    """
+    return _WARM_UP.format(model_name=model_name, tables=tables)
 
 
 def spare_name() -> str:
