@@ -31,12 +31,13 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox
+from workbook.kernels import cell_clock, cgroups, home_quota, home_watch, limits, sandbox
 from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice, over_quota_notice
 from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
 from workbook.kernels.spares import SPARE_PREFIX
+from workbook.kernels.write_filter import program_fd
 
 __all__ = ["KernelProcess"]
 
@@ -119,6 +120,7 @@ class KernelProcess:
         self._oom_seen = 0
         self._guard: limits.Guard | None = None
         self._home_image = False  # the home folder is a mounted image (home_quota)
+        self._home_watch: home_watch.HomeWatch | None = None
         # The Python process running the kernel (inside bubblewrap in hosted mode), found
         # once per start: the cell clock reads its CPU wait, the watchdog its CPU time.
         self._kernel_pid: int | None = None
@@ -219,10 +221,13 @@ class KernelProcess:
                 raise
             finally:
                 os.close(read_fd)
+                for fd in popen.get("pass_fds", ())[1:]:
+                    os.close(fd)  # the write filter, read by bubblewrap
             if s.sandbox:
-                usage, over = limits.home_usage(self.cwd, s.kernel_home_mb, s.kernel_home_files)
-                if over:
-                    self.pending_notice = f"{self.pending_notice} {over_quota_notice(s)}".strip()
+                assert self._home_watch is not None
+                if self._home_watch.started_over:
+                    notice = over_quota_notice(s, image=self._home_image)
+                    self.pending_notice = f"{self.pending_notice} {notice}".strip()
                 self._guard = limits.watchdog().watch(
                     limits.Guard(
                         root_pid=self._proc.pid,
@@ -231,10 +236,11 @@ class KernelProcess:
                         home_mb=s.kernel_home_mb,
                         home_files=s.kernel_home_files,
                         check_memory=self._cgroups is None,
-                        home_start=usage,
-                        home_started_over=over,
+                        home_watch=self._home_watch,
                     )
                 )
+                if self._home_watch.lower_limits:
+                    home_watch.watcher().watch(self._home_watch)
             # The connection details come from memory: the file the kernel reads sits in a
             # folder the sandbox can write, so the app never reads it back.
             client = BlockingKernelClient(context=_client_context())
@@ -278,11 +284,23 @@ class KernelProcess:
         if cache is not None:
             sandbox.share_read_only(cache)
         limits_args += ["--max-procs", str(s.kernel_max_processes)]
-        limits_args += ["--max-file-mb", str(s.kernel_max_file_mb)]
+        # Without an image, the largest file is the room left in the folder (home_watch).
+        self._home_watch = home_watch.HomeWatch(
+            self.cwd,
+            quota_mb=s.kernel_home_mb,
+            max_files=s.kernel_home_files,
+            max_file_mb=s.kernel_max_file_mb,
+            lower_limits=not self._home_image,
+            sandbox_uid=s.sandbox_uid if sandbox.runs_as_root() else None,
+        )
+        limits_args += ["--max-file-mb", str(self._home_watch.room_mb())]
         limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]
         inner = [sys.executable, str(sandbox.launcher_path()), "-f", connection_file]
+        filter_fd = program_fd()
+        popen["pass_fds"] = (*popen["pass_fds"], filter_fd)
         argv = sandbox.bwrap_argv(
             inner + limits_args,
+            seccomp_fd=filter_fd,
             home=self.cwd,
             ipc_dir=self._ipc_dir,
             readonly=[cache] if cache is not None else [],
@@ -377,7 +395,7 @@ class KernelProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=10)
             self._proc = None
-        self._guard = None
+        self._guard = self._home_watch = None
         self._kernel_pid = None
         for fd in (self._lifeline_w, self._stderr_fd):
             if fd is not None:
@@ -418,7 +436,7 @@ class KernelProcess:
         with self.lock:
             self.cwd = Path(folder).resolve()
             if self._guard is not None:
-                self._guard.home = self.cwd
+                self._guard.move_home(self.cwd)
 
     @property
     def pid(self) -> int | None:

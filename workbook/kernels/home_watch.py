@@ -1,0 +1,508 @@
+"""The home quota where no per-student filesystem holds it: a per-file limit and a watcher.
+
+Without a loop-mounted image (the app runs unprivileged, or as root with
+``WORKBOOK_KERNEL_HOME_IMAGES=0`` or no loop devices) three things bound a student's folder:
+
+1. **RLIMIT_FSIZE, lowered as the folder fills.** Linux checks it synchronously on every
+   write, ``ftruncate`` and ``fallocate`` that makes a file longer, in every process and
+   thread of the sandbox. A kernel starts with it at the room left (quota minus what the
+   folder holds, at most ``WORKBOOK_KERNEL_MAX_FILE_MB``), and :class:`HomeWatch` lowers it
+   on every process of the sandbox as the folder grows, to 0 once the quota is used up: no
+   file can grow then, while deleting still works. Only root may raise a hard limit again, so
+   as root the room comes back as soon as files are deleted; unprivileged, at the next start.
+   :mod:`workbook.kernels.write_filter` closes the calls that take space without making a
+   file longer (``fallocate`` modes, ``io_uring``).
+2. **inotify** on every folder of the home: each file created, opened or written is looked
+   at again every few milliseconds while it may still grow, so a burst is seen while it is
+   being written, not after.
+3. **A stop.** Past the quota plus :data:`STOP_SLACK_MB` (folders and links, which no file
+   limit bounds, or many files growing at once) every process of the sandbox is killed; an
+   unfinished write ends at the next page. Nothing is deleted; the next kernel starts with
+   no room to grow until the student deletes files. The watchdog's walk of the folder
+   every two seconds is the backstop (a full inotify queue, a folder renamed meanwhile).
+
+What a burst can leave beyond the quota is what the sandbox writes between the moment it
+passes the quota and the kill: :data:`MARGIN_MB` bounds it, as measured by
+``tests/test_home_watch.py`` and ``bench/home_quota_attacks.py`` (see README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import resource
+import select
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "FLOOR_BYTES",
+    "MARGIN_FILES",
+    "MARGIN_MB",
+    "STOP_SLACK_FILES",
+    "STOP_SLACK_MB",
+    "HomeWatch",
+    "Watcher",
+    "measure",
+    "watcher",
+]
+
+MB = 2**20
+MARGIN_MB = 64
+MARGIN_FILES = 1000
+STOP_SLACK_MB = 16
+STOP_SLACK_FILES = 100
+# The limit never goes below this: at 0 the kernel itself breaks (Python's tempfile probes
+# /tmp by writing a few bytes, IPython's history and profile write a few kilobytes). A file
+# that small is no way around the quota: many of them are stopped at the quota plus the slack.
+FLOOR_BYTES = 64 * 1024
+_HOT_S = 2.0  # how long a file is looked at again after its last event
+_HOT_TICK_S = 0.002
+_IDLE_TICK_S = 0.5
+_PIDS_TTL_S = 0.1
+
+# linux/inotify.h
+_IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE, _IN_OPEN = 0x2, 0x4, 0x8, 0x20
+_IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x40, 0x80, 0x100, 0x200
+_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ISDIR = 0x4000, 0x8000, 0x40000000
+_IN_ONLYDIR, _IN_DONT_FOLLOW, _IN_EXCL_UNLINK = 0x01000000, 0x02000000, 0x04000000
+_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_OPEN | _IN_MOVED_FROM | _IN_MOVED_TO) | (
+    _IN_CREATE | _IN_DELETE | _IN_ONLYDIR | _IN_DONT_FOLLOW | _IN_EXCL_UNLINK
+)
+_GROWS = _IN_CREATE | _IN_OPEN | _IN_MODIFY | _IN_MOVED_TO
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then the name)
+
+
+def measure(home: Path, max_files: int) -> tuple[dict[str, int], list[str]]:
+    """What ``home`` holds: bytes on disk per entry (relative path) and its folders.
+
+    Bytes are the blocks a file takes (``st_blocks``), so a sparse file counts what was
+    written, not its length. Counting stops past ``max_files`` entries.
+    """
+    sizes: dict[str, int] = {}
+    dirs = [""]
+    todo = [""]
+    while todo and len(sizes) <= max_files:
+        rel = todo.pop()
+        try:
+            entries = list(os.scandir(os.path.join(home, rel)))
+        except OSError:
+            continue
+        for entry in entries:
+            name = os.path.join(rel, entry.name)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            sizes[name] = info.st_blocks * 512
+            if stat.S_ISDIR(info.st_mode):
+                dirs.append(name)
+                todo.append(name)
+    return sizes, dirs
+
+
+class HomeWatch:
+    """One kernel's home folder: what it holds, the file limit its processes get, the stop.
+
+    Args:
+        home: the folder on the host.
+        quota_mb, max_files: the quota (``WORKBOOK_KERNEL_HOME_MB`` and ``_FILES``).
+        max_file_mb: the largest file (``WORKBOOK_KERNEL_MAX_FILE_MB``).
+        lower_limits: set RLIMIT_FSIZE to the room left (``False`` on a home image, where the
+            filesystem refuses the write itself and the student should read ``ENOSPC``).
+        sandbox_uid: the host uid the sandbox runs as, when the app runs as root.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        quota_mb: int,
+        max_files: int,
+        max_file_mb: int = 0,
+        lower_limits: bool = True,
+        sandbox_uid: int | None = None,
+    ) -> None:
+        self.home = home
+        self.sandbox_uid = sandbox_uid
+        self.quota = quota_mb * MB
+        self.max_files = max_files
+        self.max_file = max_file_mb * MB
+        self.lower_limits = lower_limits
+        self._pids: Callable[[], list[int]] = list
+        self._stop: Callable[[], None] = lambda: None
+        self._pid_cache: tuple[float, list[int]] = (0.0, [])
+        self._lock = threading.RLock()
+        self._sizes: dict[str, int] = {}
+        self._total = 0
+        self._hot: dict[str, float] = {}
+        self._applied: int | None = None
+        self._can_raise = _has_cap_sys_resource()
+        self._armed = False  # limits are set once the kernel has started (see arm)
+        self.stopped = False
+        self.resync()
+        self.start_bytes, self.start_count = self._total, len(self._sizes)
+        self.started_over = self._over(self.start_bytes, self.start_count)
+
+    def bind(self, *, pids: Callable[[], list[int]], stop: Callable[[], None]) -> None:
+        """Tell the watch its sandbox: how to list its processes and how to stop it."""
+        self._pids, self._stop = pids, stop
+
+    def arm(self) -> None:
+        """The kernel has started: from now on its processes get the room that is left.
+
+        Not before: the launcher sets its own limit once IPython has written its profile
+        folder, which a limit of 0 (a home over its quota) would make fail.
+        """
+        self._armed = True
+        self.enforce()
+
+    # ------------------------------------------------------------------ accounting
+    def usage(self) -> tuple[int, int]:
+        """Bytes on disk and entries in the folder, as last counted."""
+        with self._lock:
+            return self._total, len(self._sizes)
+
+    def room_mb(self) -> int:
+        """The limit a kernel starts with, in whole MB (at least 1; lowered once it is up)."""
+        if not self.lower_limits:
+            return self.max_file // MB
+        return max(1, self._target() // MB)
+
+    def resync(self) -> list[str]:
+        """Walk the whole folder again; returns its folders (relative paths)."""
+        sizes, dirs = measure(self.home, self.max_files)
+        with self._lock:
+            self._sizes, self._total = sizes, sum(sizes.values())
+        return dirs
+
+    def _restat(self, rel: str) -> None:
+        try:
+            info = os.lstat(os.path.join(self.home, rel))
+            size = info.st_blocks * 512
+        except OSError:
+            size = -1
+        with self._lock:
+            old = self._sizes.pop(rel, 0)
+            if size >= 0:
+                self._sizes[rel] = size
+            self._total += max(size, 0) - old
+
+    def _forget_under(self, rel: str) -> None:
+        prefix = rel + os.sep
+        with self._lock:
+            gone = [name for name in self._sizes if name.startswith(prefix)]
+            for name in gone:
+                self._total -= self._sizes.pop(name)
+
+    def event(self, rel: str, mask: int, now: float) -> None:
+        """An inotify event about ``rel`` (relative to the home folder)."""
+        if mask & (_IN_DELETE | _IN_MOVED_FROM):
+            if mask & _IN_ISDIR:
+                self._forget_under(rel)
+            self._restat(rel)
+            self._hot.pop(rel, None)
+            return
+        self._restat(rel)
+        if mask & _IN_ISDIR:
+            return
+        if mask & _GROWS:
+            self._hot[rel] = now + _HOT_S
+        elif mask & _IN_CLOSE_WRITE:
+            self._hot.pop(rel, None)
+
+    def hot(self) -> bool:
+        """Whether a file may still be growing (then the watcher looks again soon)."""
+        return bool(self._hot)
+
+    def look_again(self, now: float) -> None:
+        """Stat the files that may still be growing; forget those quiet for a while."""
+        for rel, until in list(self._hot.items()):
+            self._restat(rel)
+            if until < now:
+                self._hot.pop(rel, None)
+
+    # ------------------------------------------------------------------ enforcing
+    def _over(self, size: int, count: int) -> bool:
+        return size > self.quota or count > self.max_files
+
+    def _target(self) -> int:
+        room = max(0, self.quota - self._total)
+        return max(FLOOR_BYTES, min(self.max_file, room // 4096 * 4096))
+
+    def enforce(self) -> None:
+        """Stop the sandbox past the quota; else give its processes the room that is left."""
+        if self.stopped:
+            return
+        size, count = self.usage()
+        # One that started over the quota may delete, and is stopped only when it grows
+        # past where it started. The slack lets the kernel itself start and run (IPython's
+        # profile and history, a temporary file) in a folder that is full.
+        too_big = size > max(self.start_bytes, self.quota) + STOP_SLACK_MB * MB
+        too_many = count > max(self.start_count, self.max_files) + STOP_SLACK_FILES
+        if too_big or too_many:
+            self.stopped = True
+            self._stop()
+            return
+        if self.lower_limits and self._armed:
+            self._set_limit(self._target())
+
+    def _set_limit(self, target: int) -> None:
+        applied = self._applied
+        if applied is not None and (
+            target == applied or (target > applied and not self._can_raise)
+        ):
+            return
+        now = time.monotonic()
+        at, pids = self._pid_cache
+        # A process forked since the last listing inherited its parent's limit then; the
+        # next listing (a tenth of a second later) lowers its own.
+        if now - at > _PIDS_TTL_S:
+            pids = self._pids()
+            self._pid_cache = (now, pids)
+        _limiter.lower(pids, target, self.sandbox_uid)
+        self._applied = target
+
+
+def _has_cap_sys_resource() -> bool:
+    """Whether this process may raise a hard limit (and set any process's limits)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> 24 & 1)  # CAP_SYS_RESOURCE
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+class _Limiter:
+    """Sets RLIMIT_FSIZE on a sandbox's processes.
+
+    Linux lets a process set another's limits when both are the same user, or with
+    CAP_SYS_RESOURCE. Unprivileged, the app and its sandboxes are one user. As root they are
+    not (the sandbox runs as ``WORKBOOK_SANDBOX_UID``), and root in a container may lack
+    CAP_SYS_RESOURCE: then a small helper process running as the sandbox's user (outside
+    the sandbox, whose PID namespace cannot see it) lowers the limits instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._helpers: dict[int, int] = {}  # uid: the pipe to its helper
+
+    def lower(self, pids: list[int], value: int, sandbox_uid: int | None) -> None:
+        """Set both limits of each of ``pids`` to ``value`` (processes that ended: skipped)."""
+        refused = []
+        for pid in pids:
+            try:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (value, value))
+            except PermissionError:
+                refused.append(pid)
+            except OSError:
+                continue
+        if refused and sandbox_uid is not None and os.geteuid() == 0:
+            lines = "".join(f"{pid} {value}\n" for pid in refused)
+            with contextlib.suppress(OSError):
+                os.write(self._helper(sandbox_uid), lines.encode())
+
+    def _helper(self, uid: int) -> int:
+        """The pipe to the helper for ``uid``, forked on first use."""
+        with self._lock:
+            if uid not in self._helpers:
+                self._helpers[uid] = _fork_helper(uid, _gid_of(uid))
+            return self._helpers[uid]
+
+
+def _fork_helper(uid: int, gid: int) -> int:
+    """Fork a process that becomes ``uid`` and lowers limits; returns the pipe to it.
+
+    A fork, not a new program: the Python installation may sit in a folder the sandbox user
+    cannot read. The child holds nothing of the app's (its descriptors are closed), drops
+    to ``uid``, and exits when the app closes the pipe (or dies).
+    """
+    read_end, write_end = os.pipe()
+    if os.fork() != 0:
+        os.close(read_end)
+        return write_end
+    try:  # the child: only system calls from here on
+        os.closerange(3, read_end)
+        os.closerange(read_end + 1, 1 << 16)
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        pending = b""
+        while chunk := os.read(read_end, 1 << 12):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                pid, value = (int(word) for word in line.split())
+                with contextlib.suppress(OSError):
+                    resource.prlimit(pid, resource.RLIMIT_FSIZE, (value, value))
+    finally:
+        os._exit(0)
+
+
+def _gid_of(uid: int) -> int:
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return uid
+
+
+_limiter = _Limiter()
+
+
+class _Inotify:
+    """The few inotify calls the watcher needs, through libc."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self.fd = fd
+
+    def add(self, path: str) -> int:
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), _MASK)
+        if wd < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed on {path}")
+        return wd
+
+    def remove(self, wd: int) -> None:
+        self._libc.inotify_rm_watch(self.fd, wd)
+
+    def read(self) -> list[tuple[int, int, str]]:
+        """Every event queued now: (watch, mask, name)."""
+        events = []
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return events
+            offset = 0
+            while offset < len(data):
+                wd, mask, _cookie, size = _EVENT.unpack_from(data, offset)
+                offset += _EVENT.size
+                raw = data[offset : offset + size].split(b"\0", 1)[0]
+                offset += size
+                events.append((wd, mask, os.fsdecode(raw)))
+
+
+class Watcher:
+    """One thread and one inotify instance for every watched home of the app."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inotify: _Inotify | None = None
+        self._wds: dict[int, tuple[HomeWatch, str]] = {}
+        self._watches: dict[int, HomeWatch] = {}
+        self._thread: threading.Thread | None = None
+
+    def watch(self, home: HomeWatch) -> bool:
+        """Follow ``home``'s folders; ``False`` where inotify is unavailable (poll only)."""
+        with self._lock:
+            try:
+                if self._inotify is None:
+                    self._inotify = _Inotify()
+            except OSError:
+                return False
+            self._watches[id(home)] = home
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="workbook-home-watch", daemon=True
+                )
+                self._thread.start()
+        self._add_dirs(home, home.resync())
+        home.enforce()
+        return True
+
+    def refresh(self, home: HomeWatch) -> None:
+        """Count ``home`` again from scratch, follow any folder missed, and enforce."""
+        self._add_dirs(home, home.resync())
+        home.enforce()
+
+    def forget(self, home: HomeWatch) -> None:
+        """Stop following ``home``."""
+        with self._lock:
+            self._watches.pop(id(home), None)
+            mine = [wd for wd, (owner, _) in self._wds.items() if owner is home]
+            for wd in mine:
+                del self._wds[wd]
+                if self._inotify is not None:
+                    self._inotify.remove(wd)
+
+    def _add_dirs(self, home: HomeWatch, dirs: list[str]) -> None:
+        with self._lock:
+            if self._inotify is None or id(home) not in self._watches:
+                return
+            for rel in dirs:
+                try:
+                    wd = self._inotify.add(os.path.join(home.home, rel))
+                except OSError:
+                    continue  # gone meanwhile, or out of watches: the poll still counts it
+                self._wds[wd] = (home, rel)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                homes = list(self._watches.values())
+                inotify = self._inotify
+            if inotify is None:
+                return
+            timeout = _HOT_TICK_S if any(h.hot() for h in homes) else _IDLE_TICK_S
+            ready, _, _ = select.select([inotify.fd], [], [], timeout)
+            now = time.monotonic()
+            touched: dict[int, HomeWatch] = {}
+            if ready:
+                for wd, mask, name in inotify.read():
+                    try:
+                        self._dispatch(wd, mask, name, now, touched)
+                    except Exception:  # noqa: BLE001 - one odd folder must not stop the others
+                        continue
+            for home in homes:
+                if home.hot():
+                    home.look_again(now)
+                    touched[id(home)] = home
+            for home in touched.values():
+                with contextlib.suppress(Exception):
+                    home.enforce()
+
+    def _dispatch(
+        self, wd: int, mask: int, name: str, now: float, touched: dict[int, HomeWatch]
+    ) -> None:
+        if mask & _IN_Q_OVERFLOW:
+            # Events were lost: count every folder again.
+            with self._lock:
+                homes = list(self._watches.values())
+            for home in homes:
+                self._add_dirs(home, home.resync())
+                touched[id(home)] = home
+            return
+        with self._lock:
+            owner = self._wds.get(wd)
+            if mask & _IN_IGNORED:
+                self._wds.pop(wd, None)
+        if owner is None or mask & _IN_IGNORED:
+            return
+        home, folder = owner
+        rel = os.path.join(folder, name) if name else folder
+        if mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO):
+            # A new folder (or one moved in, with its contents): follow it and count it.
+            sizes, dirs = measure(Path(home.home) / rel, home.max_files)
+            self._add_dirs(home, [os.path.join(rel, d) if d else rel for d in dirs])
+            for sub in sizes:
+                home.event(os.path.join(rel, sub), _IN_ATTRIB, now)
+        home.event(rel, mask, now)
+        touched[id(home)] = home
+
+
+_watcher = Watcher()
+
+
+def watcher() -> Watcher:
+    """The app's one home watcher."""
+    return _watcher
