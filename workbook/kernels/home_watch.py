@@ -31,8 +31,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import pwd
-import resource
 import select
 import stat
 import struct
@@ -40,6 +38,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from workbook.config import Settings
+from workbook.kernels import file_limit
 
 __all__ = [
     "FLOOR_BYTES",
@@ -143,12 +144,25 @@ class HomeWatch:
         self._total = 0
         self._hot: dict[str, float] = {}
         self._applied: int | None = None
-        self._can_raise = _has_cap_sys_resource()
+        self._can_raise = file_limit.may_raise()
         self._armed = False  # limits are set once the kernel has started (see arm)
         self.stopped = False
         self.resync()
         self.start_bytes, self.start_count = self._total, len(self._sizes)
         self.started_over = self._over(self.start_bytes, self.start_count)
+
+    @classmethod
+    def for_kernel(cls, home: Path, settings: Settings, *, image: bool) -> HomeWatch:
+        """The watch of a sandboxed kernel's home (``image``: a mounted home image)."""
+        s = settings
+        return cls(
+            home,
+            quota_mb=s.kernel_home_mb,
+            max_files=s.kernel_home_files,
+            max_file_mb=s.kernel_max_file_mb,
+            lower_limits=not image,
+            sandbox_uid=s.sandbox_uid if os.geteuid() == 0 else None,
+        )
 
     def bind(self, *, pids: Callable[[], list[int]], stop: Callable[[], None]) -> None:
         """Tell the watch its sandbox: how to list its processes and how to stop it."""
@@ -266,94 +280,8 @@ class HomeWatch:
         if now - at > _PIDS_TTL_S:
             pids = self._pids()
             self._pid_cache = (now, pids)
-        _limiter.lower(pids, target, self.sandbox_uid)
+        file_limit.lower(pids, target, self.sandbox_uid)
         self._applied = target
-
-
-def _has_cap_sys_resource() -> bool:
-    """Whether this process may raise a hard limit (and set any process's limits)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> 24 & 1)  # CAP_SYS_RESOURCE
-    except (OSError, ValueError):
-        pass
-    return False
-
-
-class _Limiter:
-    """Sets RLIMIT_FSIZE on a sandbox's processes.
-
-    Linux lets a process set another's limits when both are the same user, or with
-    CAP_SYS_RESOURCE. Unprivileged, the app and its sandboxes are one user. As root they are
-    not (the sandbox runs as ``WORKBOOK_SANDBOX_UID``), and root in a container may lack
-    CAP_SYS_RESOURCE: then a small helper process running as the sandbox's user (outside
-    the sandbox, whose PID namespace cannot see it) lowers the limits instead.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._helpers: dict[int, int] = {}  # uid: the pipe to its helper
-
-    def lower(self, pids: list[int], value: int, sandbox_uid: int | None) -> None:
-        """Set both limits of each of ``pids`` to ``value`` (processes that ended: skipped)."""
-        refused = []
-        for pid in pids:
-            try:
-                resource.prlimit(pid, resource.RLIMIT_FSIZE, (value, value))
-            except PermissionError:
-                refused.append(pid)
-            except OSError:
-                continue
-        if refused and sandbox_uid is not None and os.geteuid() == 0:
-            lines = "".join(f"{pid} {value}\n" for pid in refused)
-            with contextlib.suppress(OSError):
-                os.write(self._helper(sandbox_uid), lines.encode())
-
-    def _helper(self, uid: int) -> int:
-        """The pipe to the helper for ``uid``, forked on first use."""
-        with self._lock:
-            if uid not in self._helpers:
-                self._helpers[uid] = _fork_helper(uid, _gid_of(uid))
-            return self._helpers[uid]
-
-
-def _fork_helper(uid: int, gid: int) -> int:
-    """Fork a process that becomes ``uid`` and lowers limits; returns the pipe to it.
-
-    A fork, not a new program: the Python installation may sit in a folder the sandbox user
-    cannot read. The child holds nothing of the app's (its descriptors are closed), drops
-    to ``uid``, and exits when the app closes the pipe (or dies).
-    """
-    read_end, write_end = os.pipe()
-    if os.fork() != 0:
-        os.close(read_end)
-        return write_end
-    try:  # the child: only system calls from here on
-        os.closerange(3, read_end)
-        os.closerange(read_end + 1, 1 << 16)
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-        pending = b""
-        while chunk := os.read(read_end, 1 << 12):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                pid, value = (int(word) for word in line.split())
-                with contextlib.suppress(OSError):
-                    resource.prlimit(pid, resource.RLIMIT_FSIZE, (value, value))
-    finally:
-        os._exit(0)
-
-
-def _gid_of(uid: int) -> int:
-    try:
-        return pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        return uid
-
-
-_limiter = _Limiter()
 
 
 class _Inotify:

@@ -180,6 +180,8 @@ class Guard:
                 self.home, quota_mb=self.home_mb, max_files=self.home_files, lower_limits=False
             )
         self.home_watch.bind(pids=self.pids, stop=lambda: self.stop_all("disk"))
+        if self.home_watch.lower_limits:
+            home_watcher().watch(self.home_watch)
 
     def pids(self) -> list[int]:
         """Every process of the sandbox now, its outermost first.

@@ -221,7 +221,7 @@ class KernelProcess:
                 raise
             finally:
                 os.close(read_fd)
-                for fd in popen.get("pass_fds", ())[1:]:
+                for fd in popen["pass_fds"][1:]:
                     os.close(fd)  # the write filter, read by bubblewrap
             if s.sandbox:
                 assert self._home_watch is not None
@@ -239,8 +239,6 @@ class KernelProcess:
                         home_watch=self._home_watch,
                     )
                 )
-                if self._home_watch.lower_limits:
-                    home_watch.watcher().watch(self._home_watch)
             # The connection details come from memory: the file the kernel reads sits in a
             # folder the sandbox can write, so the app never reads it back.
             client = BlockingKernelClient(context=_client_context())
@@ -285,14 +283,7 @@ class KernelProcess:
             sandbox.share_read_only(cache)
         limits_args += ["--max-procs", str(s.kernel_max_processes)]
         # Without an image, the largest file is the room left in the folder (home_watch).
-        self._home_watch = home_watch.HomeWatch(
-            self.cwd,
-            quota_mb=s.kernel_home_mb,
-            max_files=s.kernel_home_files,
-            max_file_mb=s.kernel_max_file_mb,
-            lower_limits=not self._home_image,
-            sandbox_uid=s.sandbox_uid if sandbox.runs_as_root() else None,
-        )
+        self._home_watch = home_watch.HomeWatch.for_kernel(self.cwd, s, image=self._home_image)
         limits_args += ["--max-file-mb", str(self._home_watch.room_mb())]
         limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]
         inner = [sys.executable, str(sandbox.launcher_path()), "-f", connection_file]
