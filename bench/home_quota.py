@@ -56,13 +56,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         pool = KernelPool(settings)
         limit = quota + home_watch.MARGIN_MB
+        files_limit = settings.kernel_home_files + home_watch.MARGIN_FILES
         print(machine())
         print(
             f"uid {os.geteuid()}, quota {quota} MB and {settings.kernel_home_files} files, "
-            f"largest file {settings.kernel_max_file_mb} MB, margin {home_watch.MARGIN_MB} MB"
+            f"largest file {settings.kernel_max_file_mb} MB, margin {home_watch.MARGIN_MB} MB "
+            f"and {home_watch.MARGIN_FILES} files"
         )
-        print(f"{'attack':36} {'left MB':>8} {'files':>6} {'≤ quota+margin':>15}  kernel / errors")
-        worst = 0.0
+        print(f"{'attack':36} {'left MB':>8} {'files':>6} {'within margin':>14}  what happened")
+        worst, worst_files = 0.0, 0
         try:
             for n, (name, cell) in enumerate(ATTACKS.items()):
                 if args.only and args.only not in name:
@@ -75,17 +77,22 @@ def main(argv: list[str] | None = None) -> None:
                 left, files = _on_disk(kernel.cwd)
                 shown = [o for o in result.outputs if o["output_type"] == "execute_result"]
                 value = shown[-1]["data"]["text/plain"] if shown else result.status
-                state = "alive" if kernel.is_alive() else "stopped"
+                state = "kernel stopped" if result.status == "died" else "kernel lived"
                 worst = max(worst, left / MB - quota)
+                worst_files = max(worst_files, files - settings.kernel_home_files)
+                held = left <= limit * MB and files <= files_limit
                 print(
-                    f"{name:36} {left / MB:8.1f} {files:6d} {str(left <= limit * MB):>15}  "
+                    f"{name:36} {left / MB:8.1f} {files:6d} {str(held):>14}  "
                     f"{state} after {time.monotonic() - start:.1f} s; {value}",
                     flush=True,
                 )
                 kernel.shutdown()
         finally:
             pool.shutdown_all()
-        print(f"largest overshoot: {worst:.1f} MB (margin {home_watch.MARGIN_MB} MB)")
+        print(
+            f"largest overshoot: {worst:.1f} MB (margin {home_watch.MARGIN_MB} MB), "
+            f"{worst_files} files (margin {home_watch.MARGIN_FILES})"
+        )
 
 
 if __name__ == "__main__":
