@@ -20,7 +20,7 @@ import pytest
 from sandbox_support import WHO, hosted_pool, needs_sandbox
 
 from bench._home_attacks import ATTACKS, setup_cell
-from workbook.kernels import home_watch, write_filter
+from workbook.kernels import home_inotify, home_watch, write_filter
 
 MB = 2**20
 QUOTA_MB = 64
@@ -104,7 +104,7 @@ def _watch(home: Path, proc: subprocess.Popen, **quota) -> tuple[home_watch.Home
     stops: list[str] = []
     watch = home_watch.HomeWatch(home, **quota)
     watch.bind(pids=lambda: [proc.pid], stop=lambda: (stops.append("disk"), proc.kill()))
-    home_watch.watcher().watch(watch)
+    home_inotify.watcher().watch(watch)
     watch.arm()
     return watch, stops
 
@@ -124,7 +124,7 @@ def test_the_file_limit_follows_the_room_left_and_a_burst_past_the_slack_stops(t
         assert sleeper.wait(timeout=10) == -9
         assert (tmp_path / "c.bin").exists()  # nothing deleted
     finally:
-        home_watch.watcher().forget(watch)
+        home_inotify.watcher().forget(watch)
 
 
 def test_too_many_files_stop_the_sandbox(tmp_path, sleeper):
@@ -134,7 +134,7 @@ def test_too_many_files_stop_the_sandbox(tmp_path, sleeper):
             (tmp_path / f"{i}").touch()
         assert _until(lambda: stops == ["disk"])
     finally:
-        home_watch.watcher().forget(watch)
+        home_inotify.watcher().forget(watch)
 
 
 def test_a_kernel_started_over_the_quota_may_delete_and_gets_no_room(tmp_path, sleeper):
@@ -148,7 +148,7 @@ def test_a_kernel_started_over_the_quota_may_delete_and_gets_no_room(tmp_path, s
         assert _until(lambda: watch.usage()[0] < 2 * MB)
         assert stops == [] and sleeper.poll() is None
     finally:
-        home_watch.watcher().forget(watch)
+        home_inotify.watcher().forget(watch)
 
 
 def test_the_limit_is_lowered_on_a_process_of_another_user_when_the_app_is_root(tmp_path):
@@ -215,3 +215,18 @@ def test_a_full_folder_can_be_tidied_from_the_notebook_and_written_again(hosted)
     again = kernel.execute("open('again.bin', 'wb').write(b'y' * (8 << 20))")
     assert again.status == "ok", again.outputs
     assert (kernel.home / "again.bin").stat().st_size == 8 * MB
+
+
+# ---------------------------------------------------------------- what the student reads
+def test_a_refused_write_is_explained_with_the_folders_limits():
+    from workbook.config import Settings
+    from workbook.kernels.notices import cell_error_message, over_quota_notice
+
+    s = Settings(kernel_home_mb=321, kernel_home_files=77, kernel_max_file_mb=55)
+    for evalue in ("[Errno 27] File too large", "[Errno 28] No space left on device"):
+        told = cell_error_message(s, {"ename": "OSError", "evalue": evalue})
+        assert "321 MB" in told and "77 files" in told and "55 MB" in told
+        assert "os.remove" in told
+    assert cell_error_message(s, {"ename": "OSError", "evalue": "[Errno 2] No such file"}) == ""
+    assert '"File too large"' in over_quota_notice(s, image=False)
+    assert '"No space left on device"' in over_quota_notice(s, image=True)

@@ -34,8 +34,8 @@ from pathlib import Path
 import psutil
 
 from workbook.kernels import cgroups
+from workbook.kernels.home_inotify import watcher as home_watcher
 from workbook.kernels.home_watch import HomeWatch, measure
-from workbook.kernels.home_watch import watcher as home_watcher
 
 __all__ = ["Guard", "Watchdog", "home_usage", "remove_stale", "watchdog"]
 
