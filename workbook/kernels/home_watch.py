@@ -163,7 +163,7 @@ class HomeWatch:
         """The kernel has started: from now on its processes get the room that is left.
 
         Not before: the launcher sets its own limit once IPython has written its profile
-        folder, which a limit of 0 (a home over its quota) would make fail.
+        folder, and nothing the app sets may race with that.
         """
         self._armed = True
         self.enforce()
