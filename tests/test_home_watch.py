@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_support import WHO, hosted_pool, needs_sandbox
+from sandbox_support import WHO, hosted_pool, needs_sandbox, value_of
 
 from bench._home_attacks import ATTACKS, setup_cell
 from workbook.kernels import home_inotify, home_watch, write_filter
@@ -210,6 +210,19 @@ def test_a_full_folder_can_be_tidied_from_the_notebook_and_written_again(hosted)
     full = kernel.execute(f"open('full.bin', 'wb').write(b'x' * ({settings.kernel_home_mb} << 20))")
     assert full.status == "error" and "your folder may hold" in full.message
     assert "File too large" in str(full.outputs)
+    # A process started now (inside the sandbox's namespaces) inherits the lowered limit.
+    child = kernel.execute(
+        "import subprocess, sys, time\n"
+        "probe = 'import resource; print(resource.getrlimit(resource.RLIMIT_FSIZE)[1])'\n"
+        "for _ in range(100):\n"
+        "    limit = int(subprocess.run([sys.executable, '-c', probe],\n"
+        "                               capture_output=True, text=True).stdout)\n"
+        f"    if limit <= {home_watch.FLOOR_BYTES}:\n"
+        "        break\n"
+        "    time.sleep(0.05)\n"
+        "limit"
+    )
+    assert value_of(child) == home_watch.FLOOR_BYTES
     kernel.execute("import os\nos.remove('full.bin')")
     kernel = pool.restart("tidy")  # unprivileged, only a new kernel gets its room back
     again = kernel.execute("open('again.bin', 'wb').write(b'y' * (8 << 20))")
