@@ -12,8 +12,8 @@ A spare kernel starts with an empty image of its own; when a student takes it,
 mounts it on the student's folder too and unmounts it from the spare's (the running sandbox
 keeps its own view), and renames the image to the student's.
 
-Unprivileged, or where this cannot be had, the watchdog in :mod:`workbook.kernels.limits`
-measures the folder instead (see README, "Per-student limits").
+Unprivileged, or where this cannot be had, :mod:`workbook.kernels.home_watch` holds the
+quota instead, to a documented margin (see README, "Per-student limits").
 """
 
 from __future__ import annotations
