@@ -2,8 +2,9 @@
 
 The burst from issue 25 (eleven 95 MB files written in one cell, against a 500 MB quota) is
 run from a real sandboxed kernel: as root the image's filesystem refuses what does not fit,
-so nothing beyond the quota stays; unprivileged (no loop devices) the watchdog stops the
-kernel and a fresh one may delete the files (``test_sandbox_unprivileged.py`` re-runs this
+so nothing beyond the quota stays; unprivileged (no loop devices) the file limit that
+follows the room left refuses the write (``home_watch.py``; ``test_home_watch.py`` runs more
+attacks), and the kernel may delete the files (``test_sandbox_unprivileged.py`` re-runs this
 file as an ordinary user).
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from sandbox_support import AS_ROOT, WHO, hosted_pool, needs_sandbox, value_of
 
-from workbook.kernels import home_quota, limits, spares
+from workbook.kernels import home_quota, home_watch, limits, spares
 
 MB = 1024 * 1024
 HOME_MB = 500
@@ -109,15 +110,8 @@ def test_a_spare_image_adopted_by_a_student_holds_their_files(tmp_path):
 
 def _sleeper_guard(home: Path, **quota) -> tuple[subprocess.Popen, limits.Guard]:
     sleeper = subprocess.Popen(["sleep", "60"])
-    usage, over = limits.home_usage(home, quota["home_mb"], quota["home_files"])
     guard = limits.Guard(
-        root_pid=sleeper.pid,
-        home=home,
-        memory_mb=1024,
-        check_memory=False,
-        home_start=usage,
-        home_started_over=over,
-        **quota,
+        root_pid=sleeper.pid, home=home, memory_mb=1024, check_memory=False, **quota
     )
     return sleeper, guard
 
@@ -131,7 +125,8 @@ def _checks(guard: limits.Guard, times: int) -> None:
 def test_watchdog_stops_a_kernel_that_went_over_the_quota_in_one_burst(tmp_path):
     sleeper, guard = _sleeper_guard(tmp_path, home_mb=1, home_files=100)
     try:
-        (tmp_path / "burst.bin").write_bytes(b"x" * 2_000_000)  # before the first look
+        # Past the quota and the slack, before the first look.
+        (tmp_path / "burst.bin").write_bytes(b"x" * ((home_watch.STOP_SLACK_MB + 2) * MB))
         _checks(guard, 1)  # and never growing again
         assert guard.reason() == "disk"
         assert sleeper.wait(timeout=10) == -9
@@ -145,11 +140,12 @@ def test_a_kernel_started_over_the_quota_may_delete_but_not_grow(tmp_path):
         (tmp_path / f"{i}.bin").write_bytes(b"x" * 1_000_000)
     sleeper, guard = _sleeper_guard(tmp_path, home_mb=1, home_files=100)
     try:
-        assert guard.home_started_over
+        assert guard.home_watch.started_over
         (tmp_path / "0.bin").unlink()
         _checks(guard, 8)
         assert guard.reason() == "" and sleeper.poll() is None
-        (tmp_path / "new.bin").write_bytes(b"x" * 10_000)
+        # Growth past where it started (and the slack) stops it.
+        (tmp_path / "new.bin").write_bytes(b"x" * ((home_watch.STOP_SLACK_MB + 1) * MB))
         _checks(guard, 8)
         assert guard.reason() == "disk"
     finally:
@@ -200,17 +196,11 @@ def test_eleven_95_mb_files_in_one_cell_leave_no_more_than_the_quota(hosted):
         assert error == "ENOSPC" and written < 11 * 95
         assert left <= HOME_MB
     else:
-        # Unprivileged: the watchdog stops the kernel (during the cell or just after it)
-        # and deletes nothing; the student is told which limit stopped it.
-        told = result.message
-        if result.status != "died":
-            deadline = time.monotonic() + 20
-            while alice.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.25)
-            assert not alice.is_alive()
-            told = pool.kernel_for("alice").execute("1").message
-        assert "your files grew past" in told and f"{HOME_MB} MB" in told
-        assert left > HOME_MB
+        # Without an image the file limit follows the room left: the write that would pass
+        # the quota fails ("File too large"), the kernel lives on.
+        written, error = value_of(result)
+        assert error == "EFBIG" and written < 11 * 95
+        assert left <= HOME_MB + home_watch.MARGIN_MB
     tidy = pool.kernel_for("alice").execute(
         "import glob, os\nfor name in glob.glob('burst*'):\n    os.remove(name)"
     )

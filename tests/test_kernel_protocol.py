@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
 from workbook.config import Settings
-from workbook.kernels import capacity, gateway_protocol, process
+from workbook.kernels import capacity, gateway_protocol, spawning
 from workbook.kernels.gateway import GatewayKernel, GatewayUnavailable
 from workbook.kernels.interface import Kernel
 from workbook.kernels.kernel import StudentKernel
@@ -177,7 +177,7 @@ def test_the_gateway_socket_takes_no_larger_message_than_a_local_kernels_client(
     kernel = _connected_kernel(oversized_gateway)
     try:
         assert kernel._channels is not None
-        local_cap = process._client_context().getsockopt(zmq.MAXMSGSIZE)
+        local_cap = spawning.client_context().getsockopt(zmq.MAXMSGSIZE)
         assert kernel._channels._ws.protocol.max_message_size == local_cap > 0
     finally:
         kernel._channels.close()

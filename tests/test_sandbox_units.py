@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from workbook.config import Settings
-from workbook.kernels import limits
+from workbook.kernels import home_watch, limits
 from workbook.kernels.collector import Collector as _Collector
 from workbook.kernels.kernel import StudentKernel
 
@@ -86,10 +86,11 @@ def test_watchdog_stops_a_tree_whose_home_keeps_growing_past_its_quota(tmp_path)
             check_memory=False,
         )
         now = time.monotonic()
-        (home / "a.bin").write_bytes(b"x" * 2_000_000)  # over the quota already
-        guard.check(limits._processes(), now)  # first look: remembered, not punished
+        (home / "a.bin").write_bytes(b"x" * 2_000_000)  # over the quota, within the slack
+        guard.check(limits._processes(), now)
         assert sleeper.poll() is None and guard.reason() == ""
-        (home / "b.bin").write_bytes(b"x" * 100_000)  # and growing
+        # and growing past the slack
+        (home / "b.bin").write_bytes(b"x" * (home_watch.STOP_SLACK_MB * 2**20))
         for tick in range(1, 5):  # the home is walked every few ticks
             guard.check(limits._processes(), now + tick)
         assert guard.reason() == "disk"

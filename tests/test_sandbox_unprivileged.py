@@ -3,7 +3,8 @@
 CI runs as root, where the sandbox drops privileges itself and cgroups bound each student.
 An app run by an ordinary user takes other paths (bubblewrap unprivileged, the watchdog
 instead of cgroups, RLIMIT_NPROC instead of a pids cgroup, no per-student filesystem), so
-this test re-runs ``test_sandbox.py``, ``test_sandbox_limits.py`` and ``test_home_quota.py``
+this test re-runs ``test_sandbox.py``, ``test_sandbox_limits.py``, ``test_home_quota.py`` and
+``test_home_watch.py``
 (and the LTI tests, since file permissions such as the tool key's 0600 mean little to root)
 as a dedicated unprivileged user (``workbook-test``, created when missing) and expects every
 test there to pass.
@@ -38,6 +39,7 @@ FILES = [
     "tests/test_sandbox.py",
     "tests/test_sandbox_limits.py",
     "tests/test_home_quota.py",
+    "tests/test_home_watch.py",
     # LTI: the tool's private key file (0600, made on first use) and the launch routes
     "tests/test_db_lti.py",
     "tests/test_lti_launch.py",

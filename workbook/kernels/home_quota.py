@@ -18,8 +18,8 @@ starts any kernel: every mount under its own work folder (as ``/proc/self/mounti
 them, nothing else) is unmounted and the loop devices behind its images are released. The
 images, and so the students' files, stay; each is mounted again when its kernel starts.
 
-Unprivileged, or where this cannot be had, the watchdog in :mod:`workbook.kernels.limits`
-measures the folder instead (see README, "Per-student limits").
+Unprivileged, or where this cannot be had, :mod:`workbook.kernels.home_watch` holds the
+quota instead, to a documented margin (see README, "Per-student limits").
 """
 
 from __future__ import annotations

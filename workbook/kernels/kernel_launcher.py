@@ -20,6 +20,8 @@ everything it starts:
 - ``--max-procs``: RLIMIT_NPROC (a fork bomb fails with ``BlockingIOError``). Inside a user
   namespace the count is per sandbox, so one student's processes do not count against another's.
 - ``--max-file-mb``: RLIMIT_FSIZE; SIGXFSZ is ignored so a too-large write raises ``OSError``.
+  Set once IPython has set up (before any student code); 0 means no file may grow. In hosted
+  mode the app lowers it further as the home folder fills (``home_watch.py``).
 - ``--max-output-kb``: what one cell may print. Past it ``sys.stdout``/``sys.stderr`` drop
   the rest, so an accidental flood never leaves the kernel. The app caps what arrives too
   (a cell can get around this one on purpose), and adds the "output truncated" note.
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-mb", type=int, default=0)
     parser.add_argument("--cell-cpu-s", type=int, default=0)
     parser.add_argument("--max-procs", type=int, default=0)
-    parser.add_argument("--max-file-mb", type=int, default=0)
+    parser.add_argument("--max-file-mb", type=int, default=-1)  # 0: no file may grow
     parser.add_argument("--cpu-budget-s", type=int, default=0)
     parser.add_argument("--max-output-kb", type=int, default=0)
     parser.add_argument("--lifeline-fd", type=int, default=-1)
@@ -150,9 +152,6 @@ def main(argv: list[str] | None = None) -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         if hard == resource.RLIM_INFINITY or args.cpu_budget_s < hard:
             _set_limit(resource.RLIMIT_CPU, args.cpu_budget_s)
-    if args.max_file_mb:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        _set_limit(resource.RLIMIT_FSIZE, args.max_file_mb * 1024 * 1024)
 
     # tqdm warns, with the server's own file path, that notebook progress bars need
     # ipywidgets; its console bars work without them. Students see only their own output.
@@ -162,6 +161,11 @@ def main(argv: list[str] | None = None) -> None:
 
     app = IPKernelApp.instance()
     app.initialize(["-f", args.connection_file])
+    if args.max_file_mb >= 0:
+        # After IPython has set up its profile folder (it copies a README there), before
+        # any student code: 0 (a home over its quota) would fail that copy.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        _set_limit(resource.RLIMIT_FSIZE, args.max_file_mb * 1024 * 1024)
     if args.cell_cpu_s:
         _install_cpu_limit(app.shell, args.cell_cpu_s)
     if args.max_output_kb:

@@ -12,9 +12,9 @@ not add up across them, so the app bounds each sandbox as a whole with two mecha
   twice a second. Where no memory cgroup is available (unprivileged, or as root on a host
   with no writable controller) it adds up the processes' memory
   (proportional set size, so pages shared with other kernels, like the model weights, are
-  not counted twice) and stops the sandbox past the ceiling. It also enforces the quota on
-  the student's home folder, and stops processes that keep burning CPU after their cell has
-  returned.
+  not counted twice) and stops the sandbox past the ceiling. It also counts the student's
+  home folder every two seconds (the backstop of :mod:`workbook.kernels.home_watch`), and
+  stops processes that keep burning CPU after their cell has returned.
 
 When a sandbox is stopped, :meth:`Guard.reason` says which limit did it, so the student's
 message can name it.
@@ -34,6 +34,8 @@ from pathlib import Path
 import psutil
 
 from workbook.kernels import cgroups
+from workbook.kernels.home_inotify import watcher as home_watcher
+from workbook.kernels.home_watch import HomeWatch, measure
 
 __all__ = ["Guard", "Watchdog", "home_usage", "remove_stale", "watchdog"]
 
@@ -132,29 +134,9 @@ def _pss_bytes(pid: int) -> int:
 
 def home_usage(home: Path, home_mb: int, home_files: int) -> tuple[int, bool]:
     """The home's bytes plus entries (a growth measure), and whether it is over its quota."""
-    size, count = _home_usage(home, home_files)
+    sizes, _ = measure(home, home_files)
+    size, count = sum(sizes.values()), len(sizes)
     return size + count, size > home_mb * 2**20 or count > home_files
-
-
-def _home_usage(home: Path, max_files: int) -> tuple[int, int]:
-    """Bytes on disk and number of entries under ``home`` (stops counting past max_files)."""
-    total, count = 0, 0
-    todo = [str(home)]
-    while todo and count <= max_files:
-        try:
-            entries = list(os.scandir(todo.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            count += 1
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += info.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False):
-                todo.append(entry.path)
-    return total, count
 
 
 @dataclass
@@ -167,12 +149,9 @@ class Guard:
         memory_mb: ceiling for the whole sandbox, enforced here only when ``check_memory``.
         home_mb, home_files: quota on the home folder.
         check_memory: ``False`` when a memory cgroup enforces the ceiling already.
-        home_start: the home's bytes plus entries when the kernel started (see
-            :func:`home_usage`), or -1 when not measured (then the first look is the start).
-        home_started_over: the home was over its quota when the kernel started. Such a
-            kernel may delete files but is stopped as soon as the folder grows; one that
-            started under the quota is stopped as soon as the folder is over it, so a burst
-            in the very first cell is caught too.
+        home_watch: what the home holds and the file limit its processes get (see
+            :mod:`workbook.kernels.home_watch`; followed by inotify too). Without one, the
+            guard makes one that only walks the folder every two seconds and sets no limit.
         kernel_pid: the kernel's own process (told by :meth:`ready`).
         kernel_cpu_s: the CPU seconds the kernel's process has used.
     """
@@ -183,8 +162,7 @@ class Guard:
     home_mb: int
     home_files: int
     check_memory: bool
-    home_start: int = -1
-    home_started_over: bool = False
+    home_watch: HomeWatch | None = None
     kernel_pid: int | None = None
     kernel_cpu_s: float = 0.0
     _busy: int = 1  # starting up counts as busy, until :meth:`ready`
@@ -193,12 +171,53 @@ class Guard:
     _cpu_seen: dict[int, float] = field(default_factory=dict)
     _cpu_seen_at: float = 0.0
     _idle_burn: dict[int, float] = field(default_factory=dict)
-    _home_last: int = -1
     _ticks: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._home_last = self.home_start
+        if self.home_watch is None:
+            self.home_watch = HomeWatch(
+                self.home, quota_mb=self.home_mb, max_files=self.home_files, lower_limits=False
+            )
+        self.home_watch.bind(pids=self.pids, stop=lambda: self.stop_all("disk"))
+        if self.home_watch.lower_limits:
+            home_watcher().watch(self.home_watch)
+
+    def pids(self) -> list[int]:
+        """Every process of the sandbox now, its outermost first.
+
+        Read from each process's ``children`` list in /proc: only the sandbox's own
+        processes are read, however many the host runs (psutil would read them all).
+        """
+        out, todo = [], [self.root_pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                with (
+                    contextlib.suppress(OSError, ValueError),
+                    open(f"/proc/{pid}/task/{tid}/children") as f,
+                ):
+                    todo.extend(int(child) for child in f.read().split())
+        return out
+
+    def stop_all(self, reason: str) -> None:
+        """Kill every process of the sandbox, and remember why."""
+        self._reason = reason
+        for _ in range(2):  # a second pass for what was forked meanwhile
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def move_home(self, folder: Path) -> None:
+        """The home folder was renamed: the quota follows it."""
+        self.home = folder
+        assert self.home_watch is not None
+        self.home_watch.home = folder
 
     @contextlib.contextmanager
     def running_cell(self) -> Iterator[None]:
@@ -224,6 +243,8 @@ class Guard:
             self.kernel_pid = kernel_pid
             self._busy -= 1
             self._idle_since = time.monotonic()
+        if self.home_watch is not None:
+            self.home_watch.arm()
 
     def reason(self) -> str:
         """The limit that made the watchdog stop this sandbox, or ``""``."""
@@ -251,16 +272,11 @@ class Guard:
                 self._stop("memory", procs)
                 return
         self._ticks += 1
-        if self._ticks % _HOME_EVERY == 1:
-            size, count = _home_usage(self.home, self.home_files)
-            over = size > self.home_mb * 2**20 or count > self.home_files
-            # A kernel that started over the quota may still delete files: only growth is
-            # punished then. One that started under it is stopped once it is over.
-            grew = size + count > self._home_last >= 0
-            if over and (grew or (self.home_start >= 0 and not self.home_started_over)):
-                self._stop("disk", procs)
+        if self._ticks % _HOME_EVERY == 1 and self.home_watch is not None:
+            # The backstop of the inotify watcher: the whole folder counted again.
+            home_watcher().refresh(self.home_watch)
+            if self._reason:
                 return
-            self._home_last = size + count
         self._check_idle_cpu(inside, now)
 
     def _check_idle_cpu(self, inside: list[_Proc], now: float) -> None:
@@ -307,9 +323,11 @@ class Watchdog:
         return guard
 
     def forget(self, guard: Guard) -> None:
-        """Stop watching ``guard``'s sandbox."""
+        """Stop watching ``guard``'s sandbox (and its home)."""
         with self._lock:
             self._guards.pop(id(guard), None)
+        if guard.home_watch is not None:
+            home_watcher().forget(guard.home_watch)
 
     def _loop(self) -> None:
         while True:

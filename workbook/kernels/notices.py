@@ -60,7 +60,7 @@ def death_notice(
         ),
         "disk": (
             f"your files grew past the {s.kernel_home_mb} MB (or {s.kernel_home_files} "
-            "files) your folder may hold; delete files you do not need"
+            "files) your folder may hold (your files are kept; delete files you do not need)"
         ),
         "cpu": "a program it started kept using the CPU after its cell had finished",
         "cpu_budget": f"it used up its CPU time budget ({s.kernel_cpu_budget_s} s)",
@@ -151,6 +151,10 @@ def cell_error_message(settings: Settings, error: Mapping[str, Any] | None) -> s
             f"This cell used more than {settings.kernel_cell_cpu_s} s of CPU time and was "
             "stopped. Your variables are kept."
         )
+    if error.get("ename") in ("OSError", "IOError") and _DISK_FULL.search(
+        str(error.get("evalue", ""))
+    ):
+        return _disk_full_message(settings)
     if is_memory_error(error):
         return (
             f"This cell needed more memory than the {settings.kernel_memory_mb} MB a kernel "
@@ -225,11 +229,34 @@ def _is_os_error(ename: str) -> bool:
     return isinstance(kind, type) and issubclass(kind, OSError)
 
 
-def over_quota_notice(settings: Settings) -> str:
-    """Told when a kernel starts with the student's folder already over its quota."""
+def over_quota_notice(settings: Settings, *, image: bool = False) -> str:
+    """Told when a kernel starts with the student's folder already over its quota.
+
+    Args:
+        settings: the quota the words name.
+        image: the folder is a size-limited filesystem (writes fail with "No space left on
+            device"); else the kernel starts with no room for any file to grow ("File too
+            large") and is stopped if the folder grows anyway.
+    """
+    what = "No space left on device" if image else "File too large"
     return (
         f"Your folder holds more than the {settings.kernel_home_mb} MB (or "
-        f"{settings.kernel_home_files} "
-        "files) it may: your kernel runs, but it will be stopped as soon as your folder "
-        "grows. Delete files you do not need first, e.g. `import os; os.remove('big.bin')`."
+        f"{settings.kernel_home_files} files) it may, so your kernel cannot write to files "
+        f'now (writing fails with "{what}"). Your files are kept. Delete files you do not '
+        "need, e.g. `import os; os.remove('big.bin')` (if writing still fails then, restart the kernel)."
+    )
+
+
+# errno 27 (EFBIG) is the file limit the app lowers as a folder fills; errno 28 (ENOSPC) a
+# home image that is full, or the sandbox's /tmp.
+_DISK_FULL = re.compile(r"\[Errno (27|28)\]|File too large|No space left on device")
+
+
+def _disk_full_message(settings: Settings) -> str:
+    return (
+        f"This cell could not write a file: your folder may hold {settings.kernel_home_mb} MB "
+        f"and {settings.kernel_home_files} files (one file at most "
+        f"{settings.kernel_max_file_mb} MB; /tmp {settings.kernel_tmp_mb} MB). Your "
+        "variables and files are kept. Delete files you do not need, e.g. "
+        "`import os; os.remove('big.bin')` (if writing still fails then, restart the kernel)."
     )

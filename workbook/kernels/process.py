@@ -23,21 +23,28 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from workbook.config import Settings
-from workbook.kernels import cell_clock, cgroups, home_quota, limits, sandbox, template
+from workbook.kernels import (
+    cell_clock,
+    cgroups,
+    home_quota,
+    home_watch,
+    limits,
+    sandbox,
+    spawning,
+    template,
+)
 from workbook.kernels.environment import KERNEL_ENV
 from workbook.kernels.errors import KernelDied, SandboxUnavailable
 from workbook.kernels.notices import death_notice, idle_cull_notice, over_quota_notice
-from workbook.kernels.run_loop import MAX_MESSAGE_BYTES
 from workbook.kernels.spares import SPARE_PREFIX
+from workbook.kernels.write_filter import program_fd
 
 __all__ = ["KernelProcess"]
 
@@ -47,41 +54,6 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 _LAUNCHER = Path(__file__).resolve().with_name("kernel_launcher.py")
 _START_TIMEOUT_S = 60.0
 _STDERR_TAIL_BYTES = 8192
-
-
-_spawner: ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
-
-
-def _spawn(argv: list[str], **popen_kwargs: Any) -> subprocess.Popen:
-    """Start a process from one long-lived thread.
-
-    ``bwrap --die-with-parent`` uses PR_SET_PDEATHSIG, which fires when the *thread* that
-    forked exits; Streamlit runs each script in a short-lived thread, so kernels are forked
-    from this dedicated thread, which lives as long as the app.
-    """
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = ThreadPoolExecutor(1, thread_name_prefix="workbook-kernel-spawner")
-    return _spawner.submit(subprocess.Popen, argv, **popen_kwargs).result()
-
-
-_zmq_context: zmq.Context | None = None
-
-
-def _client_context() -> zmq.Context:
-    """The ZeroMQ context of every kernel client: no message above the size bound.
-
-    ZeroMQ drops a connection that brings a larger message instead of buffering it.
-    """
-    global _zmq_context
-    with _spawner_lock:
-        if _zmq_context is None:
-            context = zmq.Context()
-            context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-            _zmq_context = context
-    return _zmq_context
 
 
 class KernelProcess:
@@ -120,6 +92,7 @@ class KernelProcess:
         self._oom_seen = 0
         self._guard: limits.Guard | None = None
         self._home_image = False  # the home folder is a mounted image (home_quota)
+        self._home_watch: home_watch.HomeWatch | None = None
         # The Python process running the kernel (inside bubblewrap in hosted mode), found
         # once per start: the cell clock reads its CPU wait, the watchdog its CPU time.
         self._kernel_pid: int | None = None
@@ -222,15 +195,18 @@ class KernelProcess:
                             argv[2:], popen, read_fd, s.model_name, wait=spare
                         )
                 if self._proc is None:
-                    self._proc = _spawn(argv, **popen)
+                    self._proc = spawning.spawn(argv, **popen)
             except BaseException:
                 self._stop()
                 raise
             finally:
                 os.close(read_fd)
+                for fd in popen["pass_fds"][1:]:
+                    os.close(fd)  # the write filter, read by bubblewrap
             if s.sandbox:
-                usage, over = limits.home_usage(self.cwd, s.kernel_home_mb, s.kernel_home_files)
-                self.start_notice = over_quota_notice(s) if over else ""
+                assert self._home_watch is not None
+                over = self._home_watch.started_over
+                self.start_notice = over_quota_notice(s, image=self._home_image) if over else ""
                 self.pending_notice = f"{self.pending_notice} {self.start_notice}".strip()
                 self._guard = limits.watchdog().watch(
                     limits.Guard(
@@ -240,13 +216,12 @@ class KernelProcess:
                         home_mb=s.kernel_home_mb,
                         home_files=s.kernel_home_files,
                         check_memory=self._cgroups is None,
-                        home_start=usage,
-                        home_started_over=over,
+                        home_watch=self._home_watch,
                     )
                 )
             # The connection details come from memory: the file the kernel reads sits in a
             # folder the sandbox can write, so the app never reads it back.
-            client = BlockingKernelClient(context=_client_context())
+            client = BlockingKernelClient(context=spawning.client_context())
             client.load_connection_info(connection)
             client.start_channels()
             self._client = client
@@ -287,11 +262,16 @@ class KernelProcess:
         if cache is not None:
             sandbox.share_read_only(cache)
         limits_args += ["--max-procs", str(s.kernel_max_processes)]
-        limits_args += ["--max-file-mb", str(s.kernel_max_file_mb)]
+        # Without an image, the largest file is the room left in the folder (home_watch).
+        self._home_watch = home_watch.HomeWatch.for_kernel(self.cwd, s, image=self._home_image)
+        limits_args += ["--max-file-mb", str(self._home_watch.room_mb())]
         limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]
         inner = [sys.executable, str(sandbox.launcher_path()), "-f", connection_file]
+        filter_fd = program_fd()
+        popen["pass_fds"] = (*popen["pass_fds"], filter_fd)
         argv = sandbox.bwrap_argv(
             inner + limits_args,
+            seccomp_fd=filter_fd,
             home=self.cwd,
             ipc_dir=self._ipc_dir,
             readonly=[cache] if cache is not None else [],
@@ -386,7 +366,7 @@ class KernelProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=10)
             self._proc = None
-        self._guard = None
+        self._guard = self._home_watch = None
         self._kernel_pid = None
         for fd in (self._lifeline_w, self._stderr_fd):
             if fd is not None:
@@ -427,7 +407,7 @@ class KernelProcess:
         with self.lock:
             self.cwd = Path(folder).resolve()
             if self._guard is not None:
-                self._guard.home = self.cwd
+                self._guard.move_home(self.cwd)
 
     @property
     def pid(self) -> int | None:

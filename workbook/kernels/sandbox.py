@@ -120,6 +120,7 @@ def bwrap_argv(
     readonly: Sequence[Path] = (),
     tmp_mb: int = 256,
     as_root: bool | None = None,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The full command line that runs ``kernel_argv`` inside a fresh sandbox.
 
@@ -133,9 +134,13 @@ def bwrap_argv(
         sandbox_uid: the host uid the kernel runs as when the app runs as root.
         tmp_mb: size of the sandbox's private ``/tmp``.
         as_root: build the command for an app running as root (default: whether it does).
+        seccomp_fd: a descriptor to read a seccomp program from
+            (:mod:`workbook.kernels.write_filter`), loaded before the sandbox's first command.
     """
     as_root = runs_as_root() if as_root is None else as_root
     args = ["bwrap", *_NAMESPACES]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     if as_root:
         # The outer sandbox keeps only what setpriv needs to drop to the sandbox user.
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
