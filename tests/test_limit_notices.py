@@ -20,6 +20,7 @@ from workbook.kernels.errors import KernelDied
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
 HOME_MB = 20
+HOME_FILES = 20
 CPU_BUDGET_S = 6
 
 
@@ -29,9 +30,10 @@ def hosted(tmp_path_factory):
         tmp_path_factory,
         cell_timeout_s=60,
         kernel_home_mb=HOME_MB,
+        kernel_home_files=HOME_FILES,
         kernel_cpu_budget_s=CPU_BUDGET_S,
         spare_kernels=0,
-        # The watchdog's quota stops a kernel (an image would refuse the write instead).
+        # The watch's quota stops a kernel (an image would refuse the write instead).
         kernel_home_images=False,
     )
     yield pool, settings
@@ -41,23 +43,22 @@ def hosted(tmp_path_factory):
 def test_a_kernel_stopped_for_its_folder_says_so_and_that_the_folder_is_still_over(hosted):
     pool, settings = hosted
     kernel = pool.kernel_for("dora")
+    # Empty files: no file limit bounds their number, so the watch stops the kernel once
+    # the folder holds far more entries than it may.
     fill = textwrap.dedent(
         """
         import time
-        for i in range(100):
-            with open(f'blob{i}', 'wb') as f:
-                f.write(b'x' * (2 * 1024 * 1024))
-            time.sleep(0.1)
+        for i in range(5000):
+            open(f'blob{i}', 'w').close()
+            time.sleep(0.002)
         """
     )
     result = kernel.execute(fill)
     print(f"[{WHO}] {result.status}: {result.message}")
     assert result.status == "died"
     # Why it stopped, and, in the same result, that the fresh kernel starts over the quota.
-    assert "your files grew past" in result.message and f"{HOME_MB} MB" in result.message
-    assert "your kernel runs, but it will be stopped as soon as your folder grows" in (
-        result.message
-    )
+    assert "your files grew past" in result.message and f"{HOME_FILES} files" in result.message
+    assert f"Your folder holds more than the {HOME_MB} MB" in result.message
     tidy = kernel.execute("import glob, os\nfor name in glob.glob('blob*'):\n    os.remove(name)")
     assert tidy.status == "ok" and tidy.message == ""  # told once, not again
 
