@@ -24,12 +24,13 @@ $(STAMP): requirements.txt Makefile | $(PY)
 	touch $(STAMP)
 
 # Debian packages the tests need: Chromium (and an emoji font) for browser tests, bubblewrap for the
-# hosted-mode sandbox. Installed only when missing (needs root and apt-get).
+# hosted-mode sandbox (libseccomp2 for its seccomp filter, e2fsprogs for home images). Installed only when missing (needs root and apt-get).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	command -v mkfs.ext4 >/dev/null 2>&1 || missing="$$missing e2fsprogs"; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
 	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

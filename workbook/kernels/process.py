@@ -267,7 +267,10 @@ class KernelProcess:
         limits_args += ["--max-file-mb", str(self._home_watch.room_mb())]
         limits_args += ["--cpu-budget-s", str(s.kernel_cpu_budget_s)]
         inner = [sys.executable, str(sandbox.launcher_path()), "-f", connection_file]
-        filter_fd = program_fd()
+        try:
+            filter_fd = program_fd()
+        except OSError as exc:
+            raise SandboxUnavailable(f"Hosted mode cannot start a kernel: {exc}") from None
         popen["pass_fds"] = (*popen["pass_fds"], filter_fd)
         argv = sandbox.bwrap_argv(
             inner + limits_args,
