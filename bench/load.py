@@ -64,26 +64,30 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
 
-    def _loop(self) -> None:
+    def _sample(self) -> None:
         from workbook.kernels.limits import _pss_bytes
 
         me = self._psutil.Process()
-        self._psutil.cpu_percent(None)
+        tree = [me, *me.children(recursive=True)]  # forked kernels: the template's children
+        # PSS (smaps_rollup: cheap, shared pages split), as the sandbox watchdog reads it.
+        pss = sum(_pss_bytes(p.pid) for p in tree) / 2**20
+        self.peak_pss_mb = max(self.peak_pss_mb, pss)
+        self.peak_kernels = max(self.peak_kernels, len(tree) - 1)
+        self.cpu.append(self._psutil.cpu_percent(None))
+
+    def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
-            tree = [me, *me.children(recursive=True)]
-            # PSS (smaps_rollup: cheap, shared pages split), as the sandbox watchdog reads it.
-            pss = sum(_pss_bytes(p.pid) for p in tree) / 2**20
-            self.peak_pss_mb = max(self.peak_pss_mb, pss)
-            self.peak_kernels = max(self.peak_kernels, len(tree) - 1)
-            self.cpu.append(self._psutil.cpu_percent(None))
+            self._sample()
 
     def __enter__(self) -> Sampler:
+        self._psutil.cpu_percent(None)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()  # a run shorter than one interval is measured too, as it ends
 
 
 # --- one student ---------------------------------------------------------------------------------
