@@ -8,9 +8,21 @@ first error it met (errno name) or ``None``.
 
 from __future__ import annotations
 
+import os
 import textwrap
+from pathlib import Path
 
-__all__ = ["ATTACKS", "setup_cell"]
+__all__ = ["ATTACKS", "on_disk", "setup_cell"]
+
+
+def on_disk(folder: Path) -> tuple[int, int]:
+    """Bytes on disk (as ``du`` counts them) and entries under ``folder``: what an attack left."""
+    total = count = 0
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            count += 1
+    return total, count
 
 
 def setup_cell(quota_mb: int) -> str:

@@ -18,18 +18,9 @@ import time
 from pathlib import Path
 
 from bench._common import machine
-from bench._home_attacks import ATTACKS, setup_cell
+from bench._home_attacks import ATTACKS, on_disk, setup_cell
 
 MB = 2**20
-
-
-def _on_disk(folder: Path) -> tuple[int, int]:
-    total = count = 0
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            count += 1
-    return total, count
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                 start = time.monotonic()
                 result = kernel.execute(cell)
                 time.sleep(3)  # the watchdog's backstop walk included
-                left, files = _on_disk(kernel.cwd)
+                left, files = on_disk(kernel.cwd)
                 shown = [o for o in result.outputs if o["output_type"] == "execute_result"]
                 value = shown[-1]["data"]["text/plain"] if shown else result.status
                 state = "kernel stopped" if result.status == "died" else "kernel lived"

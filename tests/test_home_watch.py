@@ -19,22 +19,12 @@ from pathlib import Path
 import pytest
 from sandbox_support import WHO, hosted_pool, needs_sandbox, value_of
 
-from bench._home_attacks import ATTACKS, setup_cell
+from bench._home_attacks import ATTACKS, on_disk, setup_cell
 from workbook.kernels import home_inotify, home_watch, write_filter
 
 MB = 2**20
 QUOTA_MB = 64
 FILES = 2000
-
-
-def _on_disk(folder: Path) -> tuple[int, int]:
-    """Bytes on disk (as ``du`` counts them) and entries under ``folder``."""
-    total = count = 0
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            count += 1
-    return total, count
 
 
 def _fsize(pid: int) -> int:
@@ -192,7 +182,7 @@ def test_an_attack_leaves_at_most_the_quota_plus_the_margin(hosted, name):
     assert kernel.execute(setup_cell(settings.kernel_home_mb)).status == "ok"
     result = kernel.execute(ATTACKS[name])
     time.sleep(0.5)  # a stop may come just after the cell
-    left, entries = _on_disk(kernel.home)
+    left, entries = on_disk(kernel.home)
     print(f"[{WHO}] {name}: {left / MB:.1f} MB, {entries} entries; {result.status}")
     assert left <= (settings.kernel_home_mb + home_watch.MARGIN_MB) * MB
     assert entries <= settings.kernel_home_files + home_watch.MARGIN_FILES
