@@ -21,7 +21,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from bench.load import PASSWORD, Sampler, _row, _wait_for_spares
+from bench._load_parts import PASSWORD, Sampler, _row, _wait_for_spares
 
 STEPS = ("setup", "step1", "step2")
 
