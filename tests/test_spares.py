@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,47 @@ def test_the_pool_keeps_as_many_spares_as_asked_and_only_where_there_is_room():
     assert pool.release_one() and pool.take() is None
     pool.shutdown()
     assert not pool.fill_one()
+
+
+def test_a_shutdown_waits_for_the_spare_being_started_which_stops_itself():
+    log: list[str] = []
+    starting, finish = threading.Event(), threading.Event()
+
+    def start(kernel) -> None:
+        starting.set()
+        assert finish.wait(10)
+        kernel.start()
+
+    pool = spares.SparePool(lambda: Spare(log), 1, "m", room=lambda: True, start=start)
+    filler = threading.Thread(target=pool.fill_one)
+    filler.start()
+    assert starting.wait(10)
+    stopper = threading.Thread(target=pool.shutdown)
+    stopper.start()
+    stopper.join(0.2)
+    assert stopper.is_alive()  # still waiting for the spare under way
+    finish.set()
+    stopper.join(10)
+    filler.join(10)
+    assert not stopper.is_alive() and log == ["start", "warm", "shutdown"]
+    assert pool.ready() == 0 and len(pool) == 0
+
+
+def test_a_spare_waiting_for_a_start_slot_at_shutdown_never_starts():
+    log: list[str] = []
+    slot = threading.Lock()
+    slot.acquire()  # every slot taken (by a student's start, say)
+    pool = spares.SparePool(lambda: Spare(log), 1, "m", room=lambda: True, slots=lambda: slot)
+    filler = threading.Thread(target=pool.fill_one)
+    filler.start()
+    stopper = threading.Thread(target=pool.shutdown)
+    stopper.start()
+    stopper.join(0.2)
+    assert stopper.is_alive()
+    slot.release()
+    stopper.join(10)
+    filler.join(10)
+    assert not stopper.is_alive() and log == []
 
 
 def test_memory_errors_are_recognised_in_the_words_torch_and_mmap_use():

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,13 @@ __all__ = ["SPARE_PREFIX", "SparePool", "adopt_folder", "remove_stale_folders", 
 
 SPARE_PREFIX = ".spare-"
 _WARM_UP_TIMEOUT_S = 300
+# How long a pool's shutdown waits for the spares still starting to stop themselves.
+_SHUTDOWN_WAIT_S = 60.0
+
+
+class _Stopped(Exception):
+    """The pool was shut down while this spare waited for a start slot."""
+
 
 log = logging.getLogger(__name__)
 
@@ -268,13 +276,16 @@ class SparePool:
         try:
             with self._slots():  # the warm-up is most of a spare's start-up work
                 with self._lock:
+                    if self._stopped:  # shut down while this one waited for a slot
+                        raise _Stopped
                     self._under_way += 1  # from now on a student may wait for it
                     under_way = True
                 kernel = self._make()
                 self._start(kernel)
                 kernel.inspect(warm_up_code(self.model_name), timeout=_WARM_UP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a failed spare is only a missed speed-up
-            log.warning("could not prepare a spare kernel: %s", exc)
+            if not isinstance(exc, _Stopped):
+                log.warning("could not prepare a spare kernel: %s", exc)
             if kernel is not None:
                 with contextlib.suppress(Exception):  # noqa: BLE001
                     kernel.shutdown()
@@ -342,8 +353,10 @@ class SparePool:
         kernel.shutdown()
         return True
 
-    def shutdown(self) -> None:
-        """Stop refilling and shut every ready spare down."""
+    def shutdown(self, wait_s: float = _SHUTDOWN_WAIT_S) -> None:
+        """Stop refilling, shut every ready spare down, and wait (at most ``wait_s``) for
+        the spares being started: each one shuts itself down when its start ends, so none
+        outlives the pool (in hosted mode as root, with its home image still mounted)."""
         with self._changed:
             self._stopped = True
             kernels, self._ready = self._ready, []
@@ -351,3 +364,9 @@ class SparePool:
         self._wake.set()
         for kernel in kernels:
             kernel.shutdown()
+        deadline = time.monotonic() + wait_s
+        with self._changed:
+            while self._warming and time.monotonic() < deadline:
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
+            if self._warming:
+                log.warning("%d spare kernel(s) still starting at shutdown", self._warming)
