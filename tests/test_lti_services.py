@@ -521,6 +521,23 @@ def test_an_answer_without_members_keeps_the_class_list_read_before(wb, platform
     assert wb.lti.roster(ta).not_started == [("Zoë Zed", "zoe@uni.example")]
 
 
+def test_a_redirect_from_the_class_list_service_is_a_problem_not_followed(wb, platform, course):
+    ta, _ = course
+    platform.members["A"] = [
+        {"user_id": "s-zoe", "name": "Zoë Zed", "email": "zoe@uni.example", "roles": [LEARNER]}
+    ]
+    assert wb.lti.refresh_class_list(ta).students == 1
+    # A site behind a sign-in (or moved to https): the page it points to answers 200.
+    platform.redirect_members = f"{platform.base_url}/login/index.php"
+    done = wb.lti.refresh_class_list(ta)
+    assert (done.courses, done.students) == (0, 0)
+    [problem] = done.problems
+    assert problem.startswith("Course A: ")
+    assert "redirect (HTTP 302 to " + platform.redirect_members in problem
+    assert platform.login_hits == 0  # not followed, so the bearer token went nowhere else
+    assert wb.lti.roster(ta).not_started == [("Zoë Zed", "zoe@uni.example")]  # kept
+
+
 # --- sections kept apart -------------------------------------------------------------------
 
 
