@@ -6,7 +6,7 @@ Prints, in one run, one table (with the machine noted):
    safetensors cache (``load_model`` in a fresh process) vs plain ``from_pretrained``;
 2. a step's **Run** round trip (``Workbook.run_step``: kernel execute, check, save) and the
    bare kernel execute, both vs the bare forward pass in this process;
-3. export of a full bundle (``workbook.submission.bundle.export_for``) vs building the notebook alone;
+3. export of a full bundle, recorded (``Workbook.export_bundle``) vs building the notebook alone;
 4. memory of N concurrent student kernels (N = 1, 5, 10) after setup and steps 1-2: USS / PSS /
    RSS per kernel (psutil ``memory_full_info``) and how much of it is the memory-mapped
    safetensors file (psutil ``memory_maps``, grouped by path);
@@ -120,7 +120,7 @@ def _in_fresh_process(body: str) -> float:
 def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
     """Complete the notebook for one student, timing step 2's Run and the export."""
     from workbook.exercise import content
-    from workbook.submission import bundle, notebook, snapshot
+    from workbook.submission import notebook, snapshot
 
     user = wb.register("Bench Student", "bench@example.org", "bench-password")
     for step in content.steps(wb.settings.model_name):
@@ -147,7 +147,7 @@ def bench_run_and_export(wb, repeat: int = 7) -> dict[str, float]:
     submission = snapshot.gather_submission(wb.store, user.id, model_name=model)
     return {
         **{name: statistics.median(values) for name, values in times.items()},
-        "export": median_seconds(lambda: bundle.export_for(wb.store, user.id, model_name=model), 5),
+        "export": median_seconds(lambda: wb.export_bundle(user.id), 5),
         "notebook": median_seconds(lambda: notebook.build_notebook(submission), 5),
     }
 
@@ -300,7 +300,7 @@ def main() -> None:
             )
             rows.append(
                 (
-                    "export of a full bundle (export_for)",
+                    "export of a full bundle (export_bundle)",
                     ms(timing["export"]),
                     ms(timing["notebook"]),
                     "baseline: build_notebook alone (target < 1 s)",

@@ -53,7 +53,6 @@ class Figures:
 # --- one student ---------------------------------------------------------------------------------
 def _student(wb, email: str, figures: Figures, start: threading.Barrier) -> None:
     from workbook.exercise import content
-    from workbook.submission import bundle
 
     def timed(name: str, fn):
         began = time.perf_counter()
@@ -72,8 +71,7 @@ def _student(wb, email: str, figures: Figures, start: threading.Barrier) -> None
                 figures.errors.append(f"{email} {step.id}: {run.result.message}")
             elif run.check is not None and not run.check.passed:
                 figures.errors.append(f"{email} {step.id}: check failed: {run.check.message}")
-        model = wb.settings.model_name
-        timed("export", lambda: bundle.export_for(wb.store, user.id, model_name=model))
+        timed("export", lambda: wb.export_bundle(user.id))
     except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
         figures.errors.append(f"{email}: {type(exc).__name__}: {exc}")
         traceback.print_exc()

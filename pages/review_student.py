@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages import widgets
 from workbook import exercise, review
+from workbook.lti import GradeNotQueued
 
 NO_GRADE = "— no grade yet —"
 
@@ -243,6 +244,8 @@ def _feedback_form(wb: Any, grader: Any, data: review.StudentReview, draft: _Dra
     def release() -> None:
         try:
             wb.lti.release_feedback(grader, student_id, **current())
+        except GradeNotQueued as exc:  # released; only Moodle's copy waits for the catch-up
+            st.session_state[status_key] = ("warning", str(exc))
         except review.ReviewError as exc:
             st.session_state[status_key] = ("error", str(exc))
         else:

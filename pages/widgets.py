@@ -179,10 +179,12 @@ def note_save(action: Callable[[], object], status_key: str) -> None:
 
 
 def show_save_note(status_key: str) -> None:
-    """Show the last save's outcome: "✓ Saved at …", or the error in red."""
+    """Show the last save's outcome: "✓ Saved at …", a warning, or the error in red."""
     kind, message = st.session_state.get(status_key, ("", ""))
     if kind == "error":
         st.error(message)
+    elif kind == "warning":
+        st.warning(message)
     elif kind == "ok":
         st.caption(f"✓ {message}")
         announce(message, key=f"{status_key}:announce")

@@ -13,7 +13,7 @@ once), and the score endpoint follows Moodle's rules:
   one taken for that (line item, user) is 409;
 - a user who cannot be graded in that line item (not enrolled as a learner) is 400.
 
-A score endpoint told to (``redirect_scores``) answers 302 to a login page that answers 200,
+A score or NRPS endpoint told to (``redirect_scores``, ``redirect_members``) answers 302 to a login page that answers 200,
 as a site behind a sign-in or an http-to-https redirect does. The NRPS endpoint pages its
 members (``Link: <...>; rel="next"``). Served by uvicorn on its own 127.0.0.x address, in a
 thread that the fixture stops.
@@ -113,6 +113,8 @@ class ServicePlatform:
     token_path: str = "/mod/lti/token.php"
     next_base: str = ""  # set: the NRPS "next" links point there (another site)
     redirect_scores: str = ""  # set: the score endpoint answers 302 to there (e.g. a login)
+    redirect_members: str = ""  # set: the NRPS endpoint answers 302 to there
+    login_hits: int = 0  # requests that reached the login page (a redirect followed)
     members_missing: bool = False  # the NRPS endpoint answers 200 with no "members" list
 
     def lineitem_url(self, lineitem_id: str, type_id: int = 3) -> str:
@@ -237,6 +239,8 @@ class ServicePlatform:
             if not authorised(request, NRPS_SCOPE):
                 return JSONResponse({"error": "unauthorized"}, 401)
             self.nrps_pages += 1
+            if self.redirect_members:
+                return Response(status_code=302, headers={"Location": self.redirect_members})
             context = request.path_params["context"]
             everyone = self.members.get(context, [])
             page = int(request.query_params.get("page", "0"))
@@ -256,6 +260,7 @@ class ServicePlatform:
 
         async def login_page(request: Request) -> Response:
             # What a redirected request finds: a page that answers 200 to anyone.
+            self.login_hits += 1
             return Response("<html><body>Log in to the site</body></html>", 200)
 
         own_token = [] if authorized is not None else [(self.token_path, token, ["POST"])]

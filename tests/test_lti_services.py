@@ -23,6 +23,7 @@ from workbook.lti.ags import SCORE_SCOPE, scores_url
 from workbook.lti.outbox import BASE_DELAY_S, MAX_DELAY_S, backoff_s
 from workbook.lti.services import NOT_YOURS
 from workbook.review.worksheet import WORKSHEET_HEADERS
+from workbook.submission import export_for
 
 GRADE = "Meets expectations"
 COMMENT = "Good work on the logits.\nLook again at step 5's temperatures."
@@ -376,6 +377,30 @@ def test_a_redirect_from_the_score_service_is_an_error_not_a_grade_sent(
     assert wb.lti.roster(ta).records[0]["moodle"].startswith("Grade not accepted by Moodle")
 
 
+def test_an_export_through_the_facade_is_recorded_and_tells_moodle_it_is_handed_in(
+    wb, platform, course, clock
+):
+    _, ada = course
+    # The submission package only builds: a bundle built there is neither recorded nor sent.
+    built = export_for(wb.store, ada.id, model_name=wb.settings.model_name)
+    assert wb.store.exports_for(ada.id) == [] and wb.store.lti_scores_for(ada.id) == []
+
+    bundle = wb.export_bundle(ada.id)
+    assert bundle.notebook_sha256 == built.notebook_sha256  # the same work, the same notebook
+    [record] = wb.store.exports_for(ada.id)
+    assert (record.file_name, record.sha256) == (bundle.file_name, bundle.notebook_sha256)
+    [score] = wb.store.lti_scores_for(ada.id)
+    assert (score.kind, score.state) == ("submitted", "queued")
+    assert wb.lti.outbox.deliver_due() == 1
+    [received] = platform.received
+    assert received.body["userId"] == "s-ada"
+    assert (received.body["activityProgress"], received.body["gradingProgress"]) == (
+        "Submitted",
+        "PendingManual",
+    )
+    assert "scoreGiven" not in received.body
+
+
 def second_student(wb, platform, *, sub="s-bob", lineitem=None):
     platform.gradable.setdefault("7", set()).add(sub)
     return launch(
@@ -519,6 +544,23 @@ def test_an_answer_without_members_keeps_the_class_list_read_before(wb, platform
     assert (done.courses, done.students) == (0, 0)
     assert "not a class list" in done.problems[0]
     assert wb.lti.roster(ta).not_started == [("Zoë Zed", "zoe@uni.example")]
+
+
+def test_a_redirect_from_the_class_list_service_is_a_problem_not_followed(wb, platform, course):
+    ta, _ = course
+    platform.members["A"] = [
+        {"user_id": "s-zoe", "name": "Zoë Zed", "email": "zoe@uni.example", "roles": [LEARNER]}
+    ]
+    assert wb.lti.refresh_class_list(ta).students == 1
+    # A site behind a sign-in (or moved to https): the page it points to answers 200.
+    platform.redirect_members = f"{platform.base_url}/login/index.php"
+    done = wb.lti.refresh_class_list(ta)
+    assert (done.courses, done.students) == (0, 0)
+    [problem] = done.problems
+    assert problem.startswith("Course A: ")
+    assert "redirect (HTTP 302 to " + platform.redirect_members in problem
+    assert platform.login_hits == 0  # not followed, so the bearer token went nowhere else
+    assert wb.lti.roster(ta).not_started == [("Zoë Zed", "zoe@uni.example")]  # kept
 
 
 # --- sections kept apart -------------------------------------------------------------------

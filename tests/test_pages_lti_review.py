@@ -6,6 +6,7 @@ Through Streamlit's AppTest against the real app, with the platform of
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -125,3 +126,38 @@ def wait_until_sent(db_path, student_id: int, timeout_s: float = 30) -> None:
             if score is not None and score.state == "sent":
                 return
             time.sleep(0.05)
+
+
+def test_release_whose_grade_cannot_be_queued_warns_and_keeps_the_release(moodle, db_path):
+    platform, people = moodle
+    ada = people["s-ada"]
+    # A real database failure at the last step: every new score row fails to be written
+    # (SQLite raises "no such table" from the trigger), while the release itself is saved.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "CREATE TRIGGER no_scores BEFORE INSERT ON lti_scores "
+            "BEGIN INSERT INTO missing_table VALUES (1); END"
+        )
+    comment = "Clear reasoning about the logits."
+    at = open_review(people["t-tom"].id)
+    at.selectbox(key="review:roster:open").set_value(ada.id).run()
+    at.button(key="review:roster:open_button").click().run()
+    at.selectbox(key=f"review:{ada.id}:grade").set_value("Excellent").run()
+    at.text_area(key=f"review:{ada.id}:comment").input(comment).run()
+    at.button(key=f"review:{ada.id}:release").click().run()
+
+    assert not at.exception
+    assert [e.value for e in at.error] == []
+    [warning] = at.warning
+    assert warning.value.startswith("Released: the student sees this feedback.")
+    assert "sends it by itself" in warning.value
+    # Nothing the TA typed is lost: the form still holds it, and the release holds it too.
+    assert at.text_area(key=f"review:{ada.id}:comment").value == comment
+    assert at.selectbox(key=f"review:{ada.id}:grade").value == "Excellent"
+    with open_store(db_path) as store:
+        released = store.released_feedback_for(ada.id)
+        assert (released.comment, released.grade) == (comment, review.grade_points("Excellent"))
+        assert store.lti_scores_for(ada.id) == []
+        # ... and it is what the outbox's periodic catch-up queues.
+        assert store.lti_unqueued_releases() == [ada.id]
+    assert platform.received == []

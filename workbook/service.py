@@ -219,6 +219,22 @@ class Workbook(Accounts):
         except NotFoundError:
             return None
 
+    def export_bundle(self, user_id: int) -> Any:
+        """Build a student's bundle and record it as the Submit page's download does.
+
+        The record goes through ``lti.record_export``, so Moodle is told the homework is
+        handed in (unless a grade was released); the outbox posts it.
+
+        Raises:
+            ExportError: the account is gone or the notebook would not validate.
+            DbError: the export could not be recorded.
+        """
+        from workbook.submission import export_for
+
+        bundle = export_for(self.store, user_id, model_name=self.settings.model_name)
+        self.lti.record_export(user_id, bundle.file_name, bundle.notebook_sha256)
+        return bundle
+
     # --- the notebook ------------------------------------------------------------------
     def cells(self, user_id: int) -> dict:
         """The latest saved revision of each of the student's cells, by step id."""

@@ -28,6 +28,6 @@ __all__, __getattr__, __dir__ = public_face(
         "routes": ("LtiEndpoints", "lti_routes"),
         "ags": ("LtiServiceError", "PlatformRefused", "PlatformUnavailable"),
         "outbox": ("Outbox",),
-        "services": ("ClassListRefresh", "LtiServices", "StaffRoster"),
+        "services": ("ClassListRefresh", "GradeNotQueued", "LtiServices", "StaffRoster"),
     },
 )

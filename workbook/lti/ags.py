@@ -166,9 +166,7 @@ class AccessTokens:
         except requests.RequestException as exc:
             raise PlatformUnavailable(f"Moodle's token URL could not be reached ({exc}).") from exc
         if response.is_redirect:
-            raise PlatformRefused(
-                _redirect_text(response, "token URL"), status=response.status_code
-            )
+            raise PlatformRefused(redirect_text(response, "token URL"), status=response.status_code)
         if response.status_code != 200:
             error = _error_text(response)
             if 400 <= response.status_code < 500:
@@ -274,7 +272,7 @@ def post_score(lineitem: str, token: str, payload: Mapping[str, Any]) -> int:
     if 200 <= status < 300:
         return status
     if response.is_redirect:
-        raise PlatformRefused(_redirect_text(response, "grade service"), status=status)
+        raise PlatformRefused(redirect_text(response, "grade service"), status=status)
     error = _error_text(response)
     if status in (401, 408, 429) or status >= 500:
         raise PlatformUnavailable(
@@ -283,7 +281,7 @@ def post_score(lineitem: str, token: str, payload: Mapping[str, Any]) -> int:
     raise PlatformRefused(f"Moodle refused the score (HTTP {status}: {error}).", status=status)
 
 
-def _redirect_text(response: Any, what: str) -> str:
+def redirect_text(response: Any, what: str) -> str:
     """Why a redirect is refused, with where it pointed (the address, never a token)."""
     where = " ".join(str(response.headers.get("location", "")).split())[:200] or "nowhere"
     return (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from workbook.lti.ags import HTTP_TIMEOUT_S, PlatformRefused, PlatformUnavailable
+from workbook.lti.ags import HTTP_TIMEOUT_S, PlatformRefused, PlatformUnavailable, redirect_text
 
 __all__ = ["MEMBERSHIP_MEDIA_TYPE", "Member", "fetch_members"]
 
@@ -47,7 +47,8 @@ def fetch_members(url: str, token: str) -> list[Member]:
     """Every member listed at a context memberships URL, following ``rel="next"`` pages.
 
     Raises:
-        PlatformRefused: the platform refused (4xx).
+        PlatformRefused: the platform refused (4xx), or answered with a redirect (not
+            followed).
         PlatformUnavailable: no answer, a 5xx, a 401 (token no longer valid), or a body that
             is not a membership container (no ``members`` list).
     """
@@ -65,10 +66,15 @@ def fetch_members(url: str, token: str) -> list[Member]:
                 next_url,
                 headers={"Authorization": f"Bearer {token}", "Accept": MEMBERSHIP_MEDIA_TYPE},
                 timeout=HTTP_TIMEOUT_S,
+                # Not followed, as for scores: a sign-in page behind a redirect is not a class
+                # list, and the bearer token must not go wherever the redirect points.
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise PlatformUnavailable(f"Moodle's class list could not be reached ({exc}).") from exc
         status = response.status_code
+        if response.is_redirect:
+            raise PlatformRefused(redirect_text(response, "class list service"), status=status)
         if status == 401 or status >= 500:
             raise PlatformUnavailable(
                 f"Moodle's class list is not available now (HTTP {status}).", status=status

@@ -11,6 +11,7 @@ thread posts them (``workbook.lti.outbox``). The class list (NRPS) is refreshed 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,12 +24,12 @@ from workbook.lti.ags import (
     LtiServiceError,
     score_payload,
 )
-from workbook.lti.outbox import Outbox
+from workbook.lti.outbox import CATCH_UP_S, Outbox
 
 if TYPE_CHECKING:
     from db import SigningKey
 
-__all__ = ["ClassListRefresh", "LtiServices", "StaffRoster", "score_words"]
+__all__ = ["ClassListRefresh", "GradeNotQueued", "LtiServices", "StaffRoster", "score_words"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,21 @@ log = logging.getLogger(__name__)
 NOT_YOURS = "That student does not exist (any more)."
 # The outbox's periodic catch-up only queues releases at least this old (see _catch_up).
 SETTLED_S = 60.0
+
+
+class GradeNotQueued(LtiServiceError):
+    """Feedback was released, but its grade could not be queued for Moodle just now.
+
+    The release stands (the student sees it); the outbox's periodic catch-up queues every
+    released grade that has no score yet, so the grade still reaches Moodle.
+
+    Attributes:
+        feedback: the released feedback, as ``review.release_feedback`` returned it.
+    """
+
+    def __init__(self, message: str, *, feedback: Any) -> None:
+        super().__init__(message)
+        self.feedback = feedback
 
 
 @dataclass(frozen=True)
@@ -237,12 +253,29 @@ class LtiServices:
 
         Raises:
             ReviewError: as ``review.release_feedback``, or not one of staff's students.
+            GradeNotQueued: released, but the grade was not queued for Moodle now (the
+                periodic catch-up queues it).
         """
+        from db import DbError
+        from workbook.errors import WorkbookError
         from workbook.review import release_feedback
 
         self._check(staff, student_id)
         feedback = release_feedback(self.store, student_id, staff.id, **form)
-        self._queue_grade(student_id)
+        try:
+            self._queue_grade(student_id)
+        except (DbError, WorkbookError) as exc:
+            # The release is saved: telling the TA it failed would make them release again
+            # for nothing. The outbox's catch-up finds released grades without a score.
+            log.error("the released grade of student %s was not queued: %s", student_id, exc)
+            # A catch-up round every CATCH_UP_S takes releases at least settled_s old.
+            minutes = math.ceil((CATCH_UP_S + self.settled_s) / 60)
+            raise GradeNotQueued(
+                "Released: the student sees this feedback. The grade could not be queued for "
+                f"Moodle just now; the workbook sends it by itself within about {minutes} "
+                "minutes (nothing to do here).",
+                feedback=feedback,
+            ) from exc
         return feedback
 
     def worksheet_grades(self, staff: Any) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 A student submits two things in Moodle: the notebook ``u9n1-lm-logits.ipynb`` as a file, and
 the Analysis answers pasted into the online-text box. ``build_bundle`` packs both, plus a
-how-to, in one reproducible zip; ``export_for`` gathers, builds and records one export.
+how-to, in one reproducible zip; ``export_for`` gathers and builds one export. Recording an export
+is the facade's (``Workbook.export_bundle``, ``Workbook.lti.record_export``): it also tells
+Moodle the homework is handed in, which this package cannot (it does not import ``lti``).
 """
 
 from __future__ import annotations
@@ -195,15 +197,17 @@ def _html_document(submission: Submission, body: str) -> str:
 def export_for(
     store: Store, user_id: int, *, model_name: str, built_at: datetime | None = None
 ) -> Bundle:
-    """Gather, build and record one export (the store keeps the notebook's SHA-256).
+    """Gather and build one export; nothing is recorded.
+
+    A student's export is recorded only through the facade (``Workbook.export_bundle``, or
+    ``Workbook.lti.record_export`` after a download), which also queues Moodle's
+    "submitted": recorded here, the export would count as handed in without Moodle hearing.
 
     Raises:
         ExportError: the account is gone or the notebook would not validate.
     """
     submission = gather_submission(store, user_id, model_name=model_name)
-    bundle = build_bundle(submission, built_at=built_at)
-    store.record_export(user_id, bundle.file_name, bundle.notebook_sha256)
-    return bundle
+    return build_bundle(submission, built_at=built_at)
 
 
 def canonical_notebook(data: bytes | str) -> dict[str, Any]:
