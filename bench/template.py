@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> None:
             raise RuntimeError("the kernel template did not get ready")
         template_start = time.perf_counter() - began
         [pid] = template.pids() or [0]
-        cpu = psutil.Process(pid).cpu_times() if pid else None
+        # Its own process only: its children are the kernels forked from it.
+        own = psutil.Process(pid) if pid else None
+        cpu = own.cpu_times() if own else None
         template_cpu = cpu.user + cpu.system if cpu else float("nan")
-        template_pss = template.memory_mb()
+        template_pss = own.memory_full_info().pss / 2**20 if own else float("nan")
         rounds: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
         for number in range(args.rounds):
             rounds["on"].append(_one(on, f"on{number}"))

@@ -13,8 +13,9 @@ caller then starts the kernel as before, and the reason is logged. A template th
 started again on a later request, at most once per :data:`RETRY_S`.
 
 There is one template per kernel environment (a pool's kernels all share one). Its own
-memory is counted once (:func:`memory_mb`); each kernel's proportional memory already
-shares the pages it inherited.
+memory is counted once, like any other program's, in the memory the pool re-reads
+(:mod:`workbook.kernels.capacity`); each kernel's proportional memory already shares the
+pages it inherited.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ __all__ = [
     "RETRY_S",
     "ForkedKernel",
     "TemplateFailed",
-    "memory_mb",
     "pids",
     "start_kernel",
     "stop_all",
@@ -400,19 +400,6 @@ def wait_until_started(timeout: float = _READY_TIMEOUT_S) -> bool:
                 return False
             _started.wait(left)
     return True
-
-
-def memory_mb() -> float:
-    """The running templates' own proportional memory (PSS), in MB, counted once."""
-    import psutil
-
-    with _registry:
-        pids = [t.proc.pid for t in _templates.values() if t.alive()]
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error, AttributeError):
-            total += psutil.Process(pid).memory_full_info().pss / 2**20
-    return total
 
 
 def pids() -> list[int]:
