@@ -312,14 +312,11 @@ def _template_for(env: Mapping[str, str], warm_up: str, *, wait: bool) -> _Templ
         _pending.add(key)
     if failed is None and wait:
         return _start(key, env, warm_up)
-    if failed is None:
-        threading.Thread(
-            target=_restart, args=(key, env, warm_up), name="kernel-template", daemon=True
-        ).start()
-        raise TemplateFailed("the kernel template is starting; this kernel starts as before")
     threading.Thread(
         target=_restart, args=(key, env, warm_up), name="kernel-template", daemon=True
     ).start()
+    if failed is None:
+        raise TemplateFailed("the kernel template is starting; this kernel starts as before")
     raise TemplateFailed("the kernel template had stopped; it is being started again")
 
 
