@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench template", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv or [])
+    if args.rounds < 1:  # else a median of nothing, after the template's start
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-template-") as tmp:
         base = replace(Settings.from_env(), work_dir=Path(tmp), spare_kernels=0)
