@@ -336,9 +336,8 @@ def _start(key: _Key, env: Mapping[str, str], warm_up: str) -> _Template:
         _failed_at.pop(key, None)
         _pending.discard(key)
         _started.notify_all()
-        stale = list(_templates.values())[: max(0, len(_templates) - _MOST)]
-        for old in stale:
-            del _templates[next(k for k, t in _templates.items() if t is old)]
+        # The least recently used first: past _MOST, those go.
+        stale = [_templates.pop(k) for k in list(_templates)[: max(0, len(_templates) - _MOST)]]
     for old in stale:
         old.stop()  # its kernels go on; only their exit statuses are lost
     return template
