@@ -76,7 +76,7 @@ def _arrive(wb, email: str, figures: Arrivals, *, warm: bool = True) -> None:
 def arrival_round(wb, emails: list[str], over_s: float, *, warm: bool = True) -> Arrivals:
     """``emails`` arrive evenly spread over ``over_s`` seconds; returns what they measured."""
     figures = Arrivals(students=len(emails))
-    gap = over_s / max(1, len(emails) - 1) if len(emails) > 1 else 0.0
+    gap = over_s / (len(emails) - 1) if len(emails) > 1 else 0.0
     workers = []
     with Sampler() as sampler:
         began = time.monotonic()

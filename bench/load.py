@@ -194,6 +194,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--over", type=float, default=60.0, metavar="S", help="arrivals spread")
     parser.add_argument("--working", type=int, default=0, metavar="N", help="working before")
     args = parser.parse_args(argv or [])
+    # Say what is wrong at once, not minutes into a round with no student (or -3).
+    if args.students < 1:
+        parser.error(f"--students must be at least 1, got {args.students}")
+    if args.arrive is not None and args.arrive < 1:
+        parser.error(f"--arrive must be at least 1, got {args.arrive}")
+    if args.over < 0 or args.working < 0:
+        parser.error("--over and --working cannot be negative")
     n = args.students
     print(machine(), flush=True)
     if args.arrive:

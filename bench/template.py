@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench template", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv or [])
+    if args.rounds < 1:  # else a median of nothing, after the template's start
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-template-") as tmp:
         base = replace(Settings.from_env(), work_dir=Path(tmp), spare_kernels=0)
@@ -73,9 +75,11 @@ def main(argv: list[str] | None = None) -> None:
             raise RuntimeError("the kernel template did not get ready")
         template_start = time.perf_counter() - began
         [pid] = template.pids() or [0]
-        cpu = psutil.Process(pid).cpu_times() if pid else None
+        # Its own process only: its children are the kernels forked from it.
+        own = psutil.Process(pid) if pid else None
+        cpu = own.cpu_times() if own else None
         template_cpu = cpu.user + cpu.system if cpu else float("nan")
-        template_pss = template.memory_mb()
+        template_pss = own.memory_full_info().pss / 2**20 if own else float("nan")
         rounds: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
         for number in range(args.rounds):
             rounds["on"].append(_one(on, f"on{number}"))

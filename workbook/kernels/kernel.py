@@ -76,9 +76,12 @@ class StudentKernel(KernelProcess, CellRunner):
 
     def _limit_notice(self) -> str:
         cgroups = self._cgroups
-        if cgroups is None or not self.is_alive() or cgroups.oom_kills() <= self._oom_seen:
+        if cgroups is None or not self.is_alive():
             return ""
-        self._oom_seen = cgroups.oom_kills()
+        kills = cgroups.oom_kills()  # read once: a kill between two reads would go unsaid
+        if kills <= self._oom_seen:
+            return ""
+        self._oom_seen = kills
         return (
             "A process of this cell was stopped: all your processes together needed more "
             f"than the {self.settings.kernel_memory_mb} MB of memory each student may use."

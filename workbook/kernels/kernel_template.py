@@ -145,14 +145,12 @@ class _Template:
             data, fds, _, _ = socket.recv_fds(self.control, _MAX_REQUEST, 3)
         except OSError:
             return False
-        if not data:
+        if not data or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
-            return False
-        if len(fds) != 3:
-            for fd in fds:
-                os.close(fd)
-            return True  # a malformed request: the app gets no answer and falls back
+            # No data: the app closed the socket. Else a malformed request: the app gets
+            # no answer and falls back.
+            return bool(data)
         conn = socket.socket(fileno=fds[0])
         stderr_fd, lifeline_fd = fds[1], fds[2]
         try:

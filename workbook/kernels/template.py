@@ -13,8 +13,9 @@ caller then starts the kernel as before, and the reason is logged. A template th
 started again on a later request, at most once per :data:`RETRY_S`.
 
 There is one template per kernel environment (a pool's kernels all share one). Its own
-memory is counted once (:func:`memory_mb`); each kernel's proportional memory already
-shares the pages it inherited.
+memory is counted once, like any other program's, in the memory the pool re-reads
+(:mod:`workbook.kernels.capacity`); each kernel's proportional memory already shares the
+pages it inherited.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ __all__ = [
     "RETRY_S",
     "ForkedKernel",
     "TemplateFailed",
-    "memory_mb",
     "pids",
     "start_kernel",
     "stop_all",
@@ -312,14 +312,11 @@ def _template_for(env: Mapping[str, str], warm_up: str, *, wait: bool) -> _Templ
         _pending.add(key)
     if failed is None and wait:
         return _start(key, env, warm_up)
-    if failed is None:
-        threading.Thread(
-            target=_restart, args=(key, env, warm_up), name="kernel-template", daemon=True
-        ).start()
-        raise TemplateFailed("the kernel template is starting; this kernel starts as before")
     threading.Thread(
         target=_restart, args=(key, env, warm_up), name="kernel-template", daemon=True
     ).start()
+    if failed is None:
+        raise TemplateFailed("the kernel template is starting; this kernel starts as before")
     raise TemplateFailed("the kernel template had stopped; it is being started again")
 
 
@@ -339,9 +336,8 @@ def _start(key: _Key, env: Mapping[str, str], warm_up: str) -> _Template:
         _failed_at.pop(key, None)
         _pending.discard(key)
         _started.notify_all()
-        stale = list(_templates.values())[: max(0, len(_templates) - _MOST)]
-        for old in stale:
-            del _templates[next(k for k, t in _templates.items() if t is old)]
+        # The least recently used first: past _MOST, those go.
+        stale = [_templates.pop(k) for k in list(_templates)[: max(0, len(_templates) - _MOST)]]
     for old in stale:
         old.stop()  # its kernels go on; only their exit statuses are lost
     return template
@@ -400,19 +396,6 @@ def wait_until_started(timeout: float = _READY_TIMEOUT_S) -> bool:
                 return False
             _started.wait(left)
     return True
-
-
-def memory_mb() -> float:
-    """The running templates' own proportional memory (PSS), in MB, counted once."""
-    import psutil
-
-    with _registry:
-        pids = [t.proc.pid for t in _templates.values() if t.alive()]
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error, AttributeError):
-            total += psutil.Process(pid).memory_full_info().pss / 2**20
-    return total
 
 
 def pids() -> list[int]:
