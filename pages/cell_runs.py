@@ -132,13 +132,13 @@ def describe(
     step_id = job.current or job.step_ids[min(len(job.runs), len(job.step_ids) - 1)]
     since = state.since or job.started
     if state.state == "queued":
-        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
+        place = _place(state)
         text = (
             f"⏳ Waiting for a free slot: **{place} in line** (the server is busy)"
             f" · {now - since:.0f} s"
         )
     elif state.state == "waiting_for_kernel":
-        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
+        place = _place(state)
         text = (
             f"⏳ Waiting for a kernel: **{place} in line**. Every kernel this server has "
             "memory for is in use; yours starts as soon as one is free"
@@ -166,8 +166,9 @@ def spoken(job: Job, state: RunState, titles: dict[str, str]) -> tuple[str, str]
     step_id = job.current or job.step_ids[min(len(job.runs), len(job.step_ids) - 1)]
     title = titles.get(step_id, "A cell")
     if state.state == "queued":
-        place = f"{state.position}{_ordinal(state.position)}" if state.position else "next"
-        sentence = f"{title} is waiting for a free slot, {place} in line."
+        sentence = f"{title} is waiting for a free slot, {_place(state)} in line."
+    elif state.state == "waiting_for_kernel":
+        sentence = f"{title} is waiting for a kernel, {_place(state)} in line."
     else:
         sentence = f"{title} is running."
     return sentence, f"job{job.id}:{step_id}:{sentence}"
@@ -187,6 +188,11 @@ def verdict(job: Job, titles: dict[str, str]) -> str:
     if run.result.status != "ok":
         return f"{title}: {run.result.message or 'the run did not finish.'}"
     return f"{title} has finished running."
+
+
+def _place(state: RunState) -> str:
+    """A place in line as words: "2nd", or "next" when the place is not known."""
+    return f"{state.position}{_ordinal(state.position)}" if state.position else "next"
 
 
 def _ordinal(n: int) -> str:

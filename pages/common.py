@@ -62,21 +62,15 @@ def _require_entry_point() -> None:
         st.switch_page("app.py")
 
 
-@st.cache_resource(show_spinner=False)
-def _workbook_for(settings: Settings) -> Workbook:
-    # The one serve.py's start-up uses too: one score outbox per process.
-    return Workbook.shared(settings)
-
-
 @st.cache_resource(show_spinner="Checking the server set-up…")
 def _preflight_error(settings: Settings) -> str | None:
     """Why the app cannot run in this configuration (checked once per configuration)."""
     try:
-        _workbook_for(settings).preflight()
+        Workbook.shared(settings).preflight()
     except WorkbookError as exc:
         return str(exc)
     # Reference model, kernel pool and spare kernels get ready in the background.
-    _workbook_for(settings).preload()
+    Workbook.shared(settings).preload()
     return None
 
 
@@ -92,7 +86,8 @@ def get_workbook() -> Workbook:
     if problem is not None:
         st.error(problem)
         st.stop()
-    return _workbook_for(settings)
+    # The one serve.py's start-up uses too (Workbook.shared): one score outbox per process.
+    return Workbook.shared(settings)
 
 
 def current_user() -> User | None:

@@ -127,3 +127,11 @@ def test_a_cell_waiting_for_a_kernel_shows_its_place_and_why():
     _, text = describe(job, state, TITLES, NOTES, now=109.0)
     assert "Waiting for a kernel: **2nd in line**" in text and "8 s" in text
     assert "try again" not in text
+
+
+def test_a_wait_for_a_kernel_is_spoken_as_a_wait_not_as_running():
+    job = Job(id=6, user_id=7, step_ids=["step1"], started=100.0)
+    sentence, said_id = spoken(job, RunState("waiting_for_kernel", 3, 101.0), TITLES)
+    assert sentence == "Step 1 is waiting for a kernel, 3rd in line."
+    running, running_id = spoken(job, RunState("running", 0, 102.0), TITLES)
+    assert running == "Step 1 is running." and running_id != said_id

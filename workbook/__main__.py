@@ -90,12 +90,11 @@ def _export(wb: Workbook, user, args: argparse.Namespace) -> int:
     import zipfile
 
     from workbook.lti.services import LtiServices
-    from workbook.submission.bundle import BUNDLE_FILES, build_bundle
-    from workbook.submission.snapshot import gather_submission
+    from workbook.submission import export_for
+    from workbook.submission.bundle import BUNDLE_FILES
 
     store = wb.store
-    submission = gather_submission(store, user.id, model_name=wb.settings.model_name)
-    bundle = build_bundle(submission)
+    bundle = export_for(store, user.id, model_name=wb.settings.model_name)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / bundle.file_name
     target.write_bytes(bundle.data)

@@ -53,7 +53,10 @@ def _auto_int(env: Mapping[str, str], name: str) -> int | None:
     try:
         return _int(env, name, 1)
     except SettingsError:
-        raise SettingsError(f"{name} must be a whole number or auto, got {raw!r}") from None
+        # "at least 1" said too: a 0 is a whole number, and the message must say what is wrong.
+        raise SettingsError(
+            f"{name} must be a whole number or auto (at least 1), got {raw!r}"
+        ) from None
 
 
 def cpu_cores() -> int:

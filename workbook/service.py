@@ -28,6 +28,7 @@ from workbook.lti.services import LtiServices
 if TYPE_CHECKING:
     from lm_engine import LanguageModel
     from workbook.kernels.pool import KernelPool
+    from workbook.submission import Bundle
 
 __all__ = ["RunState", "User", "Workbook", "WorkbookError"]
 
@@ -219,7 +220,7 @@ class Workbook(Accounts):
         except NotFoundError:
             return None
 
-    def export_bundle(self, user_id: int) -> Any:
+    def export_bundle(self, user_id: int) -> Bundle:
         """Build a student's bundle and record it as the Submit page's download does.
 
         The record goes through ``lti.record_export``, so Moodle is told the homework is

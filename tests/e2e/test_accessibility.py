@@ -68,6 +68,18 @@ def sign_in_as_ta(page: Page, app: RunningApp) -> None:
     expect(page.get_by_text("Welcome,")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
+def register(page: Page, app: RunningApp, name: str, email: str, password: str) -> None:
+    """Create a student account on Home's Register tab; returns once the browser is signed in."""
+    open_page(page, app.url, "LM Logits Workbook")
+    page.get_by_role("tab", name="Register").click()
+    page.get_by_label("Your name (as in Moodle)").fill(name)
+    page.get_by_role("tabpanel").get_by_label("Email").fill(email)
+    page.get_by_label("Password (at least 8 characters)").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text(f"Welcome, {name}")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    wait_for_sign_in_cookie(page)
+
+
 def focused(page: Page) -> dict:
     """What has focus: its tag, accessible label or text, and whether a focus ring shows."""
     return page.evaluate(
@@ -218,15 +230,7 @@ def test_signed_out_pages_and_a_refused_sign_in(app: RunningApp, student_page: P
 
 def test_student_pages_and_the_notebook_by_keyboard(app: RunningApp, student_page: Page) -> None:
     page = student_page
-    name, email, password = STUDENT
-    open_page(page, app.url, "LM Logits Workbook")
-    page.get_by_role("tab", name="Register").click()
-    page.get_by_label("Your name (as in Moodle)").fill(name)
-    page.get_by_role("tabpanel").get_by_label("Email").fill(email)
-    page.get_by_label("Password (at least 8 characters)").fill(password)
-    page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_text(f"Welcome, {name}")).to_be_visible(timeout=UI_TIMEOUT_MS)
-    wait_for_sign_in_cookie(page)
+    register(page, app, *STUDENT)
     settle(page)
     audit(page, "home: student")
     # Our own menu in the sidebar (Streamlit's is hidden): the student's pages, no staff page.
@@ -404,14 +408,7 @@ def test_main_pages_fit_360_px_without_sideways_scrolling(
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     try:
-        open_page(page, app.url, "LM Logits Workbook")
-        page.get_by_role("tab", name="Register").click()
-        page.get_by_label("Your name (as in Moodle)").fill("Grace Narrow")
-        page.get_by_role("tabpanel").get_by_label("Email").fill("narrow@example.org")
-        page.get_by_label("Password (at least 8 characters)").fill("small-screen-360")
-        page.get_by_role("button", name="Create account").click()
-        expect(page.get_by_text("Welcome, Grace Narrow")).to_be_visible(timeout=UI_TIMEOUT_MS)
-        wait_for_sign_in_cookie(page)
+        register(page, app, "Grace Narrow", "narrow@example.org", "small-screen-360")
         pages = {
             "": "LM Logits Workbook",
             "tutorials": "Tutorial log",
