@@ -41,6 +41,18 @@ def hosted_pool(tmp_path_factory, **overrides) -> tuple[KernelPool, Settings]:
     return KernelPool(settings), settings
 
 
+def hosted_fixture(**overrides):
+    """A module-scoped ``hosted`` fixture: ``hosted_pool(**overrides)``, shut down after."""
+
+    @pytest.fixture(scope="module")
+    def hosted(tmp_path_factory):
+        pool, settings = hosted_pool(tmp_path_factory, **overrides)
+        yield pool, settings
+        pool.shutdown_all()
+
+    return hosted
+
+
 def still_answers(kernel, label: str = "") -> float:
     """Assert that another student's kernel still answers; return (and print) its latency."""
     start = time.monotonic()

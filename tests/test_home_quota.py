@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_support import AS_ROOT, WHO, hosted_pool, needs_sandbox, value_of
+from sandbox_support import AS_ROOT, WHO, hosted_fixture, needs_sandbox, value_of
 
 from bench._home_attacks import on_disk
 from workbook.kernels import home_quota, home_watch, limits, spares
@@ -145,17 +145,12 @@ def test_a_kernel_started_over_the_quota_may_delete_but_not_grow(tmp_path):
         sleeper.wait()
 
 
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=60,
-        kernel_home_mb=HOME_MB,
-        kernel_max_file_mb=100,
-        spare_kernels=0,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=60,
+    kernel_home_mb=HOME_MB,
+    kernel_max_file_mb=100,
+    spare_kernels=0,
+)
 
 
 BURST = textwrap.dedent(

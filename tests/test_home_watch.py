@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_support import WHO, hosted_pool, needs_sandbox, value_of
+from sandbox_support import WHO, hosted_fixture, needs_sandbox, value_of
 
 from bench._home_attacks import ATTACKS, on_disk, setup_cell
 from workbook.kernels import home_inotify, home_watch, write_filter
@@ -157,19 +157,14 @@ def test_the_limit_is_lowered_on_a_process_of_another_user_when_the_app_is_root(
 
 
 # ---------------------------------------------------------------- attacks, real kernels
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=120,
-        kernel_home_mb=QUOTA_MB,
-        kernel_home_files=FILES,
-        kernel_max_file_mb=100,
-        kernel_home_images=False,
-        spare_kernels=0,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=120,
+    kernel_home_mb=QUOTA_MB,
+    kernel_home_files=FILES,
+    kernel_max_file_mb=100,
+    kernel_home_images=False,
+    spare_kernels=0,
+)
 
 
 @pytest.mark.slow

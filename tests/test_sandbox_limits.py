@@ -16,7 +16,7 @@ import pytest
 from sandbox_support import (
     AS_ROOT,
     WHO,
-    hosted_pool,
+    hosted_fixture,
     needs_sandbox,
     rss_mb,
     sandbox_processes,
@@ -34,22 +34,17 @@ OUTPUT_KB = 256
 CPU_BUDGET_S = 600
 
 
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=40,
-        kernel_memory_mb=MEMORY_MB,
-        kernel_home_mb=HOME_MB,
-        kernel_tmp_mb=TMP_MB,
-        cell_max_output_kb=OUTPUT_KB,
-        kernel_cpu_budget_s=CPU_BUDGET_S,
-        # The watchdog's home quota is what this file tests; the per-student filesystem
-        # that holds it as root is tested in test_home_quota.py.
-        kernel_home_images=False,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=40,
+    kernel_memory_mb=MEMORY_MB,
+    kernel_home_mb=HOME_MB,
+    kernel_tmp_mb=TMP_MB,
+    cell_max_output_kb=OUTPUT_KB,
+    kernel_cpu_budget_s=CPU_BUDGET_S,
+    # The watchdog's home quota is what this file tests; the per-student filesystem
+    # that holds it as root is tested in test_home_quota.py.
+    kernel_home_images=False,
+)
 
 
 @pytest.fixture
