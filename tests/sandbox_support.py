@@ -53,6 +53,16 @@ def hosted_fixture(**overrides):
     return hosted
 
 
+def wait_until(predicate, seconds: float = 10.0, tick: float = 0.25) -> bool:
+    """Whether ``predicate()`` became true within ``seconds`` (looked at every ``tick``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(tick)
+    return predicate()
+
+
 def still_answers(kernel, label: str = "") -> float:
     """Assert that another student's kernel still answers; return (and print) its latency."""
     start = time.monotonic()

@@ -10,7 +10,6 @@ that way too).
 from __future__ import annotations
 
 import textwrap
-import time
 
 import pytest
 from sandbox_support import (
@@ -23,6 +22,7 @@ from sandbox_support import (
     still_answers,
     text_of,
     value_of,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
@@ -158,15 +158,6 @@ def _students_processes(kernel) -> list[dict[str, str]]:
     ]
 
 
-def _wait(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return predicate()
-
-
 def test_background_processes_cannot_keep_burning_cpu(hosted, alice, bob):
     pool, settings = hosted
     started = alice.execute(
@@ -176,7 +167,7 @@ def test_background_processes_cannot_keep_burning_cpu(hosted, alice, bob):
     assert started.status == "ok"
     # The cell has returned; the spinner keeps going until the app stops it.
     # Watched from the app's side: running a cell meanwhile would let the spinner off.
-    assert _wait(lambda: len(_students_processes(alice)) == 1, 30)
+    assert wait_until(lambda: len(_students_processes(alice)) == 1, 30)
     assert value_of(alice.execute("spinner.wait()")) == -9
     assert alice.execute("1").status == "ok"  # the kernel itself stays
     if AS_ROOT:  # and while a cell runs, the cgroup caps the whole sandbox's CPU
@@ -193,7 +184,7 @@ def test_background_processes_cannot_keep_burning_cpu(hosted, alice, bob):
         "        pass\n"
         "threading.Thread(target=spin, daemon=True).start()"
     )
-    assert _wait(lambda: not alice.is_alive(), 30)
+    assert wait_until(lambda: not alice.is_alive(), 30)
     result = pool.kernel_for("alice").execute("spinner")
     assert "kept using the CPU" in result.message and "Run all above" in result.message
     still_answers(bob, "after a background thread")
