@@ -41,6 +41,28 @@ def hosted_pool(tmp_path_factory, **overrides) -> tuple[KernelPool, Settings]:
     return KernelPool(settings), settings
 
 
+def hosted_fixture(**overrides):
+    """A module-scoped ``hosted`` fixture: ``hosted_pool(**overrides)``, shut down after."""
+
+    @pytest.fixture(scope="module")
+    def hosted(tmp_path_factory):
+        pool, settings = hosted_pool(tmp_path_factory, **overrides)
+        yield pool, settings
+        pool.shutdown_all()
+
+    return hosted
+
+
+def wait_until(predicate, seconds: float = 10.0, tick: float = 0.25) -> bool:
+    """Whether ``predicate()`` became true within ``seconds`` (looked at every ``tick``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(tick)
+    return predicate()
+
+
 def still_answers(kernel, label: str = "") -> float:
     """Assert that another student's kernel still answers; return (and print) its latency."""
     start = time.monotonic()

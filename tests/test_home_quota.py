@@ -19,23 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_support import AS_ROOT, WHO, hosted_pool, needs_sandbox, value_of
+from sandbox_support import AS_ROOT, WHO, hosted_fixture, needs_sandbox, value_of
 
+from bench._home_attacks import on_disk
 from workbook.kernels import home_quota, home_watch, limits, spares
 
 MB = 1024 * 1024
 HOME_MB = 500
 USABLE = home_quota.available() if AS_ROOT else "the app does not run as root"
 needs_images = pytest.mark.skipif(USABLE is not None, reason=USABLE or "")
-
-
-def _on_disk(folder: Path) -> int:
-    """Bytes the folder's files take on disk (as ``du`` counts them)."""
-    total = 0
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            total += os.lstat(os.path.join(root, name)).st_blocks * 512
-    return total
 
 
 def _fill(folder: Path, megabytes: int) -> tuple[int, str]:
@@ -61,7 +53,7 @@ def test_an_image_bounds_the_folder_and_keeps_its_files_between_mounts(tmp_path)
         assert os.path.ismount(folder) and list(folder.iterdir()) == []
         written, error = _fill(folder, 40)
         assert error == "ENOSPC" and written <= 20
-        assert _on_disk(folder) <= 20 * MB
+        assert on_disk(folder)[0] <= 20 * MB
         for i in range(60):  # and the number of files is bounded too
             try:
                 (folder / f"f{i}").touch()
@@ -153,17 +145,12 @@ def test_a_kernel_started_over_the_quota_may_delete_but_not_grow(tmp_path):
         sleeper.wait()
 
 
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=60,
-        kernel_home_mb=HOME_MB,
-        kernel_max_file_mb=100,
-        spare_kernels=0,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=60,
+    kernel_home_mb=HOME_MB,
+    kernel_max_file_mb=100,
+    spare_kernels=0,
+)
 
 
 BURST = textwrap.dedent(
@@ -188,7 +175,7 @@ def test_eleven_95_mb_files_in_one_cell_leave_no_more_than_the_quota(hosted):
     pool, _ = hosted
     alice = pool.kernel_for("alice")
     result = alice.execute(BURST)
-    left = _on_disk(alice.cwd) / MB
+    left = on_disk(alice.cwd)[0] / MB
     print(f"[{WHO}] after the burst the folder holds {left:.0f} MB: {result.message}")
     if AS_ROOT and USABLE is None:
         # The filesystem refused what did not fit; the kernel lived on and said why.
@@ -204,7 +191,7 @@ def test_eleven_95_mb_files_in_one_cell_leave_no_more_than_the_quota(hosted):
     tidy = pool.kernel_for("alice").execute(
         "import glob, os\nfor name in glob.glob('burst*'):\n    os.remove(name)"
     )
-    assert tidy.status == "ok" and _on_disk(alice.cwd) < MB
+    assert tidy.status == "ok" and on_disk(alice.cwd)[0] < MB
 
 
 # What a killed app leaves: a student's image and a spare's, mounted by a process that is

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_support import WHO, hosted_pool, needs_sandbox, value_of
+from sandbox_support import WHO, hosted_fixture, needs_sandbox, value_of, wait_until
 
 from bench._home_attacks import ATTACKS, on_disk, setup_cell
 from workbook.kernels import home_inotify, home_watch, write_filter
@@ -34,15 +34,6 @@ def _fsize(pid: int) -> int:
             hard = line.split()[4]
             return 2**63 if hard == "unlimited" else int(hard)
     raise AssertionError(f"no file size limit in /proc/{pid}/limits")
-
-
-def _until(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ---------------------------------------------------------------- the seccomp filter
@@ -105,12 +96,12 @@ def test_the_file_limit_follows_the_room_left_and_a_burst_past_the_slack_stops(t
         assert _fsize(sleeper.pid) == 8 * MB - watch.usage()[0] // 4096 * 4096
         (tmp_path / "a.bin").write_bytes(b"x" * (6 * MB))
         # inotify tells the watcher; the sleeping process may now grow a file by 2 MB at most.
-        assert _until(lambda: _fsize(sleeper.pid) <= 2 * MB)
+        assert wait_until(lambda: _fsize(sleeper.pid) <= 2 * MB, tick=0.02)
         (tmp_path / "b.bin").write_bytes(b"x" * (3 * MB))  # over the quota, within the slack
-        assert _until(lambda: _fsize(sleeper.pid) == home_watch.FLOOR_BYTES)
+        assert wait_until(lambda: _fsize(sleeper.pid) == home_watch.FLOOR_BYTES, tick=0.02)
         assert stops == [] and sleeper.poll() is None
         (tmp_path / "c.bin").write_bytes(b"x" * ((home_watch.STOP_SLACK_MB + 1) * MB))
-        assert _until(lambda: stops == ["disk"])
+        assert wait_until(lambda: stops == ["disk"], tick=0.02)
         assert sleeper.wait(timeout=10) == -9
         assert (tmp_path / "c.bin").exists()  # nothing deleted
     finally:
@@ -122,7 +113,7 @@ def test_too_many_files_stop_the_sandbox(tmp_path, sleeper):
     try:
         for i in range(50 + home_watch.STOP_SLACK_FILES + 1):
             (tmp_path / f"{i}").touch()
-        assert _until(lambda: stops == ["disk"])
+        assert wait_until(lambda: stops == ["disk"], tick=0.02)
     finally:
         home_inotify.watcher().forget(watch)
 
@@ -135,7 +126,7 @@ def test_a_kernel_started_over_the_quota_may_delete_and_gets_no_room(tmp_path, s
         assert watch.started_over and _fsize(sleeper.pid) == home_watch.FLOOR_BYTES
         (tmp_path / "0.bin").unlink()
         (tmp_path / "1.bin").unlink()
-        assert _until(lambda: watch.usage()[0] < 2 * MB)
+        assert wait_until(lambda: watch.usage()[0] < 2 * MB, tick=0.02)
         assert stops == [] and sleeper.poll() is None
     finally:
         home_inotify.watcher().forget(watch)
@@ -150,26 +141,21 @@ def test_the_limit_is_lowered_on_a_process_of_another_user_when_the_app_is_root(
         from workbook.kernels import file_limit
 
         file_limit.lower([other.pid], 3 * MB, uid)
-        assert _until(lambda: _fsize(other.pid) == 3 * MB)
+        assert wait_until(lambda: _fsize(other.pid) == 3 * MB, tick=0.02)
     finally:
         other.kill()
         other.wait()
 
 
 # ---------------------------------------------------------------- attacks, real kernels
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=120,
-        kernel_home_mb=QUOTA_MB,
-        kernel_home_files=FILES,
-        kernel_max_file_mb=100,
-        kernel_home_images=False,
-        spare_kernels=0,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=120,
+    kernel_home_mb=QUOTA_MB,
+    kernel_home_files=FILES,
+    kernel_max_file_mb=100,
+    kernel_home_images=False,
+    spare_kernels=0,
+)
 
 
 @pytest.mark.slow

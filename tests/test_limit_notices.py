@@ -13,7 +13,7 @@ import dataclasses
 import textwrap
 
 import pytest
-from sandbox_support import WHO, hosted_pool, needs_sandbox
+from sandbox_support import WHO, hosted_fixture, needs_sandbox
 
 from workbook.kernels.errors import KernelDied
 
@@ -24,20 +24,15 @@ HOME_FILES = 20
 CPU_BUDGET_S = 6
 
 
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=60,
-        kernel_home_mb=HOME_MB,
-        kernel_home_files=HOME_FILES,
-        kernel_cpu_budget_s=CPU_BUDGET_S,
-        spare_kernels=0,
-        # The watch's quota stops a kernel (an image would refuse the write instead).
-        kernel_home_images=False,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=60,
+    kernel_home_mb=HOME_MB,
+    kernel_home_files=HOME_FILES,
+    kernel_cpu_budget_s=CPU_BUDGET_S,
+    spare_kernels=0,
+    # The watch's quota stops a kernel (an image would refuse the write instead).
+    kernel_home_images=False,
+)
 
 
 def test_a_kernel_stopped_for_its_folder_says_so_and_that_the_folder_is_still_over(hosted):

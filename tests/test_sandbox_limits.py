@@ -10,19 +10,19 @@ that way too).
 from __future__ import annotations
 
 import textwrap
-import time
 
 import pytest
 from sandbox_support import (
     AS_ROOT,
     WHO,
-    hosted_pool,
+    hosted_fixture,
     needs_sandbox,
     rss_mb,
     sandbox_processes,
     still_answers,
     text_of,
     value_of,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
@@ -34,22 +34,17 @@ OUTPUT_KB = 256
 CPU_BUDGET_S = 600
 
 
-@pytest.fixture(scope="module")
-def hosted(tmp_path_factory):
-    pool, settings = hosted_pool(
-        tmp_path_factory,
-        cell_timeout_s=40,
-        kernel_memory_mb=MEMORY_MB,
-        kernel_home_mb=HOME_MB,
-        kernel_tmp_mb=TMP_MB,
-        cell_max_output_kb=OUTPUT_KB,
-        kernel_cpu_budget_s=CPU_BUDGET_S,
-        # The watchdog's home quota is what this file tests; the per-student filesystem
-        # that holds it as root is tested in test_home_quota.py.
-        kernel_home_images=False,
-    )
-    yield pool, settings
-    pool.shutdown_all()
+hosted = hosted_fixture(
+    cell_timeout_s=40,
+    kernel_memory_mb=MEMORY_MB,
+    kernel_home_mb=HOME_MB,
+    kernel_tmp_mb=TMP_MB,
+    cell_max_output_kb=OUTPUT_KB,
+    kernel_cpu_budget_s=CPU_BUDGET_S,
+    # The watchdog's home quota is what this file tests; the per-student filesystem
+    # that holds it as root is tested in test_home_quota.py.
+    kernel_home_images=False,
+)
 
 
 @pytest.fixture
@@ -163,15 +158,6 @@ def _students_processes(kernel) -> list[dict[str, str]]:
     ]
 
 
-def _wait(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return predicate()
-
-
 def test_background_processes_cannot_keep_burning_cpu(hosted, alice, bob):
     pool, settings = hosted
     started = alice.execute(
@@ -181,7 +167,7 @@ def test_background_processes_cannot_keep_burning_cpu(hosted, alice, bob):
     assert started.status == "ok"
     # The cell has returned; the spinner keeps going until the app stops it.
     # Watched from the app's side: running a cell meanwhile would let the spinner off.
-    assert _wait(lambda: len(_students_processes(alice)) == 1, 30)
+    assert wait_until(lambda: len(_students_processes(alice)) == 1, 30)
     assert value_of(alice.execute("spinner.wait()")) == -9
     assert alice.execute("1").status == "ok"  # the kernel itself stays
     if AS_ROOT:  # and while a cell runs, the cgroup caps the whole sandbox's CPU
@@ -198,7 +184,7 @@ def test_background_processes_cannot_keep_burning_cpu(hosted, alice, bob):
         "        pass\n"
         "threading.Thread(target=spin, daemon=True).start()"
     )
-    assert _wait(lambda: not alice.is_alive(), 30)
+    assert wait_until(lambda: not alice.is_alive(), 30)
     result = pool.kernel_for("alice").execute("spinner")
     assert "kept using the CPU" in result.message and "Run all above" in result.message
     still_answers(bob, "after a background thread")

@@ -23,7 +23,7 @@ Without a loop-mounted image (the app runs unprivileged, or as root with
 
 What a burst can leave beyond the quota is what the sandbox writes between the moment it
 passes the quota and the kill: :data:`MARGIN_MB` bounds it, as measured by
-``tests/test_home_watch.py`` and ``bench/home_quota_attacks.py`` (see README).
+``tests/test_home_watch.py`` and ``bench/home_quota.py`` (see README).
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ import psutil
 
 from workbook.kernels import cgroups
 from workbook.kernels.home_inotify import watcher as home_watcher
-from workbook.kernels.home_watch import HomeWatch, measure
+from workbook.kernels.home_watch import HomeWatch
 
-__all__ = ["Guard", "Watchdog", "home_usage", "remove_stale", "watchdog"]
+__all__ = ["Guard", "Watchdog", "remove_stale", "watchdog"]
 
 _TICK_S = 0.5
 _HOME_EVERY = 4  # ticks between two walks of a home folder
@@ -52,13 +52,6 @@ _IDLE_GRACE_S = 2.0
 def remove_stale() -> None:
     """Delete empty sandbox cgroups left behind by an app that was killed."""
     cgroups.remove_stale()
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 @dataclass
@@ -130,13 +123,6 @@ def _pss_bytes(pid: int) -> int:
         return psutil.Process(pid).memory_full_info().pss
     except psutil.Error:
         return 0
-
-
-def home_usage(home: Path, home_mb: int, home_files: int) -> tuple[int, bool]:
-    """The home's bytes plus entries (a growth measure), and whether it is over its quota."""
-    sizes, _ = measure(home, home_files)
-    size, count = sum(sizes.values()), len(sizes)
-    return size + count, size > home_mb * 2**20 or count > home_files
 
 
 @dataclass

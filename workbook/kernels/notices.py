@@ -183,6 +183,44 @@ def message_too_big(max_bytes: int) -> str:
     )
 
 
+# What both disk messages end with: how to make room, in code a student can paste.
+_DELETE_HINT = (
+    "Delete files you do not need, e.g. `import os; os.remove('big.bin')` "
+    "(if writing still fails then, restart the kernel)."
+)
+
+
+def over_quota_notice(settings: Settings, *, image: bool = False) -> str:
+    """Told when a kernel starts with the student's folder already over its quota.
+
+    Args:
+        settings: the quota the words name.
+        image: the folder is a size-limited filesystem (writes fail with "No space left on
+            device"); else the kernel starts with no room for any file to grow ("File too
+            large") and is stopped if the folder grows anyway.
+    """
+    what = "No space left on device" if image else "File too large"
+    return (
+        f"Your folder holds more than the {settings.kernel_home_mb} MB (or "
+        f"{settings.kernel_home_files} files) it may, so your kernel cannot write to files "
+        f'now (writing fails with "{what}"). Your files are kept. {_DELETE_HINT}'
+    )
+
+
+# errno 27 (EFBIG) is the file limit the app lowers as a folder fills; errno 28 (ENOSPC) a
+# home image that is full, or the sandbox's /tmp.
+_DISK_FULL = re.compile(r"\[Errno (27|28)\]|File too large|No space left on device")
+
+
+def _disk_full_message(settings: Settings) -> str:
+    return (
+        f"This cell could not write a file: your folder may hold {settings.kernel_home_mb} MB "
+        f"and {settings.kernel_home_files} files (one file at most "
+        f"{settings.kernel_max_file_mb} MB; /tmp {settings.kernel_tmp_mb} MB). Your "
+        f"variables and files are kept. {_DELETE_HINT}"
+    )
+
+
 # ----------------------------------------------------------------- gateway kernels
 CUT_OFF = (
     "The connection to the kernel server broke while this cell ran, so its output is lost. "
@@ -227,36 +265,3 @@ def _is_os_error(ename: str) -> bool:
 
     kind = getattr(builtins, ename, None)
     return isinstance(kind, type) and issubclass(kind, OSError)
-
-
-def over_quota_notice(settings: Settings, *, image: bool = False) -> str:
-    """Told when a kernel starts with the student's folder already over its quota.
-
-    Args:
-        settings: the quota the words name.
-        image: the folder is a size-limited filesystem (writes fail with "No space left on
-            device"); else the kernel starts with no room for any file to grow ("File too
-            large") and is stopped if the folder grows anyway.
-    """
-    what = "No space left on device" if image else "File too large"
-    return (
-        f"Your folder holds more than the {settings.kernel_home_mb} MB (or "
-        f"{settings.kernel_home_files} files) it may, so your kernel cannot write to files "
-        f'now (writing fails with "{what}"). Your files are kept. Delete files you do not '
-        "need, e.g. `import os; os.remove('big.bin')` (if writing still fails then, restart the kernel)."
-    )
-
-
-# errno 27 (EFBIG) is the file limit the app lowers as a folder fills; errno 28 (ENOSPC) a
-# home image that is full, or the sandbox's /tmp.
-_DISK_FULL = re.compile(r"\[Errno (27|28)\]|File too large|No space left on device")
-
-
-def _disk_full_message(settings: Settings) -> str:
-    return (
-        f"This cell could not write a file: your folder may hold {settings.kernel_home_mb} MB "
-        f"and {settings.kernel_home_files} files (one file at most "
-        f"{settings.kernel_max_file_mb} MB; /tmp {settings.kernel_tmp_mb} MB). Your "
-        "variables and files are kept. Delete files you do not need, e.g. "
-        "`import os; os.remove('big.bin')` (if writing still fails then, restart the kernel)."
-    )

@@ -41,8 +41,10 @@ class _MemoryFile:
         return self.fd
 
 
-def _export() -> int:
-    """The filter, exported into a memory file; returns its descriptor at offset 0.
+def program_fd() -> int:
+    """A file descriptor to read :func:`program` from, positioned at its start.
+
+    The caller passes it to bubblewrap (``--seccomp FD``) and closes it after the start.
 
     Raises:
         OSError: libseccomp is missing, or does not know this machine's architecture.
@@ -72,20 +74,9 @@ def program() -> bytes:
     Raises:
         OSError: libseccomp is missing, or does not know this machine's architecture.
     """
-    fd = _export()
+    fd = program_fd()
     try:
         size = os.fstat(fd).st_size
         return os.pread(fd, size, 0)
     finally:
         os.close(fd)
-
-
-def program_fd() -> int:
-    """A file descriptor to read :func:`program` from, positioned at its start.
-
-    The caller passes it to bubblewrap (``--seccomp FD``) and closes it after the start.
-
-    Raises:
-        OSError: libseccomp is missing, or does not know this machine's architecture.
-    """
-    return _export()
